@@ -1,0 +1,91 @@
+// hakmem's verification interface (C++), part of every build. It lets a test drive
+// several simulated threads from one OS thread and observe the heap without changing it.
+// Off every hot path. Functions here never allocate through hakmem.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace hakmem::inspect {
+
+enum class Kind : uint8_t { kNone, kSuperSlab, kUltra, kMid, kLarge };
+// Where free(p) would go. kNull for nullptr (a no-op).
+enum class Route : uint8_t { kNull, kInvalid, kUltra, kV3, kMid, kLarge };
+const char* kind_name(Kind k);
+const char* route_name(Route r);
+
+struct RegionInfo {
+  uintptr_t base = 0;
+  size_t bytes = 0;
+  Kind kind = Kind::kNone;
+  int cls = -1;             // size class (SuperSlab, ULTRA, mid), -1 for large
+  size_t block_size = 0;    // class block size, or the large block's usable bytes
+  uint64_t owner = 0;       // context id; 0 = no owner (abandoned, pooled)
+  uint32_t active = 0;      // live blocks (exact when no free is in flight)
+  bool warm = false;        // empty, kept in a warm reserve
+  bool abandoned = false;   // owner exited with live blocks in it
+};
+
+// Live regions (mapped and in use, warm or abandoned). Fills up to `cap`, returns total.
+size_t regions(RegionInfo* out, size_t cap);
+std::vector<RegionInfo> regions();  // convenience: allocates the vector outside any lock
+// The region containing p (interval search over live regions); false if none.
+bool region_of(const void* p, RegionInfo* out);
+Route route_of(const void* p);
+
+struct OsCounts {
+  uint64_t maps = 0, unmaps = 0, decommits = 0, bytes_mapped = 0;
+};
+OsCounts os_counts();
+
+// --- simulated threads ---
+struct Context;
+Context* context_create();
+uint64_t context_id(const Context* c);
+// Runs the thread-exit sequence for the context (flush, release empties, abandon the rest)
+// and frees it.
+void context_exit(Context* c);
+// Collection point of the context.
+void context_collect(Context* c);
+// While alive, hakmem calls on this OS thread act as `c`.
+class Use {
+ public:
+  explicit Use(Context* c);
+  ~Use();
+  Use(const Use&) = delete;
+  Use& operator=(const Use&) = delete;
+
+ private:
+  void* saved_;
+};
+uint64_t current_context_id();
+
+// --- configuration (tests) ---
+struct Settings {
+  unsigned warm_regions = 1;
+  bool c7_ultra = true;
+  bool report_errors = false;  // HAKMEM_ON_ERROR=report
+  bool quiet = false;          // do not print reported errors
+};
+Settings settings();
+// Applies new settings; regions kept beyond a smaller warm reserve are released.
+void set_settings(const Settings& s);
+uint64_t error_count();
+// Releases what the process keeps for reuse (pooled regions beyond the reserve, cached
+// large runs), so a test can start from a known state.
+void trim();
+
+// --- the kernel interface ---
+// Counts of every map and unmap seen by a recorder; install before any region is mapped
+// through it, remove when none is left mapped by it.
+class OsRecorder {
+ public:
+  virtual ~OsRecorder() = default;
+  virtual void on_map(void* p, size_t size) = 0;
+  virtual void on_unmap(void* p, size_t size) = 0;
+  virtual void on_decommit(void* p, size_t size) = 0;
+};
+void set_os_recorder(OsRecorder* r);  // nullptr removes
+
+}  // namespace hakmem::inspect

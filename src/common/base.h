@@ -1,0 +1,60 @@
+// Constants of the region geometry and small helpers shared by every part.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define HAK_NOINLINE __attribute__((noinline))
+#define HAK_INLINE inline __attribute__((always_inline))
+#define HAK_COLD __attribute__((cold, noinline))
+
+namespace hak {
+
+// Everything hakmem maps is a region: 2 MiB, 2 MiB-aligned (large objects: a run).
+inline constexpr unsigned kRegionShift = 21;
+inline constexpr size_t kRegionSize = size_t{1} << kRegionShift;
+inline constexpr uintptr_t kRegionMask = kRegionSize - 1;
+// A SuperSlab is split into 32 slabs of 64 KiB (the seed's geometry, fixed).
+inline constexpr unsigned kSlabShift = 16;
+inline constexpr size_t kSlabSize = size_t{1} << kSlabShift;
+inline constexpr unsigned kSlabsPerRegion = kRegionSize / kSlabSize;
+inline constexpr size_t kPageSize = 4096;
+// User space on x86-64 is 47 bits; the region map covers exactly that.
+inline constexpr unsigned kAddressBits = 47;
+
+inline constexpr size_t align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+inline constexpr bool is_pow2(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
+HAK_INLINE uintptr_t region_base(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) & ~kRegionMask;
+}
+
+// A test-and-test-and-set lock for the cold paths. It never allocates, so it can
+// be used before anything else is initialised and inside fork handlers.
+class SpinLock {
+ public:
+  void lock() noexcept;
+  bool try_lock() noexcept { return !locked_.exchange(true, std::memory_order_acquire); }
+  // release: publishes the critical section to the next holder.
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+  // Only in a fork child, where the holder no longer exists.
+  void reset_in_child() noexcept { locked_.store(false, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<bool> locked_{false};
+};
+
+class SpinGuard {
+ public:
+  explicit SpinGuard(SpinLock& l) noexcept : l_(l) { l_.lock(); }
+  ~SpinGuard() { l_.unlock(); }
+  SpinGuard(const SpinGuard&) = delete;
+  SpinGuard& operator=(const SpinGuard&) = delete;
+
+ private:
+  SpinLock& l_;
+};
+
+}  // namespace hak

@@ -1,0 +1,37 @@
+// Options, read once from the environment at start (see README "Options"), and the
+// error policy for bad input (DESIGN.md section 5).
+#pragma once
+
+#include <cstdint>
+
+#include "common/base.h"
+
+namespace hak {
+
+enum class OnError : uint8_t { kAbort, kReport };
+
+struct Config {
+  unsigned warm_regions = 1;  // HAKMEM_WARM_REGIONS: empty regions kept per context, kind, class
+  OnError on_error = OnError::kAbort;  // HAKMEM_ON_ERROR=abort|report
+  bool stats = false;                  // HAKMEM_STATS=1: report on stderr at exit
+  bool c7_ultra = true;                // HAKMEM_TINY_C7_ULTRA=1|0
+  bool quiet = false;                  // set by tests/fuzzers: count errors without printing
+  char stats_json[256] = {};           // HAKMEM_STATS_JSON=PATH
+};
+
+// Read by hot paths; written at initialisation (and by inspect::set_config in tests).
+extern Config g_config;
+
+// Idempotent; never allocates through malloc before the options are in place.
+void ensure_init() noexcept;
+bool is_initialized() noexcept;
+
+// Reads the HAKMEM_* variables into a Config (no allocation).
+Config config_from_env() noexcept;
+
+// Bad input on a checked path: prints "hakmem: CALL(PTR): REASON" to stderr, counts it,
+// and aborts unless HAKMEM_ON_ERROR=report. Returns only in report mode.
+HAK_COLD void report_error(const char* call, const void* p, const char* reason) noexcept;
+uint64_t error_count() noexcept;
+
+}  // namespace hak

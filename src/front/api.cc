@@ -1,0 +1,193 @@
+// The malloc family with glibc's semantics (glibc 2.36: results and errno values), as
+// the hak_* C API. override.cc forwards the standard names here.
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "front/hot.h"
+#include "hakmem/hakmem.h"
+#include "large/large.h"
+#include "stats/stats.h"
+
+namespace hak {
+namespace {
+
+constexpr size_t kMaxRequest = PTRDIFF_MAX;
+
+// Usable bytes of a live block, or 0 after reporting a bad pointer (report mode).
+size_t usable_checked(void* p, const char* call) {
+  RegionKind k = region_kind_of(p);
+  if ((static_cast<unsigned>(k) & ~2u) == 1u) {
+    SuperSlab* ss = superslab_of(p);
+    uintptr_t off = reinterpret_cast<uintptr_t>(p) - ss->base();
+    if (ss->magic != kSuperSlabMagic || !superslab_is_block_start(ss, off)) {
+      free_bad_block(ss, p, off, call);
+      return 0;
+    }
+    BlockBit b = superslab_bit(ss, off);
+    // relaxed: see free_fast.
+    uint64_t a = ss->alloc_bits()[b.word].load(std::memory_order_relaxed);
+    uint64_t r = ss->remote_bits()[b.word].load(std::memory_order_relaxed);
+    if (((a & ~r) & b.mask) == 0) {
+      report_error(call, p, "use after free (block is not allocated)");
+      return 0;
+    }
+    return ss->block_size;
+  }
+  if (k == RegionKind::kLargeHead || k == RegionKind::kLargeTail) {
+    if (LargeHeader* h = large_header_of(p)) return h->user_bytes;
+    report_error(call, p, (reinterpret_cast<uintptr_t>(p) & 15) ? "misaligned pointer" : "interior pointer (inside a large block)");
+    return 0;
+  }
+  report_error(call, p, "invalid pointer (not allocated by hakmem, or already released)");
+  return 0;
+}
+
+// Alignment is a power of two > 16 here.
+void* aligned_malloc(size_t align, size_t size) {
+  if (size > kMaxRequest - align) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  size_t s = size < align ? align : size;
+  // Tiny blocks sit on a grid of their (power-of-two) size from a 2 MiB-aligned base.
+  if (s <= kTinyMax) return malloc_fast(s);
+  if (s <= kMidMax) {
+    if (align <= 256) return malloc_fast(s);  // every mid size is a multiple of 256
+    size_t p2 = size_t{1} << (64 - __builtin_clzll(s - 1));
+    if (p2 <= kMidMax) return malloc_fast(p2);  // powers of two are mid classes too
+  }
+  return large_malloc(size, align);
+}
+
+// glibc's _mid_memalign (2.36): small alignments are malloc; others round up to a power of two.
+void* memalign_glibc(size_t align, size_t size) {
+  if (align <= 16) return malloc_fast(size < align ? align : size);
+  if (align > SIZE_MAX / 2 + 1) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (!is_pow2(align)) {
+    size_t a = 32;
+    while (a < align) a <<= 1;
+    align = a;
+  }
+  return aligned_malloc(align, size);
+}
+
+}  // namespace
+
+void* malloc_large_slow(size_t size) noexcept {
+  if (size > kMaxRequest) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  ensure_init();
+  return large_malloc(size, 0);
+}
+
+void free_slow(void* p, const char* call) noexcept {
+  if (!p) return;
+  RegionKind k = region_kind_of(p);
+  if (k == RegionKind::kLargeHead || k == RegionKind::kLargeTail) return large_free(p, call);
+  report_error(call, p, "invalid pointer (not allocated by hakmem, or already released)");
+}
+
+void free_bad_block(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
+  report_error(call, p,
+               ss->magic != kSuperSlabMagic ? "invalid pointer (corrupt SuperSlab header)" : superslab_bad_reason(ss, off));
+}
+
+void free_double(void* p, const char* call) noexcept { report_error(call, p, "double free (block is not allocated)"); }
+
+}  // namespace hak
+
+using namespace hak;
+
+extern "C" {
+
+void* hak_malloc(size_t size) { return malloc_fast(size); }
+
+void hak_free(void* p) { free_fast(p, "free"); }
+
+void* hak_calloc(size_t n, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  void* p = malloc_fast(bytes);
+  // Large runs come fresh from the kernel (or decommitted): already zero.
+  if (p && bytes <= kMidMax) memset(p, 0, bytes);
+  return p;
+}
+
+void* hak_realloc(void* p, size_t size) {
+  if (!p) return malloc_fast(size);
+  if (size == 0) {
+    free_fast(p, "realloc");
+    return nullptr;
+  }
+  size_t usable = usable_checked(p, "realloc");
+  if (usable == 0) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (size <= usable && size >= usable / 2) return p;
+  void* q = malloc_fast(size);
+  if (!q) return nullptr;  // errno set; p untouched
+  memcpy(q, p, size < usable ? size : usable);
+  free_fast(p, "realloc");
+  return q;
+}
+
+void* hak_reallocarray(void* p, size_t n, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return hak_realloc(p, bytes);
+}
+
+int hak_posix_memalign(void** out, size_t align, size_t size) {
+  if (align % sizeof(void*) != 0 || !is_pow2(align / sizeof(void*))) return EINVAL;
+  int saved = errno;
+  void* p = memalign_glibc(align, size);
+  if (!p) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+
+void* hak_aligned_alloc(size_t align, size_t size) { return memalign_glibc(align, size); }
+
+void* hak_memalign(size_t align, size_t size) { return memalign_glibc(align, size); }
+
+void* hak_valloc(size_t size) { return memalign_glibc(kPageSize, size); }
+
+void* hak_pvalloc(size_t size) {
+  if (size > SIZE_MAX - 2 * kPageSize - 32) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return memalign_glibc(kPageSize, align_up(size, kPageSize));
+}
+
+size_t hak_malloc_usable_size(void* p) {
+  if (!p) return 0;
+  return usable_checked(p, "malloc_usable_size");
+}
+
+void hak_collect(void) {
+  ThreadCache* tc = tl_tc;
+  if (tc != &g_sentinel_tc) thread_cache_collect(tc);
+}
+
+void hak_stats_print(int fd) { stats_print(fd); }
+
+unsigned long long hak_error_count(void) { return error_count(); }
+
+}  // extern "C"

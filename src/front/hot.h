@@ -1,0 +1,60 @@
+// The malloc and free fast paths: one short function each; everything else out of line.
+#pragma once
+
+#include <cstddef>
+
+#include "common/base.h"
+#include "config/config.h"
+#include "thread/thread_cache.h"
+
+namespace hak {
+
+void* malloc_large_slow(size_t size) noexcept;
+void free_slow(void* p, const char* call) noexcept;
+HAK_COLD void free_bad_block(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
+HAK_COLD void free_double(void* p, const char* call) noexcept;
+
+HAK_INLINE void* malloc_fast(size_t size) noexcept {
+  if (HAK_LIKELY(size <= kMidMax)) {
+    unsigned c = size_to_class(size);
+    ThreadCache* tc = tl_tc;
+    ClassCache& cc = tc->cls[c];
+    if (HAK_LIKELY(cc.count != 0)) return magazine_pop(tc, cc);
+    return malloc_class_slow(c);
+  }
+  return malloc_large_slow(size);
+}
+
+// Tiny and mid SuperSlabs inline; ULTRA, large, null and invalid pointers out of line.
+HAK_INLINE void free_fast(void* p, const char* call) noexcept {
+  RegionKind k = region_kind_of(p);
+  // kSuperSlab (1) and kMid (3) in one test.
+  if (HAK_LIKELY((static_cast<unsigned>(k) & ~2u) == 1u)) {
+    SuperSlab* ss = superslab_of(p);
+    uintptr_t off = reinterpret_cast<uintptr_t>(p) - ss->base();
+    if (HAK_UNLIKELY(ss->magic != kSuperSlabMagic || !superslab_is_block_start(ss, off)))
+      return free_bad_block(ss, p, off, call);
+    ThreadCache* tc = tl_tc;
+    if (HAK_LIKELY(ss->owner.load(std::memory_order_relaxed) == tc)) {
+      BlockBit b = superslab_bit(ss, off);
+      std::atomic<uint64_t>& aw = ss->alloc_bits()[b.word];
+      uint64_t a = aw.load(std::memory_order_relaxed);
+      // relaxed: remote bits of our own region only need to be seen once set by a free
+      // that happened before this one in the program (the double-free case).
+      uint64_t r = ss->remote_bits()[b.word].load(std::memory_order_relaxed);
+      if (HAK_UNLIKELY(((a & ~r) & b.mask) == 0)) return free_double(p, call);
+      aw.store(a & ~b.mask, std::memory_order_relaxed);
+      ClassCache& cc = tc->cls[ss->cls];
+      if (HAK_UNLIKELY(cc.count == cc.cap)) magazine_flush(tc, cc);
+      cc.items[cc.count++] = p;
+      uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
+      ss->active_local.store(left, std::memory_order_relaxed);
+      if (HAK_UNLIKELY(left == ss->remote_pending.load(std::memory_order_relaxed))) superslab_check_empty(tc, ss);
+      return;
+    }
+    return superslab_free_remote(ss, p, off, call);
+  }
+  free_slow(p, call);
+}
+
+}  // namespace hak

@@ -1,0 +1,206 @@
+#include "hakmem/inspect.h"
+
+#include "config/config.h"
+#include "front/hot.h"
+#include "large/large.h"
+#include "os/os.h"
+#include "regionmap/region_map.h"
+#include "regionmap/registry.h"
+#include "thread/thread_cache.h"
+
+namespace hakmem::inspect {
+
+using namespace hak;
+
+namespace {
+
+Kind kind_of(RegionKind k) {
+  switch (k) {
+    case RegionKind::kSuperSlab: return Kind::kSuperSlab;
+    case RegionKind::kUltra: return Kind::kUltra;
+    case RegionKind::kMid: return Kind::kMid;
+    case RegionKind::kLargeHead:
+    case RegionKind::kLargeTail: return Kind::kLarge;
+    default: return Kind::kNone;
+  }
+}
+
+uint64_t owner_id(ThreadCache* tc) { return tc ? tc->id : 0; }
+
+// Registry lock held.
+RegionInfo describe(uintptr_t base) {
+  RegionInfo r;
+  r.base = base;
+  RegionKind k = region_kind_of(reinterpret_cast<void*>(base));
+  r.kind = kind_of(k);
+  if (k == RegionKind::kSuperSlab || k == RegionKind::kMid) {
+    SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
+    r.bytes = kRegionSize;
+    r.cls = ss->cls;
+    r.block_size = ss->block_size;
+    r.owner = owner_id(ss->owner.load(std::memory_order_relaxed));
+    r.active = ss->active();
+    r.warm = ss->warm;
+    r.abandoned = ss->list == SuperSlabList::kAbandoned;
+  } else if (k == RegionKind::kLargeHead) {
+    LargeHeader* h = reinterpret_cast<LargeHeader*>(base);
+    r.bytes = h->run_bytes;
+    r.block_size = h->user_bytes;
+    r.active = 1;
+  }
+  return r;
+}
+
+class RecordingOs final : public Os {
+ public:
+  OsRecorder* rec = nullptr;
+  void* map(size_t size, size_t align) override {
+    void* p = system_os().map(size, align);
+    if (p && rec) rec->on_map(p, size);
+    return p;
+  }
+  void unmap(void* p, size_t size) override {
+    if (rec) rec->on_unmap(p, size);
+    system_os().unmap(p, size);
+  }
+  void decommit(void* p, size_t size) override {
+    if (rec) rec->on_decommit(p, size);
+    system_os().decommit(p, size);
+  }
+};
+RecordingOs g_recording;
+
+}  // namespace
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::kNone: return "none";
+    case Kind::kSuperSlab: return "superslab";
+    case Kind::kUltra: return "ultra";
+    case Kind::kMid: return "mid";
+    case Kind::kLarge: return "large";
+  }
+  return "?";
+}
+
+const char* route_name(Route r) {
+  switch (r) {
+    case Route::kNull: return "null";
+    case Route::kInvalid: return "invalid";
+    case Route::kUltra: return "ultra";
+    case Route::kV3: return "v3";
+    case Route::kMid: return "mid";
+    case Route::kLarge: return "large";
+  }
+  return "?";
+}
+
+size_t regions(RegionInfo* out, size_t cap) {
+  size_t n = 0;
+  registry_for_each([&](uintptr_t base) {
+    if (n < cap) out[n] = describe(base);
+    ++n;
+  });
+  return n;
+}
+
+std::vector<RegionInfo> regions() {
+  std::vector<RegionInfo> v(64);
+  for (;;) {
+    size_t n = regions(v.data(), v.size());
+    if (n <= v.size()) {
+      v.resize(n);
+      return v;
+    }
+    v.resize(n * 2);
+  }
+}
+
+bool region_of(const void* p, RegionInfo* out) {
+  // Interval search: the model resolves by intervals too; this one walks the registry.
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  bool found = false;
+  registry_for_each([&](uintptr_t base) {
+    if (found) return;
+    RegionInfo r = describe(base);
+    if (a >= r.base && a < r.base + r.bytes) {
+      *out = r;
+      found = true;
+    }
+  });
+  return found;
+}
+
+Route route_of(const void* p) {
+  if (!p) return Route::kNull;
+  switch (region_kind_of(p)) {
+    case RegionKind::kSuperSlab: return Route::kV3;
+    case RegionKind::kMid: return Route::kMid;
+    case RegionKind::kUltra: return Route::kUltra;
+    case RegionKind::kLargeHead:
+    case RegionKind::kLargeTail: return Route::kLarge;
+    case RegionKind::kNone: return Route::kInvalid;
+  }
+  return Route::kInvalid;
+}
+
+OsCounts os_counts() {
+  OsCounters c = os_counters();
+  return {c.maps, c.unmaps, c.decommits, c.bytes_mapped};
+}
+
+// A Context is its ThreadCache (the type stays opaque to users).
+Context* context_create() {
+  ensure_init();
+  ThreadCache* tc = thread_cache_create(ContextKind::kSimulated);
+  // The context object itself lives in the ThreadCache's page (no allocation).
+  return reinterpret_cast<Context*>(tc);
+}
+
+uint64_t context_id(const Context* c) { return reinterpret_cast<const ThreadCache*>(c)->id; }
+
+void context_exit(Context* c) {
+  ThreadCache* tc = reinterpret_cast<ThreadCache*>(c);
+  if (tl_tc == tc) tl_tc = &g_sentinel_tc;
+  thread_cache_exit(tc);
+}
+
+void context_collect(Context* c) { thread_cache_collect(reinterpret_cast<ThreadCache*>(c)); }
+
+Use::Use(Context* c) : saved_(tl_tc) { tl_tc = reinterpret_cast<ThreadCache*>(c); }
+Use::~Use() { tl_tc = static_cast<ThreadCache*>(saved_); }
+
+uint64_t current_context_id() { return tl_tc == &g_sentinel_tc ? 0 : tl_tc->id; }
+
+Settings settings() {
+  ensure_init();
+  Settings s;
+  s.warm_regions = g_config.warm_regions;
+  s.c7_ultra = g_config.c7_ultra;
+  s.report_errors = g_config.on_error == OnError::kReport;
+  s.quiet = g_config.quiet;
+  return s;
+}
+
+void set_settings(const Settings& s) {
+  ensure_init();
+  g_config.warm_regions = s.warm_regions;
+  g_config.c7_ultra = s.c7_ultra;
+  g_config.on_error = s.report_errors ? OnError::kReport : OnError::kAbort;
+  g_config.quiet = s.quiet;
+  orphan_trim_pool();
+}
+
+uint64_t error_count() { return hak::error_count(); }
+
+void trim() {
+  orphan_trim_pool();
+  large_cache_drain();
+}
+
+void set_os_recorder(OsRecorder* r) {
+  g_recording.rec = r;
+  set_os(r ? &g_recording : nullptr);
+}
+
+}  // namespace hakmem::inspect

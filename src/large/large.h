@@ -1,0 +1,40 @@
+// Large objects (above the mid classes, or alignments the classes cannot give): each gets
+// its own run of regions, mapped on malloc and released on free. A few freed runs are
+// kept, decommitted, for reuse.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/base.h"
+#include "regionmap/registry.h"
+
+namespace hak {
+
+inline constexpr uint32_t kLargeMagic = 0x474C4B48;  // "HKLG"
+
+struct LargeHeader {
+  uint32_t magic;
+  uint32_t pad;
+  size_t run_bytes;   // mapped bytes, a multiple of the region size
+  size_t user_off;    // the user pointer is base + user_off (>= one page, the header's)
+  size_t user_bytes;  // usable bytes from the user pointer
+  RegionLink link;
+};
+
+// nullptr with errno = ENOMEM on failure. `align` is a power of two or 0.
+void* large_malloc(size_t size, size_t align) noexcept;
+// p resolved to a large run (head or tail kind). Validates, then releases.
+void large_free(void* p, const char* call) noexcept;
+// The header of the run whose user pointer is p, or nullptr (bad pointer).
+LargeHeader* large_header_of(const void* p) noexcept;
+SpinLock& large_lock() noexcept;
+
+struct LargeCounters {
+  uint64_t live, mapped_total, released_total, cached;
+};
+LargeCounters large_counters() noexcept;
+// Unmaps every cached run (tests: a clean slate).
+void large_cache_drain() noexcept;
+
+}  // namespace hak

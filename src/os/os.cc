@@ -1,0 +1,81 @@
+#include "os/os.h"
+
+#include <sys/mman.h>
+
+#include <atomic>
+
+#include "common/base.h"
+
+namespace hak {
+namespace {
+
+class SystemOs final : public Os {
+ public:
+  void* map(size_t size, size_t align) override {
+    // Over-map by `align` and trim both ends: the kernel gives no alignment beyond a page.
+    if (align <= kPageSize) {
+      void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      return p == MAP_FAILED ? nullptr : p;
+    }
+    size_t span = size + align;
+    if (span < size) return nullptr;
+    void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED) return nullptr;
+    uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+    uintptr_t aligned = (start + align - 1) & ~(uintptr_t{align} - 1);
+    if (aligned > start) munmap(raw, aligned - start);
+    uintptr_t end = start + span, used_end = aligned + size;
+    if (end > used_end) munmap(reinterpret_cast<void*>(used_end), end - used_end);
+    return reinterpret_cast<void*>(aligned);
+  }
+  void unmap(void* p, size_t size) override { munmap(p, size); }
+  void decommit(void* p, size_t size) override { madvise(p, size, MADV_DONTNEED); }
+};
+
+// Constructed on first use (constant-initialised storage, no malloc, no static-init order).
+alignas(SystemOs) unsigned char g_system_storage[sizeof(SystemOs)];
+std::atomic<Os*> g_os{nullptr};
+std::atomic<uint64_t> g_maps, g_unmaps, g_decommits, g_bytes_mapped;
+
+}  // namespace
+
+Os& system_os() noexcept {
+  static SystemOs* s = new (g_system_storage) SystemOs();
+  return *s;
+}
+
+Os& os() noexcept {
+  // acquire: pairs with set_os, so a test's recorder is seen fully built.
+  Os* o = g_os.load(std::memory_order_acquire);
+  return o ? *o : system_os();
+}
+
+void set_os(Os* o) noexcept { g_os.store(o, std::memory_order_release); }
+
+OsCounters os_counters() noexcept {
+  // relaxed: statistics only.
+  return {g_maps.load(std::memory_order_relaxed), g_unmaps.load(std::memory_order_relaxed),
+          g_decommits.load(std::memory_order_relaxed), g_bytes_mapped.load(std::memory_order_relaxed)};
+}
+
+void* os_map(size_t size, size_t align) noexcept {
+  void* p = os().map(size, align);
+  if (p) {
+    g_maps.fetch_add(1, std::memory_order_relaxed);
+    g_bytes_mapped.fetch_add(size, std::memory_order_relaxed);
+  }
+  return p;
+}
+
+void os_unmap(void* p, size_t size) noexcept {
+  os().unmap(p, size);
+  g_unmaps.fetch_add(1, std::memory_order_relaxed);
+  g_bytes_mapped.fetch_sub(size, std::memory_order_relaxed);
+}
+
+void os_decommit(void* p, size_t size) noexcept {
+  os().decommit(p, size);
+  g_decommits.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace hak

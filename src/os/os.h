@@ -1,0 +1,40 @@
+// The only door to the kernel's memory calls. Production uses the OS; tests install a
+// recording implementation that sees every map and unmap.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace hak {
+
+class Os {
+ public:
+  virtual ~Os() = default;
+  // Maps `size` bytes of fresh zeroed read-write memory aligned to `align` (a power of
+  // two >= the page size). Returns nullptr on failure.
+  virtual void* map(size_t size, size_t align) = 0;
+  virtual void unmap(void* p, size_t size) = 0;
+  // Gives the pages back (RSS drops) but keeps the address range; it reads as zero after.
+  virtual void decommit(void* p, size_t size) = 0;
+};
+
+// The OS itself: mmap / munmap / madvise(MADV_DONTNEED).
+Os& system_os() noexcept;
+
+// The implementation in use. Swapping it is for tests, when no region is mapped through
+// the previous one that would still be unmapped through it.
+Os& os() noexcept;
+void set_os(Os* os) noexcept;  // nullptr restores system_os()
+
+struct OsCounters {
+  uint64_t maps, unmaps, decommits, bytes_mapped;
+};
+// Totals of calls made through os() since start, whatever implementation served them.
+OsCounters os_counters() noexcept;
+
+// Convenience wrappers that count.
+void* os_map(size_t size, size_t align) noexcept;
+void os_unmap(void* p, size_t size) noexcept;
+void os_decommit(void* p, size_t size) noexcept;
+
+}  // namespace hak

@@ -1,0 +1,43 @@
+// Pointer -> region kind in O(1): one byte per 2 MiB of the 47-bit address space.
+// The table lives in zero-initialised static storage: pages the kernel maps lazily (read
+// as the zero page until written), so lookups of wild or foreign pointers never touch
+// memory that is not mapped.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "common/base.h"
+
+namespace hak {
+
+enum class RegionKind : uint8_t {
+  kNone = 0,
+  kSuperSlab = 1,  // v3 tiny classes
+  kUltra = 2,      // C7 ULTRA segment
+  kMid = 3,        // mid classes (same SuperSlab engine, larger blocks)
+  kLargeHead = 4,  // first region of a large run
+  kLargeTail = 5,  // following regions of a large run
+};
+
+const char* region_kind_name(RegionKind k) noexcept;
+
+inline constexpr size_t kRegionMapEntries = size_t{1} << (kAddressBits - kRegionShift);
+extern std::atomic<uint8_t> g_region_map[kRegionMapEntries];
+
+HAK_INLINE RegionKind region_kind_of(const void* p) noexcept {
+  uintptr_t idx = reinterpret_cast<uintptr_t>(p) >> kRegionShift;
+  if (HAK_UNLIKELY(idx >= kRegionMapEntries)) return RegionKind::kNone;
+  // relaxed: a free of a block always follows the malloc that returned it (happens-before
+  // via the program), which follows the store below; a racy wild pointer may read either.
+  return static_cast<RegionKind>(g_region_map[idx].load(std::memory_order_relaxed));
+}
+
+// Marks `count` consecutive regions starting at `base`; the first gets `first`, the rest
+// `rest`. Called before the region's memory is handed out, and with kNone before unmap.
+void region_map_set(uintptr_t base, size_t count, RegionKind first, RegionKind rest) noexcept;
+
+// For a pointer in a large run: the base of its head region (walks tail entries back).
+uintptr_t region_map_large_head(const void* p) noexcept;
+
+}  // namespace hak

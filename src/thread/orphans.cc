@@ -1,0 +1,136 @@
+// Ownerless SuperSlabs: the warm pool (empty, pages given back, at most
+// HAKMEM_WARM_REGIONS per class) and the abandoned lists (live blocks, owner exited).
+// Everything here runs under one lock; it is off every fast path.
+#include "config/config.h"
+#include "thread/thread_cache.h"
+
+namespace hak {
+namespace {
+
+SpinLock g_lock;
+SuperSlab* g_pool[kNumClasses];
+uint32_t g_pool_count[kNumClasses];
+SuperSlab* g_abandoned[kNumClasses];
+uint32_t g_abandoned_count[kNumClasses];
+
+void push(SuperSlab*& head, SuperSlab* ss, SuperSlabList l) {
+  ss->prev = nullptr;
+  ss->next = head;
+  if (head) head->prev = ss;
+  head = ss;
+  ss->list = l;
+}
+
+void unlink(SuperSlab*& head, SuperSlab* ss) {
+  if (ss->prev) ss->prev->next = ss->next;
+  else head = ss->next;
+  if (ss->next) ss->next->prev = ss->prev;
+  ss->next = ss->prev = nullptr;
+  ss->list = SuperSlabList::kNone;
+}
+
+// Lock held; ss is ownerless, empty and on no list.
+void release_empty_locked(SuperSlab* ss) {
+  unsigned c = ss->cls;
+  if (g_pool_count[c] < g_config.warm_regions) {
+    superslab_reset(ss, true);
+    ss->warm = 1;
+    // Tagged so that a stray free takes the locked path (where it is rejected).
+    ss->remote_head.store(kAbandonedTag, std::memory_order_relaxed);
+    push(g_pool[c], ss, SuperSlabList::kPool);
+    ++g_pool_count[c];
+    return;
+  }
+  superslab_unmap(ss);
+}
+
+}  // namespace
+
+SpinLock& orphan_lock() noexcept { return g_lock; }
+
+SuperSlab* orphan_take(unsigned c, ThreadCache* tc) noexcept {
+  SpinGuard g(g_lock);
+  SuperSlab* ss = nullptr;
+  for (SuperSlab* a = g_abandoned[c]; a; a = a->next) {
+    if (a->has_free_space()) {
+      ss = a;
+      unlink(g_abandoned[c], a);
+      --g_abandoned_count[c];
+      break;
+    }
+  }
+  if (!ss && g_pool[c]) {
+    ss = g_pool[c];
+    unlink(g_pool[c], ss);
+    --g_pool_count[c];
+    ss->warm = 0;
+  }
+  if (!ss) return nullptr;
+  ss->owner.store(tc, std::memory_order_relaxed);
+  // release: a remote free that sees the tag gone pushes to the new owner's list.
+  ss->remote_head.store(0, std::memory_order_release);
+  return ss;
+}
+
+void orphan_abandon(SuperSlab* ss) noexcept {
+  SpinGuard g(g_lock);
+  // acq_rel: takes the pending list (acquire) and closes it to pushers (tag).
+  uintptr_t list = ss->remote_head.exchange(kAbandonedTag, std::memory_order_acq_rel);
+  superslab_collect(ss, list);
+  ss->owner.store(nullptr, std::memory_order_relaxed);
+  if (ss->active_local.load(std::memory_order_relaxed) == 0) return release_empty_locked(ss);
+  push(g_abandoned[ss->cls], ss, SuperSlabList::kAbandoned);
+  ++g_abandoned_count[ss->cls];
+}
+
+void orphan_release_empty(SuperSlab* ss) noexcept {
+  SpinGuard g(g_lock);
+  ss->owner.store(nullptr, std::memory_order_relaxed);
+  release_empty_locked(ss);
+}
+
+bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
+  SpinGuard g(g_lock);
+  if (!(ss->remote_head.load(std::memory_order_relaxed) & kAbandonedTag)) return false;  // adopted
+  BlockBit b = superslab_bit(ss, off);
+  std::atomic<uint64_t>& a = ss->alloc_bits()[b.word];
+  uint64_t aw = a.load(std::memory_order_relaxed);
+  if (!(aw & b.mask) || (ss->remote_bits()[b.word].load(std::memory_order_relaxed) & b.mask)) {
+    report_error(call, p, "double free (block is not allocated)");
+    return true;
+  }
+  a.store(aw & ~b.mask, std::memory_order_relaxed);
+  superslab_put(ss, p);
+  uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
+  ss->active_local.store(left, std::memory_order_relaxed);
+  if (left == 0) {
+    unlink(g_abandoned[ss->cls], ss);
+    --g_abandoned_count[ss->cls];
+    release_empty_locked(ss);
+  }
+  return true;
+}
+
+OrphanCounts orphan_counts() noexcept {
+  SpinGuard g(g_lock);
+  OrphanCounts o{};
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    o.pool[c] = g_pool_count[c];
+    o.abandoned[c] = g_abandoned_count[c];
+  }
+  return o;
+}
+
+void orphan_trim_pool() noexcept {
+  SpinGuard g(g_lock);
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    while (g_pool_count[c] > g_config.warm_regions) {
+      SuperSlab* ss = g_pool[c];
+      unlink(g_pool[c], ss);
+      --g_pool_count[c];
+      superslab_unmap(ss);
+    }
+  }
+}
+
+}  // namespace hak

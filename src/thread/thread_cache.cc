@@ -1,0 +1,343 @@
+#include "thread/thread_cache.h"
+
+#include <errno.h>
+#include <pthread.h>
+
+#include <new>
+
+#include "config/config.h"
+#include "large/large.h"
+#include "os/os.h"
+
+namespace hak {
+
+thread_local ThreadCache* tl_tc __attribute__((tls_model("initial-exec"))) = &g_sentinel_tc;
+ThreadCache g_sentinel_tc;
+
+namespace {
+
+pthread_key_t g_key;
+SpinLock g_registry_lock;
+ThreadCache* g_registry = nullptr;
+ThreadCache* g_recycled = nullptr;  // freed contexts, linked through reg_next
+uint64_t g_next_id = 1;
+
+constexpr size_t kContextBytes = align_up(sizeof(ThreadCache), kPageSize);
+
+RegionKind kind_for_class(unsigned c) { return class_is_tiny(c) ? RegionKind::kSuperSlab : RegionKind::kMid; }
+
+uint32_t magazine_cap(unsigned c) {
+  size_t s = class_size(c);
+  if (s <= 256) return 128;
+  if (s <= 1024) return 64;
+  if (s <= 4096) return 32;
+  if (s <= 32768) return 16;
+  return 4;
+}
+
+SuperSlab*& list_head(ClassCache& cc, SuperSlabList l) { return l == SuperSlabList::kPartial ? cc.partial : cc.full; }
+
+void list_unlink(ClassCache& cc, SuperSlab* ss) {
+  SuperSlab*& head = list_head(cc, ss->list);
+  if (ss->prev) ss->prev->next = ss->next;
+  else head = ss->next;
+  if (ss->next) ss->next->prev = ss->prev;
+  ss->next = ss->prev = nullptr;
+  ss->list = SuperSlabList::kNone;
+}
+
+void list_push(ClassCache& cc, SuperSlab* ss, SuperSlabList l) {
+  SuperSlab*& head = list_head(cc, l);
+  ss->prev = nullptr;
+  ss->next = head;
+  if (head) head->prev = ss;
+  head = ss;
+  ss->list = l;
+}
+
+// Keeps a region on the list that matches whether it has blocks to give.
+void relist(ClassCache& cc, SuperSlab* ss) {
+  SuperSlabList want = ss->has_free_space() ? SuperSlabList::kPartial : SuperSlabList::kFull;
+  if (ss->list == want) return;
+  list_unlink(cc, ss);
+  list_push(cc, ss, want);
+}
+
+// Drops magazine entries in `ss` (in slab `slab` only, unless slab < 0).
+void purge_magazine(ClassCache& cc, SuperSlab* ss, int slab) {
+  uint32_t w = 0;
+  for (uint32_t i = 0; i < cc.count; ++i) {
+    void* p = cc.items[i];
+    bool drop = superslab_of(p) == ss &&
+                (slab < 0 || ((reinterpret_cast<uintptr_t>(p) - ss->base()) >> kSlabShift) == static_cast<uintptr_t>(slab));
+    if (!drop) cc.items[w++] = p;
+  }
+  cc.count = w;
+}
+
+// The owner's region has no live block and no pending remote free.
+void region_became_empty(ThreadCache* tc, SuperSlab* ss) {
+  ClassCache& cc = tc->cls[ss->cls];
+  if (ss->warm) return;
+  if (cc.warm_count < g_config.warm_regions) {
+    // Kept: it stays mapped in this context, pages given back except the slab this
+    // context is carving from (so a malloc/free ping-pong costs no system call).
+    ++cc.warm_count;
+    ss->warm = 1;
+    if (ss == cc.cur) {
+      uint32_t others = ss->slab_carved_mask & ~(1u << cc.cur_slab);
+      while (others) {
+        unsigned i = __builtin_ctz(others);
+        others &= others - 1;
+        purge_magazine(cc, ss, static_cast<int>(i));
+        superslab_reset_slab(ss, i);
+      }
+    } else {
+      purge_magazine(cc, ss, -1);
+      superslab_reset(ss, true);
+    }
+    relist(cc, ss);
+    return;
+  }
+  purge_magazine(cc, ss, -1);
+  if (cc.cur == ss) cc.cur = nullptr;
+  list_unlink(cc, ss);
+  superslab_unmap(ss);
+}
+
+// Collects one owned region; returns true if it is still mapped.
+bool collect_region(ThreadCache* tc, SuperSlab* ss) {
+  // relaxed: a hint; the exchange below is the acquire that orders the blocks.
+  if (ss->remote_pending.load(std::memory_order_relaxed) != 0) {
+    uintptr_t list = ss->remote_head.exchange(0, std::memory_order_acquire);
+    superslab_collect(ss, list);
+    relist(tc->cls[ss->cls], ss);
+  }
+  if (ss->active_local.load(std::memory_order_relaxed) == 0 && !ss->warm) {
+    bool unmapped = tc->cls[ss->cls].warm_count >= g_config.warm_regions;
+    region_became_empty(tc, ss);
+    return !unmapped;
+  }
+  return true;
+}
+
+void collect_class(ThreadCache* tc, unsigned c) {
+  ClassCache& cc = tc->cls[c];
+  for (SuperSlabList l : {SuperSlabList::kFull, SuperSlabList::kPartial}) {
+    for (SuperSlab* ss = list_head(cc, l); ss;) {
+      SuperSlab* next = ss->next;
+      collect_region(tc, ss);
+      ss = next;
+    }
+  }
+}
+
+bool refill(ThreadCache* tc, unsigned c) {
+  ClassCache& cc = tc->cls[c];
+  uint32_t want = cc.cap / 2 ? cc.cap / 2 : 1;
+  bool collected = false;
+  for (;;) {
+    if (SuperSlab* ss = cc.cur) {
+      if (!superslab_slab_has_free(ss, cc.cur_slab)) {
+        uint32_t m = ss->slab_free_mask | ss->slab_uncarved_mask;
+        if (m) cc.cur_slab = __builtin_ctz(m);
+      }
+      if (superslab_slab_has_free(ss, cc.cur_slab)) {
+        cc.count += superslab_take(ss, cc.cur_slab, cc.items + cc.count, want);
+        return true;
+      }
+      relist(cc, ss);  // exhausted: to the full list
+      cc.cur = nullptr;
+    }
+    // Collection point: the current region is exhausted.
+    if (!collected) {
+      collected = true;
+      collect_class(tc, c);
+    }
+    // Prefer a region in use over a warm one, so warm regions stay empty.
+    SuperSlab* pick = nullptr;
+    for (SuperSlab* ss = cc.partial; ss; ss = ss->next) {
+      if (!ss->has_free_space()) continue;
+      if (!pick || (pick->warm && !ss->warm)) pick = ss;
+      if (!pick->warm) break;
+    }
+    if (!pick) {
+      pick = orphan_take(c, tc);
+      if (!pick) {
+        pick = superslab_map(kind_for_class(c), c);
+        if (!pick) return false;
+        pick->owner.store(tc, std::memory_order_relaxed);
+      }
+      list_push(cc, pick, pick->has_free_space() ? SuperSlabList::kPartial : SuperSlabList::kFull);
+    }
+    cc.cur = pick;
+    cc.cur_slab = __builtin_ctz(pick->slab_free_mask | pick->slab_uncarved_mask);
+  }
+}
+
+void on_thread_exit(void* arg) {
+  ThreadCache* tc = static_cast<ThreadCache*>(arg);
+  tl_tc = &g_sentinel_tc;  // anything allocated from here on gets a fresh context
+  thread_cache_exit(tc);
+}
+
+void fork_prepare() {
+  orphan_lock().lock();
+  large_lock().lock();
+  g_registry_lock.lock();
+  registry_lock().lock();
+}
+void fork_parent() {
+  registry_lock().unlock();
+  g_registry_lock.unlock();
+  large_lock().unlock();
+  orphan_lock().unlock();
+}
+void fork_child() {
+  // The other threads are gone; their contexts stay as owners of their regions, which
+  // this process frees into through the remote path. The locks' holders are gone too.
+  registry_lock().reset_in_child();
+  g_registry_lock.reset_in_child();
+  large_lock().reset_in_child();
+  orphan_lock().reset_in_child();
+}
+
+}  // namespace
+
+SpinLock& thread_cache_registry_lock() noexcept { return g_registry_lock; }
+ThreadCache* thread_cache_registry_head() noexcept { return g_registry; }
+
+void thread_init_once() noexcept {
+  pthread_key_create(&g_key, on_thread_exit);
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+ThreadCache* thread_cache_create(ContextKind kind) noexcept {
+  ThreadCache* tc = nullptr;
+  {
+    SpinGuard g(g_registry_lock);
+    if (g_recycled) {
+      tc = g_recycled;
+      g_recycled = tc->reg_next;
+    }
+  }
+  if (!tc) {
+    void* mem = os_map(kContextBytes, kPageSize);
+    if (!mem) return nullptr;
+    tc = static_cast<ThreadCache*>(mem);
+  }
+  new (tc) ThreadCache();
+  for (unsigned c = 0; c < kNumClasses; ++c) tc->cls[c].cap = magazine_cap(c);
+  tc->kind = kind;
+  SpinGuard g(g_registry_lock);
+  tc->id = g_next_id++;
+  tc->reg_next = g_registry;
+  if (g_registry) g_registry->reg_prev = tc;
+  g_registry = tc;
+  return tc;
+}
+
+void thread_cache_exit(ThreadCache* tc) noexcept {
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    ClassCache& cc = tc->cls[c];
+    for (uint32_t i = 0; i < cc.count; ++i) superslab_put(superslab_of(cc.items[i]), cc.items[i]);
+    cc.count = 0;
+    cc.cur = nullptr;
+    for (SuperSlabList l : {SuperSlabList::kPartial, SuperSlabList::kFull}) {
+      while (SuperSlab* ss = list_head(cc, l)) {
+        list_unlink(cc, ss);
+        if (ss->warm) {
+          ss->warm = 0;
+          --cc.warm_count;
+        }
+        orphan_abandon(ss);
+      }
+    }
+  }
+  SpinGuard g(g_registry_lock);
+  if (tc->reg_prev) tc->reg_prev->reg_next = tc->reg_next;
+  else g_registry = tc->reg_next;
+  if (tc->reg_next) tc->reg_next->reg_prev = tc->reg_prev;
+  tc->kind = ContextKind::kSentinel;
+  tc->reg_prev = nullptr;
+  tc->reg_next = g_recycled;
+  g_recycled = tc;
+}
+
+ThreadCache* thread_cache_current() noexcept {
+  ThreadCache* tc = tl_tc;
+  if (HAK_LIKELY(tc != &g_sentinel_tc)) return tc;
+  ensure_init();
+  tc = thread_cache_create(ContextKind::kOsThread);
+  if (!tc) return nullptr;
+  tl_tc = tc;
+  pthread_setspecific(g_key, tc);  // its destructor runs thread_cache_exit
+  return tc;
+}
+
+void thread_cache_collect(ThreadCache* tc) noexcept {
+  for (unsigned c = 0; c < kNumClasses; ++c) collect_class(tc, c);
+}
+
+void* malloc_class_slow(unsigned c) noexcept {
+  ThreadCache* tc = thread_cache_current();
+  if (HAK_UNLIKELY(!tc)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  ClassCache& cc = tc->cls[c];
+  if (cc.count == 0 && !refill(tc, c)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return magazine_pop(tc, cc);
+}
+
+void magazine_flush(ThreadCache* tc, ClassCache& cc) noexcept {
+  (void)tc;
+  uint32_t half = cc.count / 2;
+  for (uint32_t i = 0; i < half; ++i) {
+    SuperSlab* ss = superslab_of(cc.items[i]);
+    superslab_put(ss, cc.items[i]);
+    relist(cc, ss);
+  }
+  for (uint32_t i = half; i < cc.count; ++i) cc.items[i - half] = cc.items[i];
+  cc.count -= half;
+}
+
+void superslab_left_empty(ThreadCache* tc, SuperSlab* ss) noexcept {
+  if (ss->warm) {
+    ss->warm = 0;
+    --tc->cls[ss->cls].warm_count;
+  }
+}
+
+void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept { collect_region(tc, ss); }
+
+void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
+  BlockBit b = superslab_bit(ss, off);
+  for (;;) {
+    // relaxed: the owner set this bit before the block reached us through the program.
+    if (!(ss->alloc_bits()[b.word].load(std::memory_order_relaxed) & b.mask))
+      return report_error(call, p, "double free (block is not allocated)");
+    // relaxed: the bit only has to be exclusive; the list push below publishes the block.
+    if (ss->remote_bits()[b.word].fetch_or(b.mask, std::memory_order_relaxed) & b.mask)
+      return report_error(call, p, "double free (block already freed by another thread)");
+    // Counted before the push, so remote_pending >= the list's length and the owner
+    // cannot release the region while this block is still on its way.
+    ss->remote_pending.fetch_add(1, std::memory_order_relaxed);
+    uintptr_t head = ss->remote_head.load(std::memory_order_relaxed);
+    while (!(head & kAbandonedTag)) {
+      static_cast<FreeBlock*>(p)->next = reinterpret_cast<FreeBlock*>(head);
+      // release: the owner's acquire exchange sees the link written above.
+      if (ss->remote_head.compare_exchange_weak(head, reinterpret_cast<uintptr_t>(p), std::memory_order_release,
+                                                std::memory_order_relaxed))
+        return;
+    }
+    ss->remote_pending.fetch_sub(1, std::memory_order_relaxed);
+    ss->remote_bits()[b.word].fetch_and(~b.mask, std::memory_order_relaxed);
+    if (superslab_free_abandoned(ss, p, off, call)) return;
+  }
+}
+
+}  // namespace hak

@@ -1,0 +1,56 @@
+// Size classes. C0..C7 are the seed's tiny classes (8..1024 B, powers of two); classes
+// 8..39 are the mid classes, four per doubling from 1280 B to 256 KiB, so a mid block
+// wastes at most 25% of its size. Both are served by SuperSlabs (kinds SUPERSLAB / MID).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/base.h"
+
+namespace hak {
+
+inline constexpr unsigned kTinyClasses = 8;
+inline constexpr unsigned kMidClasses = 32;
+inline constexpr unsigned kNumClasses = kTinyClasses + kMidClasses;
+inline constexpr size_t kTinyMax = 1024;
+inline constexpr size_t kMidMax = size_t{256} << 10;
+inline constexpr unsigned kC7 = 7;
+
+inline constexpr size_t class_size_calc(unsigned c) {
+  if (c < kTinyClasses) return size_t{8} << c;
+  unsigned m = c - kTinyClasses;            // 0..31
+  unsigned e = 11 + m / 4;                  // group (2^(e-1), 2^e]
+  size_t step = size_t{1} << (e - 3);
+  return (size_t{1} << (e - 1)) + (m % 4 + 1) * step;
+}
+
+struct ClassTable {
+  uint32_t size[kNumClasses];
+  uint8_t tiny_by_qword[kTinyMax / 8 + 1];  // (size + 7) / 8 -> class, for size <= 1024
+  constexpr ClassTable() : size{}, tiny_by_qword{} {
+    for (unsigned c = 0; c < kNumClasses; ++c) size[c] = static_cast<uint32_t>(class_size_calc(c));
+    for (unsigned q = 0; q <= kTinyMax / 8; ++q) {
+      size_t s = q * 8;
+      unsigned c = 0;
+      while (class_size_calc(c) < s) ++c;
+      tiny_by_qword[q] = static_cast<uint8_t>(c);
+    }
+  }
+};
+inline constexpr ClassTable kClasses{};
+
+HAK_INLINE constexpr size_t class_size(unsigned c) { return kClasses.size[c]; }
+
+// Class for a request of `size` bytes; only for size <= kMidMax.
+HAK_INLINE unsigned size_to_class(size_t size) {
+  if (HAK_LIKELY(size <= kTinyMax)) return kClasses.tiny_by_qword[(size + 7) >> 3];
+  unsigned e = 64 - static_cast<unsigned>(__builtin_clzll(size - 1));  // 2^(e-1) < size <= 2^e
+  size_t half = size_t{1} << (e - 1), step = size_t{1} << (e - 3);
+  unsigned idx = static_cast<unsigned>((size - half + step - 1) >> (e - 3));  // 1..4
+  return kTinyClasses + (e - 11) * 4 + idx - 1;
+}
+
+HAK_INLINE constexpr bool class_is_tiny(unsigned c) { return c < kTinyClasses; }
+
+}  // namespace hak

@@ -1,0 +1,184 @@
+#include "tiny/superslab.h"
+
+#include <new>
+
+#include "os/os.h"
+
+namespace hak {
+namespace {
+
+std::atomic<uint64_t> g_live[2], g_mapped_total[2], g_released_total[2];
+
+unsigned kind_index(RegionKind k) { return k == RegionKind::kMid ? 1 : 0; }
+
+uint32_t bitmap_bytes(unsigned shift) {
+  size_t bits = kRegionSize >> shift;
+  return static_cast<uint32_t>(align_up((bits + 7) / 8, 64));
+}
+
+void init_layout(SuperSlab* ss, RegionKind kind, unsigned cls) {
+  uint32_t bs = static_cast<uint32_t>(class_size(cls));
+  ss->magic = kSuperSlabMagic;
+  ss->kind = kind;
+  ss->cls = static_cast<uint8_t>(cls);
+  ss->bit_shift = static_cast<uint8_t>(31 - __builtin_clz(bs));
+  ss->warm = 0;
+  ss->block_size = bs;
+  ss->size_mask = is_pow2(bs) ? bs - 1 : 0;
+  ss->inv = ((uint64_t{1} << 40) + bs - 1) / bs;
+  uint32_t bm = bitmap_bytes(ss->bit_shift);
+  ss->remote_bits_off = static_cast<uint32_t>(sizeof(SuperSlab)) + bm;
+  uint32_t header_end = ss->remote_bits_off + bm;
+  ss->data_begin = (header_end + bs - 1) / bs * bs;
+  ss->data_end = static_cast<uint32_t>(kRegionSize / bs * bs);
+  ss->active_local.store(0, std::memory_order_relaxed);
+  ss->owner.store(nullptr, std::memory_order_relaxed);
+  ss->remote_pending.store(0, std::memory_order_relaxed);
+  ss->remote_head.store(0, std::memory_order_relaxed);
+  ss->next = ss->prev = nullptr;
+  ss->list = SuperSlabList::kNone;
+}
+
+}  // namespace
+
+void superslab_reset(SuperSlab* ss, bool decommit) noexcept {
+  uint32_t bs = ss->block_size;
+  // Block indices on the class grid: [data_begin / bs, data_end / bs).
+  uint32_t first_block = ss->data_begin / bs, nblocks = ss->data_end / bs;
+  if (decommit && ss->slab_carved_mask) {
+    // One call for the whole carved span; untouched pages in it cost nothing.
+    unsigned lo = __builtin_ctz(ss->slab_carved_mask), hi = 31 - __builtin_clz(ss->slab_carved_mask);
+    uintptr_t from = align_up(ss->base() + ss->data_begin, kPageSize);
+    uintptr_t lo_addr = ss->base() + (uintptr_t{lo} << kSlabShift);
+    if (lo_addr > from) from = lo_addr;
+    uintptr_t to = ss->base() + (uintptr_t{hi + 1} << kSlabShift);
+    if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
+  }
+  ss->slab_free_mask = ss->slab_uncarved_mask = ss->slab_carved_mask = 0;
+  for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
+    SlabMeta& m = ss->slabs[i];
+    uint64_t lo = (uint64_t{i} << kSlabShift), hi = (uint64_t{i + 1} << kSlabShift);
+    uint32_t f = static_cast<uint32_t>((lo + bs - 1) / bs), e = static_cast<uint32_t>((hi + bs - 1) / bs);
+    if (f < first_block) f = first_block;
+    if (e > nblocks) e = nblocks;
+    if (f > e) f = e;
+    m.free = nullptr;
+    m.free_count = 0;
+    m.first = m.carve_next = f;
+    m.end = e;
+    if (f < e) ss->slab_uncarved_mask |= 1u << i;
+  }
+}
+
+SuperSlab* superslab_map(RegionKind kind, unsigned cls) noexcept {
+  void* mem = os_map(kRegionSize, kRegionSize);
+  if (!mem) return nullptr;
+  SuperSlab* ss = new (mem) SuperSlab();
+  init_layout(ss, kind, cls);
+  superslab_reset(ss, false);
+  registry_add(&ss->link);
+  unsigned k = kind_index(kind);
+  g_live[k].fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+  g_mapped_total[k].fetch_add(1, std::memory_order_relaxed);
+  // Published last: from here a free may route to it.
+  region_map_set(ss->base(), 1, kind, kind);
+  return ss;
+}
+
+void superslab_unmap(SuperSlab* ss) noexcept {
+  region_map_set(ss->base(), 1, RegionKind::kNone, RegionKind::kNone);
+  registry_remove(&ss->link);
+  unsigned k = kind_index(ss->kind);
+  g_live[k].fetch_sub(1, std::memory_order_relaxed);
+  g_released_total[k].fetch_add(1, std::memory_order_relaxed);
+  ss->magic = 0;
+  os_unmap(ss, kRegionSize);
+}
+
+void superslab_reset_slab(SuperSlab* ss, unsigned i) noexcept {
+  SlabMeta& m = ss->slabs[i];
+  if (!((ss->slab_carved_mask >> i) & 1)) return;
+  uintptr_t from = ss->base() + uintptr_t{m.first} * ss->block_size;
+  uintptr_t to = ss->base() + uintptr_t{m.carve_next} * ss->block_size;
+  from = align_up(from, kPageSize);  // the first page may hold the header
+  to = align_up(to, kPageSize);
+  uintptr_t slab_end = ss->base() + (uintptr_t{i + 1} << kSlabShift);
+  if (to > slab_end) to = slab_end;  // the next slab's pages are its own
+  if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
+  m.free = nullptr;
+  m.free_count = 0;
+  m.carve_next = m.first;
+  ss->slab_free_mask &= ~(1u << i);
+  ss->slab_carved_mask &= ~(1u << i);
+  if (m.first < m.end) ss->slab_uncarved_mask |= 1u << i;
+}
+
+uint32_t superslab_take(SuperSlab* ss, unsigned slab, void** out, uint32_t want) noexcept {
+  SlabMeta& m = ss->slabs[slab];
+  uint32_t n = 0;
+  while (n < want && m.free) {
+    out[n++] = m.free;
+    m.free = m.free->next;
+  }
+  m.free_count -= n;
+  if (!m.free) ss->slab_free_mask &= ~(1u << slab);
+  if (n < want && m.carve_next < m.end) {
+    uint32_t k = m.carve_next, stop = m.end - k < want - n ? m.end : k + (want - n);
+    char* p = reinterpret_cast<char*>(ss) + uintptr_t{k} * ss->block_size;
+    for (; k < stop; ++k, p += ss->block_size) out[n++] = p;
+    m.carve_next = stop;
+    ss->slab_carved_mask |= 1u << slab;
+    if (stop == m.end) ss->slab_uncarved_mask &= ~(1u << slab);
+  }
+  return n;
+}
+
+void superslab_put(SuperSlab* ss, void* p) noexcept {
+  unsigned slab = static_cast<unsigned>((reinterpret_cast<uintptr_t>(p) - ss->base()) >> kSlabShift);
+  SlabMeta& m = ss->slabs[slab];
+  FreeBlock* b = static_cast<FreeBlock*>(p);
+  b->next = m.free;
+  m.free = b;
+  ++m.free_count;
+  ss->slab_free_mask |= 1u << slab;
+}
+
+uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept {
+  uint32_t n = 0;
+  for (FreeBlock* b = reinterpret_cast<FreeBlock*>(list & ~kAbandonedTag); b;) {
+    FreeBlock* next = b->next;
+    uintptr_t off = reinterpret_cast<uintptr_t>(b) - ss->base();
+    BlockBit bit = superslab_bit(ss, off);
+    std::atomic<uint64_t>& a = ss->alloc_bits()[bit.word];
+    a.store(a.load(std::memory_order_relaxed) & ~bit.mask, std::memory_order_relaxed);
+    // relaxed: the bit is only a double-free guard; the list exchange ordered the block.
+    ss->remote_bits()[bit.word].fetch_and(~bit.mask, std::memory_order_relaxed);
+    superslab_put(ss, b);
+    ++n;
+    b = next;
+  }
+  if (n) {
+    ss->active_local.store(ss->active_local.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+    ss->remote_pending.fetch_sub(n, std::memory_order_relaxed);
+  }
+  return n;
+}
+
+const char* superslab_bad_reason(const SuperSlab* ss, uintptr_t off) noexcept {
+  if (off & 7) return "misaligned pointer";
+  if (off < ss->data_begin) return "invalid pointer (inside a SuperSlab header)";
+  if (off >= ss->data_end) return "invalid pointer (past the last block of its SuperSlab)";
+  return "interior pointer (not the start of a block)";
+}
+
+SuperSlabCounters superslab_counters() noexcept {
+  SuperSlabCounters c{};
+  for (int k = 0; k < 2; ++k) {
+    c.live[k] = g_live[k].load(std::memory_order_relaxed);
+    c.mapped_total[k] = g_mapped_total[k].load(std::memory_order_relaxed);
+    c.released_total[k] = g_released_total[k].load(std::memory_order_relaxed);
+  }
+  return c;
+}
+
+}  // namespace hak

@@ -1,0 +1,138 @@
+// SuperSlab: a 2 MiB region of one size class, split into 32 slabs of 64 KiB, carved
+// lazily. Tiny classes (kind SUPERSLAB) and mid classes (kind MID) share this engine.
+//
+// Layout: [header | alloc bitmap | remote bitmap | blocks on the class grid ...]
+// Block k lives at base + k * block_size. Its state bit is (k * block_size) >> bit_shift,
+// which is distinct per block because bit_shift = floor(log2(block_size)).
+//  - alloc bit: set while the block is live. Written only by the owner (relaxed atomic
+//    load/store: other threads read it to reject double frees).
+//  - remote bit: set by a remote free until the owner collects the block (atomic RMW).
+// Exact active count: active = active_local - remote_pending (DESIGN.md section 4).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "common/base.h"
+#include "regionmap/region_map.h"
+#include "regionmap/registry.h"
+#include "tiny/size_class.h"
+
+namespace hak {
+
+struct ThreadCache;
+
+struct FreeBlock {
+  FreeBlock* next;
+};
+
+struct SlabMeta {
+  FreeBlock* free = nullptr;  // owner-side free list
+  uint32_t free_count = 0;
+  uint32_t carve_next = 0;  // next block index to carve
+  uint32_t first = 0;       // first block index of the slab
+  uint32_t end = 0;         // one past its last block index
+};
+
+inline constexpr uint32_t kSuperSlabMagic = 0x53534B48;  // "HKSS"
+// remote_head bit 0: the region is abandoned (no owner); pushes must take the orphan lock.
+inline constexpr uintptr_t kAbandonedTag = 1;
+
+enum class SuperSlabList : uint8_t { kNone, kPartial, kFull, kPool, kAbandoned };
+
+struct alignas(64) SuperSlab {
+  // --- read on every free; written at (re)initialisation only ---
+  uint32_t magic;
+  RegionKind kind;
+  uint8_t cls;
+  uint8_t bit_shift;
+  uint8_t warm;  // empty and kept in a warm reserve (owner's, or the pool)
+  uint32_t block_size;
+  uint32_t size_mask;  // block_size - 1 for powers of two, else 0
+  uint64_t inv;        // ceil(2^40 / block_size): boundary check for other sizes
+  uint32_t data_begin;
+  uint32_t data_end;  // one past the last block's start offset
+  uint32_t remote_bits_off;
+  // Owner-written (relaxed atomic so inspect and other threads may read it).
+  std::atomic<uint32_t> active_local;
+  std::atomic<ThreadCache*> owner;
+
+  // --- written by remote frees ---
+  alignas(64) std::atomic<uint32_t> remote_pending;
+  std::atomic<uintptr_t> remote_head;
+
+  // --- owner-side cold state ---
+  alignas(64) SuperSlab* next;
+  SuperSlab* prev;
+  SuperSlabList list;
+  uint32_t slab_free_mask;      // slabs whose free list is non-empty
+  uint32_t slab_uncarved_mask;  // slabs with blocks never carved
+  uint32_t slab_carved_mask;    // slabs touched since the last reset
+  RegionLink link;
+  SlabMeta slabs[kSlabsPerRegion];
+
+  std::atomic<uint64_t>* alloc_bits() { return reinterpret_cast<std::atomic<uint64_t>*>(this + 1); }
+  std::atomic<uint64_t>* remote_bits() {
+    return reinterpret_cast<std::atomic<uint64_t>*>(reinterpret_cast<char*>(this) + remote_bits_off);
+  }
+  uintptr_t base() const { return reinterpret_cast<uintptr_t>(this); }
+  uint32_t active() const {
+    // relaxed: a snapshot; exact whenever no free is in flight.
+    return active_local.load(std::memory_order_relaxed) - remote_pending.load(std::memory_order_relaxed);
+  }
+  bool has_free_space() const { return (slab_free_mask | slab_uncarved_mask) != 0; }
+};
+
+HAK_INLINE SuperSlab* superslab_of(const void* p) { return reinterpret_cast<SuperSlab*>(region_base(p)); }
+
+// True when `off` is the start of a block of this SuperSlab.
+HAK_INLINE bool superslab_is_block_start(const SuperSlab* ss, uintptr_t off) {
+  if (HAK_UNLIKELY(off - ss->data_begin >= ss->data_end - ss->data_begin)) return false;
+  if (ss->size_mask) return (off & ss->size_mask) == 0;
+  return ((off * ss->inv) >> 40) * ss->block_size == off;
+}
+
+struct BlockBit {
+  uint32_t word;
+  uint64_t mask;
+};
+HAK_INLINE BlockBit superslab_bit(const SuperSlab* ss, uintptr_t off) {
+  uint32_t bit = static_cast<uint32_t>(off >> ss->bit_shift);
+  return {bit >> 6, uint64_t{1} << (bit & 63)};
+}
+
+// Owner-side alloc-bit updates (relaxed: only the owner writes; readers only need a value).
+HAK_INLINE void superslab_mark_alloc(SuperSlab* ss, uintptr_t off) {
+  BlockBit b = superslab_bit(ss, off);
+  std::atomic<uint64_t>& w = ss->alloc_bits()[b.word];
+  w.store(w.load(std::memory_order_relaxed) | b.mask, std::memory_order_relaxed);
+}
+
+// --- cold operations (superslab.cc) ---
+SuperSlab* superslab_map(RegionKind kind, unsigned cls) noexcept;  // nullptr: out of memory
+void superslab_unmap(SuperSlab* ss) noexcept;
+// Resets every slab to uncarved; with `decommit`, gives the pages of carved slabs back.
+void superslab_reset(SuperSlab* ss, bool decommit) noexcept;
+// Resets one slab (its blocks must be in no cache) and gives its pages back.
+void superslab_reset_slab(SuperSlab* ss, unsigned slab) noexcept;
+// Moves up to `want` free blocks of `slab` into out[]; pops the free list, then carves.
+uint32_t superslab_take(SuperSlab* ss, unsigned slab, void** out, uint32_t want) noexcept;
+// Returns a free block (alloc bit already clear) to its slab's free list.
+void superslab_put(SuperSlab* ss, void* p) noexcept;
+// Takes the remote list back into the slabs. Returns the number of blocks collected.
+// Caller is the owner, or holds the orphan lock for an ownerless region.
+uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept;
+// Whether a slab has a block to give.
+HAK_INLINE bool superslab_slab_has_free(const SuperSlab* ss, unsigned slab) {
+  return ((ss->slab_free_mask | ss->slab_uncarved_mask) >> slab) & 1;
+}
+
+// Classifies a pointer that failed the block-start check, for the error message.
+const char* superslab_bad_reason(const SuperSlab* ss, uintptr_t off) noexcept;
+
+struct SuperSlabCounters {
+  uint64_t live[2], mapped_total[2], released_total[2];  // [0] SUPERSLAB, [1] MID
+};
+SuperSlabCounters superslab_counters() noexcept;
+
+}  // namespace hak

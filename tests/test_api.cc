@@ -1,0 +1,154 @@
+// The malloc family through hak_*: glibc's results and errno values.
+#include <errno.h>
+#include <gtest/gtest.h>
+#include <malloc.h>
+#include <stdint.h>
+
+#include <vector>
+
+#include "support.h"
+
+TEST(Api, MallocZeroIsAUniqueFreeablePointer) {
+  void* a = hak_malloc(0);
+  void* b = hak_malloc(0);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_NE(a, b);
+  hak_free(a);
+  hak_free(b);
+}
+
+TEST(Api, AlignmentOfEverySize) {
+  std::vector<void*> v;
+  for (size_t s = 1; s <= 300000; s = s < 64 ? s + 1 : s * 5 / 4) {
+    void* p = hak_malloc(s);
+    ASSERT_NE(p, nullptr);
+    size_t want = s >= 16 ? 16 : (s <= 8 ? 8 : 16);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % want, 0u) << s;
+    EXPECT_GE(hak_malloc_usable_size(p), s);
+    fill(p, s, static_cast<uint8_t>(s));
+    v.push_back(p);
+  }
+  size_t s = 1;
+  for (void* p : v) {
+    EXPECT_TRUE(check(p, s, static_cast<uint8_t>(s))) << s;
+    hak_free(p);
+    s = s < 64 ? s + 1 : s * 5 / 4;
+  }
+}
+
+TEST(Api, ImpossibleSizesAreEnomem) {
+  errno = 0;
+  EXPECT_EQ(hak_malloc(SIZE_MAX), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(hak_malloc(size_t{PTRDIFF_MAX} + 1), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(hak_calloc(SIZE_MAX / 2, 3), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(hak_reallocarray(nullptr, SIZE_MAX / 2, 3), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(hak_pvalloc(SIZE_MAX - 10), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+}
+
+TEST(Api, CallocZeroesReusedMemory) {
+  for (size_t s : {16u, 1000u, 5000u, 100000u, 1u << 20}) {
+    void* d = hak_malloc(s);
+    memset(d, 0xAB, s);
+    hak_free(d);
+    unsigned char* p = static_cast<unsigned char*>(hak_calloc(1, s));
+    ASSERT_NE(p, nullptr);
+    for (size_t i = 0; i < s; ++i) ASSERT_EQ(p[i], 0) << s << " @" << i;
+    hak_free(p);
+  }
+}
+
+TEST(Api, ReallocKeepsContentsAcrossClassesAndPaths) {
+  void* p = hak_realloc(nullptr, 10);
+  ASSERT_NE(p, nullptr);
+  fill(p, 10, 7);
+  size_t prev = 10;
+  for (size_t s : {20u, 1000u, 1025u, 70000u, 300000u, 5u << 20, 100u, 3u}) {
+    void* q = hak_realloc(p, s);
+    ASSERT_NE(q, nullptr);
+    EXPECT_TRUE(check(q, std::min(prev, s), 7)) << s;
+    fill(q, s, 7);
+    p = q;
+    prev = s;
+  }
+  errno = 0;
+  EXPECT_EQ(hak_realloc(p, 0), nullptr);  // glibc: frees, returns NULL
+}
+
+TEST(Api, ReallocFailureLeavesTheBlock) {
+  void* p = hak_malloc(100);
+  fill(p, 100, 3);
+  errno = 0;
+  EXPECT_EQ(hak_realloc(p, SIZE_MAX - 100), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_TRUE(check(p, 100, 3));
+  hak_free(p);
+}
+
+TEST(Api, PosixMemalign) {
+  void* p = reinterpret_cast<void*>(0x1234);
+  EXPECT_EQ(hak_posix_memalign(&p, 0, 10), EINVAL);
+  EXPECT_EQ(hak_posix_memalign(&p, 4, 10), EINVAL);
+  EXPECT_EQ(hak_posix_memalign(&p, 24, 10), EINVAL);
+  EXPECT_EQ(p, reinterpret_cast<void*>(0x1234));  // untouched on failure
+  EXPECT_EQ(hak_posix_memalign(&p, 64, SIZE_MAX - 1000), ENOMEM);
+  for (size_t a = 8; a <= (size_t{8} << 20); a *= 2) {
+    for (size_t s : {size_t{0}, size_t{1}, size_t{100}, a, a + 1, size_t{300000}}) {
+      ASSERT_EQ(hak_posix_memalign(&p, a, s), 0) << a << " " << s;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % a, 0u) << a << " " << s;
+      EXPECT_GE(hak_malloc_usable_size(p), s);
+      fill(p, s, 1);
+      hak_free(p);
+    }
+  }
+}
+
+TEST(Api, MemalignAndAlignedAllocFollowGlibc) {
+  // glibc 2.36: a non-power-of-two alignment is rounded up; absurd ones are EINVAL.
+  void* p = hak_memalign(48, 100);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u);
+  hak_free(p);
+  p = hak_aligned_alloc(4096, 10);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 4096, 0u);
+  hak_free(p);
+  errno = 0;
+  EXPECT_EQ(hak_memalign(SIZE_MAX / 2 + 2, 1), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  // What the system's glibc does with the same requests.
+  errno = 0;
+  void* g = memalign(SIZE_MAX / 2 + 2, 1);
+  EXPECT_EQ(g, nullptr);
+  EXPECT_EQ(errno, EINVAL);
+}
+
+TEST(Api, VallocAndPvalloc) {
+  void* p = hak_valloc(10);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 4096, 0u);
+  hak_free(p);
+  p = hak_pvalloc(5000);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 4096, 0u);
+  EXPECT_GE(hak_malloc_usable_size(p), 8192u);
+  hak_free(p);
+  p = hak_pvalloc(0);
+  ASSERT_NE(p, nullptr);
+  EXPECT_GE(hak_malloc_usable_size(p), 4096u);
+  hak_free(p);
+}
+
+TEST(Api, UsableSizeOfNullIsZeroAndFreeNullIsANoOp) {
+  EXPECT_EQ(hak_malloc_usable_size(nullptr), 0u);
+  hak_free(nullptr);
+}

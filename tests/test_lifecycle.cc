@@ -1,0 +1,202 @@
+// Region lifecycle (DESIGN.md section 4) with simulated threads: exact active counts,
+// empty-release with the warm reserve, remote frees, abandonment and adoption.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "support.h"
+
+namespace {
+
+constexpr int kC1 = 1;  // 16-byte class
+
+// Phase 7.6 of the seed: 1M malloc(16), then free all.
+void phase76(unsigned warm, size_t expect_left) {
+  fresh_settings(warm);
+  hk::Context* t = hk::context_create();
+  std::vector<void*> v(1000000);  // before the baseline: it is still held at the end
+  size_t rss0 = rss_bytes();
+  {
+    hk::Use use(t);
+    for (auto& p : v) {
+      p = hak_malloc(16);
+      ASSERT_NE(p, nullptr);
+      *static_cast<uint64_t*>(p) = reinterpret_cast<uintptr_t>(p);
+    }
+    size_t peak_regions = count_regions(hk::Kind::kSuperSlab, kC1);
+    EXPECT_GE(peak_regions, 8u);  // 16 MB of 16-byte blocks
+    EXPECT_EQ(active_blocks(hk::Kind::kSuperSlab, kC1), v.size());
+    size_t rss_peak = rss_bytes();
+    EXPECT_GT(rss_peak, rss0 + (14u << 20));
+    for (auto p : v) {
+      ASSERT_EQ(*static_cast<uint64_t*>(p), reinterpret_cast<uintptr_t>(p));
+      hak_free(p);
+    }
+    EXPECT_EQ(count_regions(hk::Kind::kSuperSlab, kC1), expect_left);
+    EXPECT_EQ(active_blocks(hk::Kind::kSuperSlab, kC1), 0u);
+    // Pages go back: within 1 MiB of where we started (vector v itself is still held).
+    EXPECT_LT(rss_bytes(), rss0 + (1u << 20)) << "rss0=" << rss0 << " peak=" << rss_peak;
+    printf("phase 7.6 (warm=%u): rss start %zu KiB, peak %zu KiB, after free %zu KiB; C1 regions peak %zu -> %zu\n",
+           warm, rss0 >> 10, rss_peak >> 10, rss_bytes() >> 10, peak_regions,
+           count_regions(hk::Kind::kSuperSlab, kC1));
+  }
+  hk::context_exit(t);
+  EXPECT_EQ(count_regions(hk::Kind::kSuperSlab, kC1), expect_left);
+}
+
+}  // namespace
+
+TEST(Lifecycle, Phase76WarmReserveOfOne) { phase76(1, 1); }
+TEST(Lifecycle, Phase76WarmReserveOfZeroLeavesNothing) { phase76(0, 0); }
+
+TEST(Lifecycle, PingPongKeepsOneWarmRegionAndMapsNothingNew) {
+  fresh_settings(1);
+  hk::Context* t = hk::context_create();
+  {
+    hk::Use use(t);
+    void* p = hak_malloc(32);
+    hak_free(p);
+    auto before = hk::os_counts();
+    for (int i = 0; i < 100000; ++i) hak_free(hak_malloc(32));
+    auto after = hk::os_counts();
+    EXPECT_EQ(after.maps, before.maps);
+    EXPECT_EQ(after.unmaps, before.unmaps);
+    EXPECT_EQ(after.decommits, before.decommits);
+    EXPECT_EQ(count_regions(hk::Kind::kSuperSlab, 2), 1u);
+  }
+  hk::context_exit(t);
+}
+
+TEST(Lifecycle, RemoteFreesKeepTheCountExactAndReleaseAtCollection) {
+  fresh_settings(0);
+  hk::Context* a = hk::context_create();
+  hk::Context* b = hk::context_create();
+  std::vector<void*> v(5000);
+  {
+    hk::Use use(a);
+    for (auto& p : v) p = hak_malloc(64);
+  }
+  auto regions = hk::regions();
+  ASSERT_EQ(count_regions(hk::Kind::kSuperSlab, 3), 1u);
+  {
+    hk::Use use(b);
+    for (size_t i = 0; i < v.size(); ++i) {
+      hak_free(v[i]);
+      if (i % 1000 == 0) {
+        EXPECT_EQ(active_blocks(hk::Kind::kSuperSlab, 3), v.size() - i - 1);
+      }
+    }
+  }
+  EXPECT_EQ(active_blocks(hk::Kind::kSuperSlab, 3), 0u);
+  // Empty by remote frees: released no later than the owner's next collection point.
+  hk::context_collect(a);
+  EXPECT_EQ(count_regions(hk::Kind::kSuperSlab, 3), 0u);
+  hk::context_exit(a);
+  hk::context_exit(b);
+}
+
+TEST(Lifecycle, ExitAbandonsLiveRegionsAndTheLastFreeReleasesThem) {
+  fresh_settings(0);
+  hk::Context* a = hk::context_create();
+  std::vector<void*> v(3000);
+  {
+    hk::Use use(a);
+    for (auto& p : v) p = hak_malloc(128);
+  }
+  uint64_t a_id = hk::context_id(a);
+  hk::context_exit(a);
+  auto rs = hk::regions();
+  size_t abandoned = 0;
+  for (auto& r : rs)
+    if (r.kind == hk::Kind::kSuperSlab && r.cls == 4) {
+      EXPECT_NE(r.owner, a_id);
+      EXPECT_EQ(r.owner, 0u);
+      EXPECT_TRUE(r.abandoned);
+      ++abandoned;
+    }
+  EXPECT_EQ(abandoned, 1u);
+  // A thread whose first call is a free of another thread's block.
+  hk::Context* b = hk::context_create();
+  {
+    hk::Use use(b);
+    for (auto p : v) hak_free(p);
+  }
+  EXPECT_EQ(count_regions(hk::Kind::kSuperSlab, 4), 0u);
+  hk::context_exit(b);
+}
+
+TEST(Lifecycle, AnotherThreadAdoptsAnAbandonedRegion) {
+  fresh_settings(0);
+  hk::Context* a = hk::context_create();
+  std::vector<void*> v(100);
+  {
+    hk::Use use(a);
+    for (auto& p : v) p = hak_malloc(256);
+  }
+  hk::context_exit(a);
+  hk::Context* b = hk::context_create();
+  void* q;
+  {
+    hk::Use use(b);
+    q = hak_malloc(256);
+  }
+  auto rs = hk::regions();
+  size_t n = 0;
+  for (auto& r : rs)
+    if (r.kind == hk::Kind::kSuperSlab && r.cls == 5) {
+      ++n;
+      EXPECT_EQ(r.owner, hk::context_id(b));
+      EXPECT_FALSE(r.abandoned);
+      EXPECT_EQ(r.active, v.size() + 1);
+    }
+  EXPECT_EQ(n, 1u) << "adopted, not a new region";
+  {
+    hk::Use use(b);
+    for (auto p : v) hak_free(p);
+    hak_free(q);
+  }
+  EXPECT_EQ(count_regions(hk::Kind::kSuperSlab, 5), 0u);
+  hk::context_exit(b);
+}
+
+TEST(Lifecycle, WarmPoolIsBoundedAcrossContexts) {
+  fresh_settings(1);
+  std::vector<hk::Context*> cs;
+  for (int i = 0; i < 4; ++i) {
+    hk::Context* c = hk::context_create();
+    hk::Use use(c);
+    hak_free(hak_malloc(512));
+    cs.push_back(c);
+  }
+  EXPECT_EQ(count_regions(hk::Kind::kSuperSlab, 6), 4u);  // one warm per context
+  for (auto c : cs) hk::context_exit(c);
+  EXPECT_EQ(count_regions(hk::Kind::kSuperSlab, 6), 1u);  // the pool keeps one
+}
+
+TEST(Lifecycle, ReportModeCountsBadFreesAndTheHeapStillWorks) {
+  fresh_settings(1, true, /*report=*/true);
+  hk::Context* t = hk::context_create();
+  {
+    hk::Use use(t);
+    uint64_t e0 = hk::error_count();
+    char* p = static_cast<char*>(hak_malloc(64));
+    char* keep = static_cast<char*>(hak_malloc(64));
+    fill(keep, 64, 9);
+    hak_free(p + 8);  // interior
+    hak_free(p + 1);  // misaligned
+    int local = 0;
+    hak_free(&local);  // foreign
+    hak_free(p);
+    hak_free(p);  // double
+    EXPECT_EQ(hk::error_count(), e0 + 4);
+    EXPECT_EQ(active_blocks(hk::Kind::kSuperSlab, 3), 1u);
+    EXPECT_TRUE(check(keep, 64, 9));
+    std::vector<void*> v;
+    for (int i = 0; i < 1000; ++i) v.push_back(hak_malloc(64));
+    for (auto q : v) hak_free(q);
+    hak_free(keep);
+    EXPECT_EQ(hk::error_count(), e0 + 4);
+  }
+  hk::context_exit(t);
+  fresh_settings(1);
+}

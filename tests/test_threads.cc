@@ -1,0 +1,217 @@
+// Real OS threads: remote frees across all sizes, thread churn with exits, fork while
+// other threads allocate, allocation in TLS destructors during teardown.
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "support.h"
+
+namespace {
+
+size_t pick_size(std::mt19937& rng) {
+  switch (rng() % 4) {
+    case 0: return rng() % 1025;
+    case 1: return 1025 + rng() % 8000;
+    case 2: return rng() % 262144;
+    default: return 262145 + rng() % (1 << 20);
+  }
+}
+
+// A bounded single-producer single-consumer queue.
+struct Queue {
+  std::vector<std::atomic<void*>> slots;
+  std::atomic<size_t> head{0}, tail{0};
+  explicit Queue(size_t n) : slots(n) {}
+  bool push(void* p) {
+    size_t t = tail.load(std::memory_order_relaxed);
+    if (t - head.load(std::memory_order_acquire) == slots.size()) return false;
+    slots[t % slots.size()].store(p, std::memory_order_relaxed);
+    tail.store(t + 1, std::memory_order_release);
+    return true;
+  }
+  void* pop() {
+    size_t h = head.load(std::memory_order_relaxed);
+    if (h == tail.load(std::memory_order_acquire)) return nullptr;
+    void* p = slots[h % slots.size()].load(std::memory_order_relaxed);
+    head.store(h + 1, std::memory_order_release);
+    return p;
+  }
+};
+
+}  // namespace
+
+TEST(Threads, ProducerConsumerRemoteFreesAcrossAllSizes) {
+  fresh_settings(1);
+  constexpr int kItems = 300000;
+  Queue q(4096);
+  std::atomic<bool> bad{false};
+  std::thread producer([&] {
+    std::mt19937 rng(1);
+    for (int i = 0; i < kItems; ++i) {
+      size_t s = pick_size(rng) + 9;  // room for the size stamp and a tail byte after it
+      auto* p = static_cast<uint8_t*>(hak_malloc(s));
+      if (!p) {
+        bad = true;
+        return;
+      }
+      memcpy(p, &s, sizeof s);
+      p[s - 1] = static_cast<uint8_t>(s);
+      while (!q.push(p)) std::this_thread::yield();
+    }
+    while (!q.push(nullptr)) std::this_thread::yield();
+  });
+  std::thread consumer([&] {
+    int got = 0;
+    for (;;) {
+      void* p = q.pop();
+      if (!p) {
+        if (got == kItems) break;
+        std::this_thread::yield();
+        continue;
+      }
+      size_t s;
+      memcpy(&s, p, sizeof s);
+      if (hak_malloc_usable_size(p) < s || static_cast<uint8_t*>(p)[s - 1] != static_cast<uint8_t>(s)) {
+        if (!bad.exchange(true)) {
+          hk::RegionInfo r;
+          bool found = hk::region_of(p, &r);
+          ADD_FAILURE() << "block " << p << " stamp " << std::hex << s << std::dec << " usable "
+                        << hak_malloc_usable_size(p) << " region " << found << " " << hk::kind_name(r.kind) << " cls "
+                        << r.cls << " got " << got;
+        }
+      }
+      hak_free(p);
+      ++got;
+    }
+  });
+  producer.join();
+  consumer.join();
+  EXPECT_FALSE(bad);
+  // Both threads exited: nothing live remains, only the warm pool.
+  for (auto& r : hk::regions())
+    if (r.kind != hk::Kind::kLarge) {
+      EXPECT_EQ(r.active, 0u) << hk::kind_name(r.kind) << " class " << r.cls;
+      EXPECT_TRUE(r.warm);
+    }
+  EXPECT_EQ(count_regions(hk::Kind::kLarge), 0u);
+}
+
+TEST(Threads, ChurnWithExitsAndAdoption) {
+  fresh_settings(1);
+  std::vector<void*> survivors;
+  std::mutex mu;
+  for (int round = 0; round < 20; ++round) {
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; ++t) {
+      ts.emplace_back([&, round, t] {
+        std::mt19937 rng(round * 16 + t);
+        std::vector<void*> mine;
+        for (int i = 0; i < 5000; ++i) {
+          mine.push_back(hak_malloc(rng() % 2048));
+          if (rng() % 3 == 0) {
+            size_t j = rng() % mine.size();
+            hak_free(mine[j]);
+            mine[j] = mine.back();
+            mine.pop_back();
+          }
+        }
+        // Leave some blocks behind for other threads to free after we exit.
+        std::lock_guard<std::mutex> g(mu);
+        for (size_t i = 0; i < mine.size(); ++i) {
+          if (i % 2) survivors.push_back(mine[i]);
+          else hak_free(mine[i]);
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+    // Free half the survivors from a new thread (into abandoned regions).
+    std::thread([&] {
+      std::lock_guard<std::mutex> g(mu);
+      for (size_t i = 0; i < survivors.size() / 2; ++i) hak_free(survivors[i]);
+      survivors.erase(survivors.begin(), survivors.begin() + survivors.size() / 2);
+    }).join();
+  }
+  std::thread([&] {
+    for (void* p : survivors) hak_free(p);
+  }).join();
+  for (auto& r : hk::regions()) {
+    EXPECT_EQ(r.active, 0u);
+    EXPECT_TRUE(r.warm);
+  }
+}
+
+TEST(Threads, ForkWhileOtherThreadsAllocate) {
+  fresh_settings(1);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 3; ++t)
+    ts.emplace_back([&] {
+      std::vector<void*> v;
+      while (!stop.load(std::memory_order_relaxed)) {
+        for (int i = 0; i < 100; ++i) v.push_back(hak_malloc(i * 37 % 3000));
+        for (void* p : v) hak_free(p);
+        v.clear();
+      }
+    });
+  for (int i = 0; i < 20; ++i) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      // The child allocates, frees, and allocates from a new thread.
+      std::vector<void*> v;
+      for (int k = 0; k < 10000; ++k) v.push_back(hak_malloc(k % 5000));
+      for (void* p : v) hak_free(p);
+      pthread_t th;
+      pthread_create(
+          &th, nullptr, [](void*) -> void* { hak_free(hak_malloc(100)); return nullptr; }, nullptr);
+      pthread_join(th, nullptr);
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child " << i << " status " << status;
+  }
+  stop = true;
+  for (auto& t : ts) t.join();
+}
+
+namespace {
+pthread_key_t g_late_key;
+std::atomic<int> g_late_ok{0};
+void late_destructor(void* p) {
+  // Runs during thread teardown, possibly after hakmem's own exit hook.
+  hak_free(p);
+  void* q = hak_malloc(48);
+  if (q) {
+    memset(q, 1, 48);
+    hak_free(q);
+    g_late_ok.fetch_add(1);
+  }
+}
+}  // namespace
+
+TEST(Threads, AllocationFromOtherTlsDestructors) {
+  pthread_key_create(&g_late_key, late_destructor);
+  for (int i = 0; i < 50; ++i) {
+    std::thread([] {
+      void* p = hak_malloc(100);
+      pthread_setspecific(g_late_key, p);
+      thread_local std::vector<int> cxx_tls(10);  // a C++ TLS destructor too
+      cxx_tls[0] = 1;
+    }).join();
+  }
+  EXPECT_EQ(g_late_ok.load(), 50);
+}
+
+TEST(Threads, FirstCallIsAFreeOfAnotherThreadsBlock) {
+  void* p = hak_malloc(700);
+  std::thread([p] { hak_free(p); }).join();
+  void* big = hak_malloc(1 << 20);
+  std::thread([big] { hak_free(big); }).join();
+}

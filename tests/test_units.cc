@@ -1,0 +1,134 @@
+// Unit tests of the parts: size classes, region map, os recorder, SuperSlab geometry.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+
+#include <set>
+#include <vector>
+
+#include "os/os.h"
+#include "regionmap/region_map.h"
+#include "support.h"
+#include "tiny/size_class.h"
+#include "tiny/superslab.h"
+
+using namespace hak;
+
+TEST(SizeClass, TinyClassesAreTheSeeds) {
+  const size_t expect[] = {8, 16, 32, 64, 128, 256, 512, 1024};
+  for (unsigned c = 0; c < kTinyClasses; ++c) EXPECT_EQ(class_size(c), expect[c]);
+}
+
+TEST(SizeClass, EverySizeGetsTheSmallestFittingClass) {
+  for (size_t s = 0; s <= kMidMax; ++s) {
+    unsigned c = size_to_class(s);
+    ASSERT_LT(c, kNumClasses) << s;
+    ASSERT_GE(class_size(c), s) << s;
+    if (c > 0) {
+      ASSERT_LT(class_size(c - 1), s) << s;
+    }
+  }
+}
+
+TEST(SizeClass, MidWasteAtMostAQuarter) {
+  for (size_t s = kTinyMax + 1; s <= kMidMax; ++s) {
+    size_t cs = class_size(size_to_class(s));
+    ASSERT_LE((cs - s) * 4, cs) << s;
+  }
+}
+
+TEST(RegionMap, WildAndForeignPointersAreNone) {
+  int on_stack = 0;
+  std::vector<int> on_glibc_heap(10);
+  EXPECT_EQ(region_kind_of(&on_stack), RegionKind::kNone);
+  EXPECT_EQ(region_kind_of(on_glibc_heap.data()), RegionKind::kNone);
+  EXPECT_EQ(region_kind_of(nullptr), RegionKind::kNone);
+  EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(~uintptr_t{0})), RegionKind::kNone);
+  EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(uintptr_t{1} << 47)), RegionKind::kNone);
+  EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(uintptr_t{0xdeadbeef000})), RegionKind::kNone);
+}
+
+TEST(RegionMap, SetCoversExactlyTheRun) {
+  uintptr_t base = uintptr_t{0x7e0000000000};  // not mapped: only the map entry is touched
+  region_map_set(base, 3, RegionKind::kLargeHead, RegionKind::kLargeTail);
+  EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(base - 1)), RegionKind::kNone);
+  EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(base)), RegionKind::kLargeHead);
+  EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(base + kRegionSize + 5)), RegionKind::kLargeTail);
+  EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(base + 3 * kRegionSize - 1)), RegionKind::kLargeTail);
+  EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(base + 3 * kRegionSize)), RegionKind::kNone);
+  EXPECT_EQ(region_map_large_head(reinterpret_cast<void*>(base + 2 * kRegionSize + 7)), base);
+  region_map_set(base, 3, RegionKind::kNone, RegionKind::kNone);
+  EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(base)), RegionKind::kNone);
+}
+
+namespace {
+struct Recorder : hk::OsRecorder {
+  std::set<uintptr_t> mapped;
+  int maps = 0, unmaps = 0, decommits = 0;
+  void on_map(void* p, size_t) override {
+    ++maps;
+    mapped.insert(reinterpret_cast<uintptr_t>(p));
+  }
+  void on_unmap(void* p, size_t) override {
+    ++unmaps;
+    EXPECT_EQ(mapped.erase(reinterpret_cast<uintptr_t>(p)), 1u) << "unmap of a range never mapped";
+  }
+  void on_decommit(void*, size_t) override { ++decommits; }
+};
+}  // namespace
+
+TEST(Os, RecorderSeesEveryMapAndUnmapAndRegionsAreAligned) {
+  fresh_settings(0);
+  hk::Context* t = hk::context_create();  // its own page is mapped before recording
+  Recorder rec;
+  hk::set_os_recorder(&rec);
+  {
+    hk::Use use(t);
+    void* small = hak_malloc(16);
+    void* mid = hak_malloc(5000);
+    void* large = hak_malloc(3 << 20);
+    ASSERT_TRUE(small && mid && large);
+    EXPECT_EQ(rec.maps, 3);
+    for (uintptr_t b : rec.mapped) EXPECT_EQ(b % kRegionSize, 0u);
+    hak_free(large);
+    hk::trim();  // the large cache keeps the run; trimming unmaps it
+    hak_free(mid);
+    hak_free(small);
+  }
+  hk::context_exit(t);
+  EXPECT_EQ(rec.unmaps, 3);
+  EXPECT_TRUE(rec.mapped.empty());
+  hk::set_os_recorder(nullptr);
+}
+
+TEST(SuperSlab, GeometryEveryBlockInsideTheRegionAndAfterTheHeader) {
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    SuperSlab* ss = superslab_map(class_is_tiny(c) ? RegionKind::kSuperSlab : RegionKind::kMid, c);
+    ASSERT_NE(ss, nullptr);
+    EXPECT_EQ(ss->base() % kRegionSize, 0u);
+    EXPECT_GE(ss->data_begin, ss->remote_bits_off) << c;
+    size_t total = 0;
+    for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
+      const SlabMeta& m = ss->slabs[i];
+      total += m.end - m.first;
+      if (m.first < m.end) {
+        EXPECT_GE(uintptr_t{m.first} * ss->block_size, uintptr_t{i} << kSlabShift) << c;
+        EXPECT_LE(uintptr_t{m.end} * ss->block_size, kRegionSize) << c;
+      }
+    }
+    EXPECT_EQ(total, (ss->data_end - ss->data_begin) / ss->block_size) << c;
+    // Carve everything: distinct, aligned, on the grid.
+    std::vector<void*> out(kRegionSize / 8);
+    size_t n = 0;
+    for (unsigned i = 0; i < kSlabsPerRegion; ++i) n += superslab_take(ss, i, out.data() + n, 1u << 30);
+    EXPECT_EQ(n, total);
+    std::set<void*> uniq(out.begin(), out.begin() + n);
+    EXPECT_EQ(uniq.size(), n);
+    for (size_t i = 0; i < n; ++i) {
+      uintptr_t off = reinterpret_cast<uintptr_t>(out[i]) - ss->base();
+      ASSERT_TRUE(superslab_is_block_start(ss, off));
+      ASSERT_FALSE(superslab_is_block_start(ss, off + (ss->block_size >= 16 ? ss->block_size / 2 : 4)));
+    }
+    EXPECT_FALSE(ss->has_free_space());
+    superslab_unmap(ss);
+  }
+}
