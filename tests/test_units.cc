@@ -102,7 +102,7 @@ TEST(Os, RecorderSeesEveryMapAndUnmapAndRegionsAreAligned) {
 
 TEST(SuperSlab, GeometryEveryBlockInsideTheRegionAndAfterTheHeader) {
   for (unsigned c = 0; c < kNumClasses; ++c) {
-    SuperSlab* ss = superslab_map(class_is_tiny(c) ? RegionKind::kSuperSlab : RegionKind::kMid, c);
+    SuperSlab* ss = superslab_map(c);
     ASSERT_NE(ss, nullptr);
     EXPECT_EQ(ss->base() % kRegionSize, 0u);
     EXPECT_GE(ss->data_begin, ss->remote_bits_off) << c;

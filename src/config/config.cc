@@ -10,6 +10,7 @@
 
 #include "stats/stats.h"
 #include "thread/thread_cache.h"
+#include "tiny/size_class.h"
 
 namespace hak {
 
@@ -54,6 +55,7 @@ void ensure_init() noexcept {
   if (g_init_state.load(std::memory_order_relaxed) == 2) return;
   in_init = true;
   g_config = config_from_env();
+  set_c7_ultra(g_config.c7_ultra);
   g_init_state.store(1, std::memory_order_relaxed);
   // These may allocate (glibc keeps their tables on the heap); allocation works now.
   thread_init_once();

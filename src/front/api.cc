@@ -17,13 +17,14 @@ constexpr size_t kMaxRequest = PTRDIFF_MAX;
 // Usable bytes of a live block, or 0 after reporting a bad pointer (report mode).
 size_t usable_checked(void* p, const char* call) {
   RegionKind k = region_kind_of(p);
-  if ((static_cast<unsigned>(k) & ~2u) == 1u) {
+  if (k == RegionKind::kSuperSlab || k == RegionKind::kMid || k == RegionKind::kUltra) {
     SuperSlab* ss = superslab_of(p);
     uintptr_t off = reinterpret_cast<uintptr_t>(p) - ss->base();
     if (ss->magic != kSuperSlabMagic || !superslab_is_block_start(ss, off)) {
       free_bad_block(ss, p, off, call);
       return 0;
     }
+    if (!ss->checked) return ss->block_size;  // ULTRA keeps no allocation state
     BlockBit b = superslab_bit(ss, off);
     // relaxed: see free_fast.
     uint64_t a = ss->alloc_bits()[b.word].load(std::memory_order_relaxed);

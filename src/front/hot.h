@@ -16,8 +16,12 @@ HAK_COLD void free_double(void* p, const char* call) noexcept;
 
 HAK_INLINE void* malloc_fast(size_t size) noexcept {
   if (HAK_LIKELY(size <= kMidMax)) {
-    unsigned c = size_to_class(size);
+    unsigned c = size_to_slot(size);
     ThreadCache* tc = tl_tc;
+    if (c == kUltraSlot) {
+      if (HAK_LIKELY(tc->ultra.free != nullptr)) return ultra_pop(tc);
+      return ultra_malloc_slow();
+    }
     ClassCache& cc = tc->cls[c];
     if (HAK_LIKELY(cc.count != 0)) return magazine_pop(tc, cc);
     return malloc_class_slow(c);
@@ -25,9 +29,44 @@ HAK_INLINE void* malloc_fast(size_t size) noexcept {
   return malloc_large_slow(size);
 }
 
-// Tiny and mid SuperSlabs inline; ULTRA, large, null and invalid pointers out of line.
+// ULTRA free: page by mask, push, no header check (hardened builds check like v3).
+HAK_INLINE void ultra_free(void* p, const char* call) noexcept {
+  SuperSlab* seg = superslab_of(p);
+  uintptr_t off = reinterpret_cast<uintptr_t>(p) - seg->base();
+  if constexpr (kHardened) {
+    if (HAK_UNLIKELY(seg->magic != kSuperSlabMagic || !superslab_is_block_start(seg, off)))
+      return free_bad_block(seg, p, off, call);
+  }
+  ThreadCache* tc = tl_tc;
+  if (HAK_LIKELY(seg->owner.load(std::memory_order_relaxed) == tc)) {
+    if constexpr (kHardened) {
+      BlockBit b = superslab_bit(seg, off);
+      std::atomic<uint64_t>& aw = seg->alloc_bits()[b.word];
+      uint64_t a = aw.load(std::memory_order_relaxed);
+      uint64_t r = seg->remote_bits()[b.word].load(std::memory_order_relaxed);
+      if (HAK_UNLIKELY(((a & ~r) & b.mask) == 0)) return free_double(p, call);
+      aw.store(a & ~b.mask, std::memory_order_relaxed);
+    }
+    unsigned pg = static_cast<unsigned>(off >> kSlabShift);
+    SlabMeta& m = seg->slabs[pg];
+    FreeBlock* b = static_cast<FreeBlock*>(p);
+    b->next = m.free;
+    m.free = b;
+    seg->slab_free_mask |= 1u << pg;
+    --m.used;
+    uint32_t left = seg->active_local.load(std::memory_order_relaxed) - 1;
+    seg->active_local.store(left, std::memory_order_relaxed);
+    if (HAK_UNLIKELY(left == seg->remote_pending.load(std::memory_order_relaxed))) superslab_check_empty(tc, seg);
+    return;
+  }
+  superslab_free_remote(seg, p, off, call);
+}
+
+// ULTRA first (the seed's overlay), then tiny and mid SuperSlabs inline; large, null and
+// invalid pointers out of line.
 HAK_INLINE void free_fast(void* p, const char* call) noexcept {
   RegionKind k = region_kind_of(p);
+  if (k == RegionKind::kUltra) return ultra_free(p, call);
   // kSuperSlab (1) and kMid (3) in one test.
   if (HAK_LIKELY((static_cast<unsigned>(k) & ~2u) == 1u)) {
     SuperSlab* ss = superslab_of(p);

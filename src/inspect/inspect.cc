@@ -33,7 +33,7 @@ RegionInfo describe(uintptr_t base) {
   r.base = base;
   RegionKind k = region_kind_of(reinterpret_cast<void*>(base));
   r.kind = kind_of(k);
-  if (k == RegionKind::kSuperSlab || k == RegionKind::kMid) {
+  if (k == RegionKind::kSuperSlab || k == RegionKind::kMid || k == RegionKind::kUltra) {
     SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
     r.bytes = kRegionSize;
     r.cls = ss->cls;
@@ -186,6 +186,7 @@ void set_settings(const Settings& s) {
   ensure_init();
   g_config.warm_regions = s.warm_regions;
   g_config.c7_ultra = s.c7_ultra;
+  set_c7_ultra(s.c7_ultra);
   g_config.on_error = s.report_errors ? OnError::kReport : OnError::kAbort;
   g_config.quiet = s.quiet;
   orphan_trim_pool();

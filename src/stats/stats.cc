@@ -66,6 +66,8 @@ StatsSnapshot stats_snapshot() noexcept {
   s.superslabs_mapped_total = sc.mapped_total[0];
   s.mid_live = sc.live[1];
   s.mid_released = sc.released_total[1];
+  s.ultra_segments_live = sc.live[2];
+  s.ultra_segments_released = sc.released_total[2];
   s.large_live = lc.live;
   s.large_released = lc.released_total;
   s.large_cached = lc.cached;
@@ -80,6 +82,8 @@ StatsSnapshot stats_snapshot() noexcept {
     if (k == RegionKind::kSuperSlab || k == RegionKind::kMid) {
       SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
       s.active_blocks[ss->cls] += ss->active();
+    } else if (k == RegionKind::kUltra) {
+      s.active_ultra += reinterpret_cast<SuperSlab*>(base)->active();
     }
   });
   return s;

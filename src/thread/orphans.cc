@@ -8,10 +8,10 @@ namespace hak {
 namespace {
 
 SpinLock g_lock;
-SuperSlab* g_pool[kNumClasses];
-uint32_t g_pool_count[kNumClasses];
-SuperSlab* g_abandoned[kNumClasses];
-uint32_t g_abandoned_count[kNumClasses];
+SuperSlab* g_pool[kNumSlots];
+uint32_t g_pool_count[kNumSlots];
+SuperSlab* g_abandoned[kNumSlots];
+uint32_t g_abandoned_count[kNumSlots];
 
 void push(SuperSlab*& head, SuperSlab* ss, SuperSlabList l) {
   ss->prev = nullptr;
@@ -31,7 +31,7 @@ void unlink(SuperSlab*& head, SuperSlab* ss) {
 
 // Lock held; ss is ownerless, empty and on no list.
 void release_empty_locked(SuperSlab* ss) {
-  unsigned c = ss->cls;
+  unsigned c = ss->slot;
   if (g_pool_count[c] < g_config.warm_regions) {
     superslab_reset(ss, true);
     ss->warm = 1;
@@ -79,8 +79,8 @@ void orphan_abandon(SuperSlab* ss) noexcept {
   superslab_collect(ss, list);
   ss->owner.store(nullptr, std::memory_order_relaxed);
   if (ss->active_local.load(std::memory_order_relaxed) == 0) return release_empty_locked(ss);
-  push(g_abandoned[ss->cls], ss, SuperSlabList::kAbandoned);
-  ++g_abandoned_count[ss->cls];
+  push(g_abandoned[ss->slot], ss, SuperSlabList::kAbandoned);
+  ++g_abandoned_count[ss->slot];
 }
 
 void orphan_release_empty(SuperSlab* ss) noexcept {
@@ -92,20 +92,23 @@ void orphan_release_empty(SuperSlab* ss) noexcept {
 bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
   SpinGuard g(g_lock);
   if (!(ss->remote_head.load(std::memory_order_relaxed) & kAbandonedTag)) return false;  // adopted
-  BlockBit b = superslab_bit(ss, off);
-  std::atomic<uint64_t>& a = ss->alloc_bits()[b.word];
-  uint64_t aw = a.load(std::memory_order_relaxed);
-  if (!(aw & b.mask) || (ss->remote_bits()[b.word].load(std::memory_order_relaxed) & b.mask)) {
-    report_error(call, p, "double free (block is not allocated)");
-    return true;
+  if (ss->checked) {
+    BlockBit b = superslab_bit(ss, off);
+    std::atomic<uint64_t>& a = ss->alloc_bits()[b.word];
+    uint64_t aw = a.load(std::memory_order_relaxed);
+    if (!(aw & b.mask) || (ss->remote_bits()[b.word].load(std::memory_order_relaxed) & b.mask)) {
+      report_error(call, p, "double free (block is not allocated)");
+      return true;
+    }
+    a.store(aw & ~b.mask, std::memory_order_relaxed);
   }
-  a.store(aw & ~b.mask, std::memory_order_relaxed);
+  if (ss->kind == RegionKind::kUltra) --ss->slabs[off >> kSlabShift].used;
   superslab_put(ss, p);
   uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
   ss->active_local.store(left, std::memory_order_relaxed);
   if (left == 0) {
-    unlink(g_abandoned[ss->cls], ss);
-    --g_abandoned_count[ss->cls];
+    unlink(g_abandoned[ss->slot], ss);
+    --g_abandoned_count[ss->slot];
     release_empty_locked(ss);
   }
   return true;
@@ -114,7 +117,7 @@ bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char*
 OrphanCounts orphan_counts() noexcept {
   SpinGuard g(g_lock);
   OrphanCounts o{};
-  for (unsigned c = 0; c < kNumClasses; ++c) {
+  for (unsigned c = 0; c < kNumSlots; ++c) {
     o.pool[c] = g_pool_count[c];
     o.abandoned[c] = g_abandoned_count[c];
   }
@@ -123,7 +126,7 @@ OrphanCounts orphan_counts() noexcept {
 
 void orphan_trim_pool() noexcept {
   SpinGuard g(g_lock);
-  for (unsigned c = 0; c < kNumClasses; ++c) {
+  for (unsigned c = 0; c < kNumSlots; ++c) {
     while (g_pool_count[c] > g_config.warm_regions) {
       SuperSlab* ss = g_pool[c];
       unlink(g_pool[c], ss);

@@ -24,9 +24,8 @@ uint64_t g_next_id = 1;
 
 constexpr size_t kContextBytes = align_up(sizeof(ThreadCache), kPageSize);
 
-RegionKind kind_for_class(unsigned c) { return class_is_tiny(c) ? RegionKind::kSuperSlab : RegionKind::kMid; }
-
 uint32_t magazine_cap(unsigned c) {
+  if (c == kUltraSlot) return 0;  // the ULTRA box replaces the magazine
   size_t s = class_size(c);
   if (s <= 256) return 128;
   if (s <= 1024) return 64;
@@ -63,8 +62,12 @@ void relist(ClassCache& cc, SuperSlab* ss) {
   list_push(cc, ss, want);
 }
 
-// Drops magazine entries in `ss` (in slab `slab` only, unless slab < 0).
-void purge_magazine(ClassCache& cc, SuperSlab* ss, int slab) {
+// Drops cached free blocks of `ss` (in slab `slab` only, unless slab < 0): they are
+// about to be reset or unmapped.
+void purge_caches(ThreadCache* tc, SuperSlab* ss, int slab) {
+  UltraBox& box = tc->ultra;
+  if (box.seg == ss && (slab < 0 || box.page == &ss->slabs[slab])) box = UltraBox{};
+  ClassCache& cc = tc->cls[ss->slot];
   uint32_t w = 0;
   for (uint32_t i = 0; i < cc.count; ++i) {
     void* p = cc.items[i];
@@ -77,7 +80,7 @@ void purge_magazine(ClassCache& cc, SuperSlab* ss, int slab) {
 
 // The owner's region has no live block and no pending remote free.
 void region_became_empty(ThreadCache* tc, SuperSlab* ss) {
-  ClassCache& cc = tc->cls[ss->cls];
+  ClassCache& cc = tc->cls[ss->slot];
   if (ss->warm) return;
   if (cc.warm_count < g_config.warm_regions) {
     // Kept: it stays mapped in this context, pages given back except the slab this
@@ -89,17 +92,17 @@ void region_became_empty(ThreadCache* tc, SuperSlab* ss) {
       while (others) {
         unsigned i = __builtin_ctz(others);
         others &= others - 1;
-        purge_magazine(cc, ss, static_cast<int>(i));
+        purge_caches(tc, ss, static_cast<int>(i));
         superslab_reset_slab(ss, i);
       }
     } else {
-      purge_magazine(cc, ss, -1);
+      purge_caches(tc, ss, -1);
       superslab_reset(ss, true);
     }
     relist(cc, ss);
     return;
   }
-  purge_magazine(cc, ss, -1);
+  purge_caches(tc, ss, -1);
   if (cc.cur == ss) cc.cur = nullptr;
   list_unlink(cc, ss);
   superslab_unmap(ss);
@@ -111,10 +114,10 @@ bool collect_region(ThreadCache* tc, SuperSlab* ss) {
   if (ss->remote_pending.load(std::memory_order_relaxed) != 0) {
     uintptr_t list = ss->remote_head.exchange(0, std::memory_order_acquire);
     superslab_collect(ss, list);
-    relist(tc->cls[ss->cls], ss);
+    relist(tc->cls[ss->slot], ss);
   }
   if (ss->active_local.load(std::memory_order_relaxed) == 0 && !ss->warm) {
-    bool unmapped = tc->cls[ss->cls].warm_count >= g_config.warm_regions;
+    bool unmapped = tc->cls[ss->slot].warm_count >= g_config.warm_regions;
     region_became_empty(tc, ss);
     return !unmapped;
   }
@@ -133,46 +136,11 @@ void collect_class(ThreadCache* tc, unsigned c) {
 }
 
 bool refill(ThreadCache* tc, unsigned c) {
+  if (!thread_cache_ensure_slab(tc, c)) return false;
   ClassCache& cc = tc->cls[c];
   uint32_t want = cc.cap / 2 ? cc.cap / 2 : 1;
-  bool collected = false;
-  for (;;) {
-    if (SuperSlab* ss = cc.cur) {
-      if (!superslab_slab_has_free(ss, cc.cur_slab)) {
-        uint32_t m = ss->slab_free_mask | ss->slab_uncarved_mask;
-        if (m) cc.cur_slab = __builtin_ctz(m);
-      }
-      if (superslab_slab_has_free(ss, cc.cur_slab)) {
-        cc.count += superslab_take(ss, cc.cur_slab, cc.items + cc.count, want);
-        return true;
-      }
-      relist(cc, ss);  // exhausted: to the full list
-      cc.cur = nullptr;
-    }
-    // Collection point: the current region is exhausted.
-    if (!collected) {
-      collected = true;
-      collect_class(tc, c);
-    }
-    // Prefer a region in use over a warm one, so warm regions stay empty.
-    SuperSlab* pick = nullptr;
-    for (SuperSlab* ss = cc.partial; ss; ss = ss->next) {
-      if (!ss->has_free_space()) continue;
-      if (!pick || (pick->warm && !ss->warm)) pick = ss;
-      if (!pick->warm) break;
-    }
-    if (!pick) {
-      pick = orphan_take(c, tc);
-      if (!pick) {
-        pick = superslab_map(kind_for_class(c), c);
-        if (!pick) return false;
-        pick->owner.store(tc, std::memory_order_relaxed);
-      }
-      list_push(cc, pick, pick->has_free_space() ? SuperSlabList::kPartial : SuperSlabList::kFull);
-    }
-    cc.cur = pick;
-    cc.cur_slab = __builtin_ctz(pick->slab_free_mask | pick->slab_uncarved_mask);
-  }
+  cc.count += superslab_take(cc.cur, cc.cur_slab, cc.items + cc.count, want);
+  return true;
 }
 
 void on_thread_exit(void* arg) {
@@ -204,6 +172,46 @@ void fork_child() {
 
 }  // namespace
 
+bool thread_cache_ensure_slab(ThreadCache* tc, unsigned slot) noexcept {
+  ClassCache& cc = tc->cls[slot];
+  bool collected = false;
+  for (;;) {
+    if (SuperSlab* ss = cc.cur) {
+      if (!superslab_slab_has_free(ss, cc.cur_slab)) {
+        uint32_t m = ss->slab_free_mask | ss->slab_uncarved_mask;
+        if (m) cc.cur_slab = __builtin_ctz(m);
+      }
+      if (superslab_slab_has_free(ss, cc.cur_slab)) return true;
+      relist(cc, ss);  // exhausted: to the full list
+      cc.cur = nullptr;
+    }
+    // Collection point: the current region is exhausted.
+    if (!collected) {
+      collected = true;
+      collect_class(tc, slot);
+    }
+    // Prefer a region in use over a warm one, so warm regions stay empty.
+    SuperSlab* pick = nullptr;
+    for (SuperSlab* ss = cc.partial; ss; ss = ss->next) {
+      if (!ss->has_free_space()) continue;
+      if (!pick || (pick->warm && !ss->warm)) pick = ss;
+      if (!pick->warm) break;
+    }
+    if (!pick) {
+      pick = orphan_take(slot, tc);
+      if (!pick) {
+        pick = superslab_map(slot);
+        if (!pick) return false;
+        pick->owner.store(tc, std::memory_order_relaxed);
+      }
+      list_push(cc, pick, pick->has_free_space() ? SuperSlabList::kPartial : SuperSlabList::kFull);
+    }
+    cc.cur = pick;
+    cc.cur_slab = __builtin_ctz(pick->slab_free_mask | pick->slab_uncarved_mask);
+  }
+}
+
+
 SpinLock& thread_cache_registry_lock() noexcept { return g_registry_lock; }
 ThreadCache* thread_cache_registry_head() noexcept { return g_registry; }
 
@@ -227,7 +235,7 @@ ThreadCache* thread_cache_create(ContextKind kind) noexcept {
     tc = static_cast<ThreadCache*>(mem);
   }
   new (tc) ThreadCache();
-  for (unsigned c = 0; c < kNumClasses; ++c) tc->cls[c].cap = magazine_cap(c);
+  for (unsigned c = 0; c < kNumSlots; ++c) tc->cls[c].cap = magazine_cap(c);
   tc->kind = kind;
   SpinGuard g(g_registry_lock);
   tc->id = g_next_id++;
@@ -238,7 +246,8 @@ ThreadCache* thread_cache_create(ContextKind kind) noexcept {
 }
 
 void thread_cache_exit(ThreadCache* tc) noexcept {
-  for (unsigned c = 0; c < kNumClasses; ++c) {
+  ultra_box_flush(tc->ultra);
+  for (unsigned c = 0; c < kNumSlots; ++c) {
     ClassCache& cc = tc->cls[c];
     for (uint32_t i = 0; i < cc.count; ++i) superslab_put(superslab_of(cc.items[i]), cc.items[i]);
     cc.count = 0;
@@ -276,7 +285,7 @@ ThreadCache* thread_cache_current() noexcept {
 }
 
 void thread_cache_collect(ThreadCache* tc) noexcept {
-  for (unsigned c = 0; c < kNumClasses; ++c) collect_class(tc, c);
+  for (unsigned c = 0; c < kNumSlots; ++c) collect_class(tc, c);
 }
 
 void* malloc_class_slow(unsigned c) noexcept {
@@ -308,7 +317,7 @@ void magazine_flush(ThreadCache* tc, ClassCache& cc) noexcept {
 void superslab_left_empty(ThreadCache* tc, SuperSlab* ss) noexcept {
   if (ss->warm) {
     ss->warm = 0;
-    --tc->cls[ss->cls].warm_count;
+    --tc->cls[ss->slot].warm_count;
   }
 }
 
@@ -317,12 +326,14 @@ void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept { collect_re
 void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
   BlockBit b = superslab_bit(ss, off);
   for (;;) {
-    // relaxed: the owner set this bit before the block reached us through the program.
-    if (!(ss->alloc_bits()[b.word].load(std::memory_order_relaxed) & b.mask))
-      return report_error(call, p, "double free (block is not allocated)");
-    // relaxed: the bit only has to be exclusive; the list push below publishes the block.
-    if (ss->remote_bits()[b.word].fetch_or(b.mask, std::memory_order_relaxed) & b.mask)
-      return report_error(call, p, "double free (block already freed by another thread)");
+    if (ss->checked) {
+      // relaxed: the owner set this bit before the block reached us through the program.
+      if (!(ss->alloc_bits()[b.word].load(std::memory_order_relaxed) & b.mask))
+        return report_error(call, p, "double free (block is not allocated)");
+      // relaxed: the bit only has to be exclusive; the list push below publishes the block.
+      if (ss->remote_bits()[b.word].fetch_or(b.mask, std::memory_order_relaxed) & b.mask)
+        return report_error(call, p, "double free (block already freed by another thread)");
+    }
     // Counted before the push, so remote_pending >= the list's length and the owner
     // cannot release the region while this block is still on its way.
     ss->remote_pending.fetch_add(1, std::memory_order_relaxed);
@@ -335,7 +346,7 @@ void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* ca
         return;
     }
     ss->remote_pending.fetch_sub(1, std::memory_order_relaxed);
-    ss->remote_bits()[b.word].fetch_and(~b.mask, std::memory_order_relaxed);
+    if (ss->checked) ss->remote_bits()[b.word].fetch_and(~b.mask, std::memory_order_relaxed);
     if (superslab_free_abandoned(ss, p, off, call)) return;
   }
 }

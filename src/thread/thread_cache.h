@@ -29,8 +29,8 @@ struct ClassCache {
 enum class ContextKind : uint8_t { kSentinel, kOsThread, kSimulated };
 
 struct ThreadCache {
-  ClassCache cls[kNumClasses];
-  UltraBox ultra;
+  UltraBox ultra;  // first: the ULTRA fast path touches only this and the segment
+  ClassCache cls[kNumSlots];  // per class, and kUltraSlot (its magazine is unused)
   ContextKind kind = ContextKind::kSentinel;
   ThreadCache* reg_next = nullptr;  // registry of contexts (cold)
   ThreadCache* reg_prev = nullptr;
@@ -77,10 +77,14 @@ void thread_cache_for_each(Fn&& fn) {
   for (ThreadCache* t = thread_cache_registry_head(); t; t = t->reg_next) fn(t);
 }
 
+// Makes tc->cls[slot].cur / cur_slab a slab with a block to give (refill: collects,
+// adopts, takes from the pool or maps). False when out of memory.
+bool thread_cache_ensure_slab(ThreadCache* tc, unsigned slot) noexcept;
+
 // --- orphans (orphans.cc): ownerless regions, under one lock ---
 // A region with free space from the abandoned list (adopted) or the warm pool, now owned
 // by tc; nullptr if none.
-SuperSlab* orphan_take(unsigned cls, ThreadCache* tc) noexcept;
+SuperSlab* orphan_take(unsigned slot, ThreadCache* tc) noexcept;
 // The exiting owner gives up `ss`: released if empty, else abandoned.
 void orphan_abandon(SuperSlab* ss) noexcept;
 // An empty region leaves its context: into the warm pool if there is room, else unmapped.
@@ -89,8 +93,8 @@ void orphan_release_empty(SuperSlab* ss) noexcept;
 bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
 SpinLock& orphan_lock() noexcept;
 struct OrphanCounts {
-  uint32_t pool[kNumClasses];
-  uint32_t abandoned[kNumClasses];
+  uint32_t pool[kNumSlots];
+  uint32_t abandoned[kNumSlots];
 };
 OrphanCounts orphan_counts() noexcept;
 // Releases pool regions beyond the configured reserve (after a config change).
@@ -105,6 +109,20 @@ HAK_INLINE void* magazine_pop(ThreadCache* tc, ClassCache& cc) {
   if (HAK_UNLIKELY(a == 0)) superslab_left_empty(tc, ss);
   superslab_mark_alloc(ss, reinterpret_cast<uintptr_t>(p) - ss->base());
   return p;
+}
+
+// Hands out the box's next block (box.free != nullptr): it becomes live.
+HAK_INLINE void* ultra_pop(ThreadCache* tc) {
+  UltraBox& box = tc->ultra;
+  FreeBlock* b = box.free;
+  box.free = b->next;
+  ++box.page->used;
+  SuperSlab* seg = box.seg;
+  uint32_t a = seg->active_local.load(std::memory_order_relaxed);
+  seg->active_local.store(a + 1, std::memory_order_relaxed);
+  if (HAK_UNLIKELY(a == 0)) superslab_left_empty(tc, seg);
+  if constexpr (kHardened) superslab_mark_alloc(seg, reinterpret_cast<uintptr_t>(b) - seg->base());
+  return b;
 }
 
 }  // namespace hak

@@ -3,6 +3,7 @@
 // wastes at most 25% of its size. Both are served by SuperSlabs (kinds SUPERSLAB / MID).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 
@@ -52,5 +53,23 @@ HAK_INLINE unsigned size_to_class(size_t size) {
 }
 
 HAK_INLINE constexpr bool class_is_tiny(unsigned c) { return c < kTinyClasses; }
+
+// A slot is where a region's blocks come from: one per class (v3 SuperSlab for tiny,
+// MID for mid) plus the ULTRA slot (C7 on ULTRA segments). Per-context lists, warm
+// counts and the orphan pools are per slot.
+inline constexpr unsigned kUltraSlot = kNumClasses;
+inline constexpr unsigned kNumSlots = kNumClasses + 1;
+HAK_INLINE constexpr unsigned slot_class(unsigned s) { return s == kUltraSlot ? kC7 : s; }
+
+// Size (<= 1024) -> slot, indexed by (size + 7) / 8. C7 sizes map to kUltraSlot while
+// ULTRA is on (set_c7_ultra); the table is the only switch the malloc fast path sees.
+extern std::array<uint8_t, kTinyMax / 8 + 1> g_tiny_slot;
+void set_c7_ultra(bool on) noexcept;
+
+// Slot for a request of `size` bytes; only for size <= kMidMax.
+HAK_INLINE unsigned size_to_slot(size_t size) {
+  if (HAK_LIKELY(size <= kTinyMax)) return g_tiny_slot[(size + 7) >> 3];
+  return size_to_class(size);
+}
 
 }  // namespace hak

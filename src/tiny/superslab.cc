@@ -7,20 +7,23 @@
 namespace hak {
 namespace {
 
-std::atomic<uint64_t> g_live[2], g_mapped_total[2], g_released_total[2];
+std::atomic<uint64_t> g_live[3], g_mapped_total[3], g_released_total[3];
 
-unsigned kind_index(RegionKind k) { return k == RegionKind::kMid ? 1 : 0; }
+unsigned kind_index(RegionKind k) { return k == RegionKind::kMid ? 1 : k == RegionKind::kUltra ? 2 : 0; }
 
 uint32_t bitmap_bytes(unsigned shift) {
   size_t bits = kRegionSize >> shift;
   return static_cast<uint32_t>(align_up((bits + 7) / 8, 64));
 }
 
-void init_layout(SuperSlab* ss, RegionKind kind, unsigned cls) {
+void init_layout(SuperSlab* ss, unsigned slot) {
+  unsigned cls = slot_class(slot);
   uint32_t bs = static_cast<uint32_t>(class_size(cls));
   ss->magic = kSuperSlabMagic;
-  ss->kind = kind;
+  ss->kind = slot_kind(slot);
   ss->cls = static_cast<uint8_t>(cls);
+  ss->slot = static_cast<uint8_t>(slot);
+  ss->checked = ss->kind != RegionKind::kUltra || kHardened;
   ss->bit_shift = static_cast<uint8_t>(31 - __builtin_clz(bs));
   ss->warm = 0;
   ss->block_size = bs;
@@ -63,20 +66,21 @@ void superslab_reset(SuperSlab* ss, bool decommit) noexcept {
     if (e > nblocks) e = nblocks;
     if (f > e) f = e;
     m.free = nullptr;
-    m.free_count = 0;
+    m.used = 0;
     m.first = m.carve_next = f;
     m.end = e;
     if (f < e) ss->slab_uncarved_mask |= 1u << i;
   }
 }
 
-SuperSlab* superslab_map(RegionKind kind, unsigned cls) noexcept {
+SuperSlab* superslab_map(unsigned slot) noexcept {
   void* mem = os_map(kRegionSize, kRegionSize);
   if (!mem) return nullptr;
   SuperSlab* ss = new (mem) SuperSlab();
-  init_layout(ss, kind, cls);
+  init_layout(ss, slot);
   superslab_reset(ss, false);
   registry_add(&ss->link);
+  RegionKind kind = ss->kind;
   unsigned k = kind_index(kind);
   g_live[k].fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   g_mapped_total[k].fetch_add(1, std::memory_order_relaxed);
@@ -106,7 +110,7 @@ void superslab_reset_slab(SuperSlab* ss, unsigned i) noexcept {
   if (to > slab_end) to = slab_end;  // the next slab's pages are its own
   if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
   m.free = nullptr;
-  m.free_count = 0;
+  m.used = 0;
   m.carve_next = m.first;
   ss->slab_free_mask &= ~(1u << i);
   ss->slab_carved_mask &= ~(1u << i);
@@ -120,7 +124,6 @@ uint32_t superslab_take(SuperSlab* ss, unsigned slab, void** out, uint32_t want)
     out[n++] = m.free;
     m.free = m.free->next;
   }
-  m.free_count -= n;
   if (!m.free) ss->slab_free_mask &= ~(1u << slab);
   if (n < want && m.carve_next < m.end) {
     uint32_t k = m.carve_next, stop = m.end - k < want - n ? m.end : k + (want - n);
@@ -139,8 +142,22 @@ void superslab_put(SuperSlab* ss, void* p) noexcept {
   FreeBlock* b = static_cast<FreeBlock*>(p);
   b->next = m.free;
   m.free = b;
-  ++m.free_count;
   ss->slab_free_mask |= 1u << slab;
+}
+
+FreeBlock* superslab_carve_list(SuperSlab* ss, unsigned slab, uint32_t max) noexcept {
+  SlabMeta& m = ss->slabs[slab];
+  uint32_t k = m.carve_next, stop = m.end - k < max ? m.end : k + max;
+  if (k == stop) return nullptr;
+  char* first = reinterpret_cast<char*>(ss) + uintptr_t{k} * ss->block_size;
+  char* p = first;
+  for (uint32_t i = k; i + 1 < stop; ++i, p += ss->block_size)
+    reinterpret_cast<FreeBlock*>(p)->next = reinterpret_cast<FreeBlock*>(p + ss->block_size);
+  reinterpret_cast<FreeBlock*>(p)->next = nullptr;
+  m.carve_next = stop;
+  ss->slab_carved_mask |= 1u << slab;
+  if (stop == m.end) ss->slab_uncarved_mask &= ~(1u << slab);
+  return reinterpret_cast<FreeBlock*>(first);
 }
 
 uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept {
@@ -148,11 +165,14 @@ uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept {
   for (FreeBlock* b = reinterpret_cast<FreeBlock*>(list & ~kAbandonedTag); b;) {
     FreeBlock* next = b->next;
     uintptr_t off = reinterpret_cast<uintptr_t>(b) - ss->base();
-    BlockBit bit = superslab_bit(ss, off);
-    std::atomic<uint64_t>& a = ss->alloc_bits()[bit.word];
-    a.store(a.load(std::memory_order_relaxed) & ~bit.mask, std::memory_order_relaxed);
-    // relaxed: the bit is only a double-free guard; the list exchange ordered the block.
-    ss->remote_bits()[bit.word].fetch_and(~bit.mask, std::memory_order_relaxed);
+    if (ss->checked) {
+      BlockBit bit = superslab_bit(ss, off);
+      std::atomic<uint64_t>& a = ss->alloc_bits()[bit.word];
+      a.store(a.load(std::memory_order_relaxed) & ~bit.mask, std::memory_order_relaxed);
+      // relaxed: the bit is only a double-free guard; the list exchange ordered the block.
+      ss->remote_bits()[bit.word].fetch_and(~bit.mask, std::memory_order_relaxed);
+    }
+    if (ss->kind == RegionKind::kUltra) --ss->slabs[off >> kSlabShift].used;
     superslab_put(ss, b);
     ++n;
     b = next;
@@ -173,7 +193,7 @@ const char* superslab_bad_reason(const SuperSlab* ss, uintptr_t off) noexcept {
 
 SuperSlabCounters superslab_counters() noexcept {
   SuperSlabCounters c{};
-  for (int k = 0; k < 2; ++k) {
+  for (int k = 0; k < 3; ++k) {
     c.live[k] = g_live[k].load(std::memory_order_relaxed);
     c.mapped_total[k] = g_mapped_total[k].load(std::memory_order_relaxed);
     c.released_total[k] = g_released_total[k].load(std::memory_order_relaxed);

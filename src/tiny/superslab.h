@@ -1,5 +1,7 @@
 // SuperSlab: a 2 MiB region of one size class, split into 32 slabs of 64 KiB, carved
-// lazily. Tiny classes (kind SUPERSLAB) and mid classes (kind MID) share this engine.
+// lazily. Tiny classes (kind SUPERSLAB), mid classes (kind MID) and the C7 ULTRA
+// segments (kind ULTRA: its slabs are the ULTRA pages) share this engine; only their
+// fast paths differ.
 //
 // Layout: [header | alloc bitmap | remote bitmap | blocks on the class grid ...]
 // Block k lives at base + k * block_size. Its state bit is (k * block_size) >> bit_shift,
@@ -28,10 +30,10 @@ struct FreeBlock {
 
 struct SlabMeta {
   FreeBlock* free = nullptr;  // owner-side free list
-  uint32_t free_count = 0;
   uint32_t carve_next = 0;  // next block index to carve
   uint32_t first = 0;       // first block index of the slab
   uint32_t end = 0;         // one past its last block index
+  uint32_t used = 0;        // ULTRA pages: live blocks, as the owner counts them
 };
 
 inline constexpr uint32_t kSuperSlabMagic = 0x53534B48;  // "HKSS"
@@ -47,6 +49,8 @@ struct alignas(64) SuperSlab {
   uint8_t cls;
   uint8_t bit_shift;
   uint8_t warm;  // empty and kept in a warm reserve (owner's, or the pool)
+  uint8_t slot;     // class, or kUltraSlot
+  uint8_t checked;  // alloc/remote bits are kept (v3, mid; ULTRA only when hardened)
   uint32_t block_size;
   uint32_t size_mask;  // block_size - 1 for powers of two, else 0
   uint64_t inv;        // ceil(2^40 / block_size): boundary check for other sizes
@@ -83,6 +87,16 @@ struct alignas(64) SuperSlab {
   bool has_free_space() const { return (slab_free_mask | slab_uncarved_mask) != 0; }
 };
 
+#ifdef HAKMEM_HARDENED
+inline constexpr bool kHardened = true;
+#else
+inline constexpr bool kHardened = false;
+#endif
+
+HAK_INLINE RegionKind slot_kind(unsigned s) {
+  return s == kUltraSlot ? RegionKind::kUltra : class_is_tiny(s) ? RegionKind::kSuperSlab : RegionKind::kMid;
+}
+
 HAK_INLINE SuperSlab* superslab_of(const void* p) { return reinterpret_cast<SuperSlab*>(region_base(p)); }
 
 // True when `off` is the start of a block of this SuperSlab.
@@ -109,7 +123,7 @@ HAK_INLINE void superslab_mark_alloc(SuperSlab* ss, uintptr_t off) {
 }
 
 // --- cold operations (superslab.cc) ---
-SuperSlab* superslab_map(RegionKind kind, unsigned cls) noexcept;  // nullptr: out of memory
+SuperSlab* superslab_map(unsigned slot) noexcept;  // nullptr: out of memory
 void superslab_unmap(SuperSlab* ss) noexcept;
 // Resets every slab to uncarved; with `decommit`, gives the pages of carved slabs back.
 void superslab_reset(SuperSlab* ss, bool decommit) noexcept;
@@ -117,6 +131,8 @@ void superslab_reset(SuperSlab* ss, bool decommit) noexcept;
 void superslab_reset_slab(SuperSlab* ss, unsigned slab) noexcept;
 // Moves up to `want` free blocks of `slab` into out[]; pops the free list, then carves.
 uint32_t superslab_take(SuperSlab* ss, unsigned slab, void** out, uint32_t want) noexcept;
+// Carves up to `max` never-used blocks of `slab` into a list (nullptr if none left).
+FreeBlock* superslab_carve_list(SuperSlab* ss, unsigned slab, uint32_t max) noexcept;
 // Returns a free block (alloc bit already clear) to its slab's free list.
 void superslab_put(SuperSlab* ss, void* p) noexcept;
 // Takes the remote list back into the slabs. Returns the number of blocks collected.
@@ -131,7 +147,7 @@ HAK_INLINE bool superslab_slab_has_free(const SuperSlab* ss, unsigned slab) {
 const char* superslab_bad_reason(const SuperSlab* ss, uintptr_t off) noexcept;
 
 struct SuperSlabCounters {
-  uint64_t live[2], mapped_total[2], released_total[2];  // [0] SUPERSLAB, [1] MID
+  uint64_t live[3], mapped_total[3], released_total[3];  // [0] SUPERSLAB, [1] MID, [2] ULTRA
 };
 SuperSlabCounters superslab_counters() noexcept;
 

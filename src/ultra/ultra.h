@@ -1,6 +1,27 @@
-// C7 ULTRA: headerless 1024-byte blocks on dedicated segments (issue 3). Placeholder box.
+// C7 ULTRA (seed 002): 1024-byte blocks on dedicated 2 MiB segments (region kind ULTRA)
+// whose 64 KiB slabs are the ULTRA pages. The thread's box holds the current page's free
+// list: malloc pops it; free finds the page by mask and pushes on the page's list with no
+// header check (hardened builds check like v3). Segments share the SuperSlab engine for
+// carving, remote frees, release, the warm reserve, abandonment and adoption.
 #pragma once
 
+#include "tiny/superslab.h"
+
 namespace hak {
-struct UltraBox {};
+
+struct UltraBox {
+  FreeBlock* free = nullptr;  // blocks of `page` in `seg`, ready to hand out
+  SuperSlab* seg = nullptr;
+  SlabMeta* page = nullptr;
+};
+
+// Blocks carved into the box at once from a fresh page (the rest stay uncarved).
+inline constexpr uint32_t kUltraCarveBatch = 64;
+
+struct ThreadCache;
+// Refills the box and returns a live block, or nullptr (errno = ENOMEM).
+void* ultra_malloc_slow() noexcept;
+// Gives the box's blocks back to their page (thread exit, release of the segment).
+void ultra_box_flush(UltraBox& box) noexcept;
+
 }  // namespace hak
