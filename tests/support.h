@@ -40,6 +40,9 @@ inline size_t rss_bytes() {
 // A known state: given settings, nothing kept from earlier tests.
 inline void fresh_settings(unsigned warm, bool ultra = true, bool report = false) {
   hk::Settings s;
+  s.warm_regions = 0;  // first drop whatever earlier tests left in the pools
+  hk::set_settings(s);
+  hk::trim();
   s.warm_regions = warm;
   s.c7_ultra = ultra;
   s.report_errors = report;

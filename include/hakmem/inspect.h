@@ -33,6 +33,10 @@ std::vector<RegionInfo> regions();  // convenience: allocates the vector outside
 // The region containing p (interval search over live regions); false if none.
 bool region_of(const void* p, RegionInfo* out);
 Route route_of(const void* p);
+// ULTRA segment at `base`: live blocks per 64 KiB page (exact when no free is in flight).
+// False if `base` is not a live ULTRA segment.
+inline constexpr size_t kPagesPerSegment = 32;
+bool ultra_page_active(uintptr_t base, uint32_t (&out)[kPagesPerSegment]);
 
 struct OsCounts {
   uint64_t maps = 0, unmaps = 0, decommits = 0, bytes_mapped = 0;

@@ -131,6 +131,22 @@ bool region_of(const void* p, RegionInfo* out) {
   return found;
 }
 
+bool ultra_page_active(uintptr_t base, uint32_t (&out)[kPagesPerSegment]) {
+  static_assert(kPagesPerSegment == kSlabsPerRegion);
+  bool found = false;
+  registry_for_each([&](uintptr_t b) {
+    if (b != base || region_kind_of(reinterpret_cast<void*>(b)) != RegionKind::kUltra) return;
+    found = true;
+    SuperSlab* seg = reinterpret_cast<SuperSlab*>(b);
+    for (unsigned i = 0; i < kSlabsPerRegion; ++i) out[i] = seg->slabs[i].used;
+    // Blocks freed by other threads and not yet collected are not live.
+    uintptr_t head = seg->remote_head.load(std::memory_order_acquire) & ~kAbandonedTag;
+    for (FreeBlock* f = reinterpret_cast<FreeBlock*>(head); f; f = f->next)
+      --out[(reinterpret_cast<uintptr_t>(f) - b) >> kSlabShift];
+  });
+  return found;
+}
+
 Route route_of(const void* p) {
   if (!p) return Route::kNull;
   switch (region_kind_of(p)) {
