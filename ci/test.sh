@@ -42,3 +42,4 @@ build_and_test() {  # preset
 run_stage "release (gcc)" build_and_test release
 [ $quick -eq 1 ] && exit 0
 run_stage "release (clang)" build_and_test release-clang
+run_stage "hardened" build_and_test hardened

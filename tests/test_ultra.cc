@@ -275,3 +275,34 @@ TEST(UltraHardened, UltraFreesAreValidatedLikeV3) {
   hak_free(keep);
 }
 #endif
+
+TEST(Ultra, FreedBlocksInFullSegmentsAreReusedBeforeMappingMore) {
+  // Regression: ULTRA frees into a segment on the full list must make it reusable; the
+  // bench showed segments mapped, emptied and released over and over instead.
+  for (bool on : {true, false}) {
+    fresh_settings(1, on);
+    hk::Context* t = hk::context_create();
+    {
+      hk::Use use(t);
+      std::vector<void*> v(6000);  // three segments' worth
+      for (auto& p : v) p = hak_malloc(1024);
+      auto maps = hk::os_counts().maps;
+      uint64_t state = 12345;
+      for (int round = 0; round < 20; ++round) {
+        for (auto& p : v) {
+          state = state * 6364136223846793005ull + 1442695040888963407ull;
+          if ((state >> 33) % 2) {
+            hak_free(p);
+            p = nullptr;
+          }
+        }
+        for (auto& p : v)
+          if (!p) p = hak_malloc(1024);
+      }
+      EXPECT_EQ(hk::os_counts().maps, maps) << (on ? "ULTRA" : "v3");
+      for (auto p : v) hak_free(p);
+    }
+    hk::context_exit(t);
+  }
+  fresh_settings(1, true);
+}

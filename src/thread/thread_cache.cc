@@ -11,7 +11,7 @@
 
 namespace hak {
 
-thread_local ThreadCache* tl_tc __attribute__((tls_model("initial-exec"))) = &g_sentinel_tc;
+constinit thread_local ThreadCache* tl_tc __attribute__((tls_model("initial-exec"))) = &g_sentinel_tc;
 ThreadCache g_sentinel_tc;
 
 namespace {
@@ -189,6 +189,13 @@ bool thread_cache_ensure_slab(ThreadCache* tc, unsigned slot) noexcept {
     if (!collected) {
       collected = true;
       collect_class(tc, slot);
+      // ULTRA frees push on page lists without relisting (it would cost the fast path a
+      // branch): regions on the full list may have free pages again.
+      for (SuperSlab* ss = cc.full; ss;) {
+        SuperSlab* next = ss->next;
+        relist(cc, ss);
+        ss = next;
+      }
     }
     // Prefer a region in use over a warm one, so warm regions stay empty.
     SuperSlab* pick = nullptr;

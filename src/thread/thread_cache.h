@@ -38,7 +38,7 @@ struct ThreadCache {
 };
 
 // The calling thread's context; the sentinel until its first allocation.
-extern thread_local ThreadCache* tl_tc __attribute__((tls_model("initial-exec")));
+extern constinit thread_local ThreadCache* tl_tc __attribute__((tls_model("initial-exec")));
 extern ThreadCache g_sentinel_tc;
 
 // Hands out the block on top of the magazine (count > 0): it becomes live.

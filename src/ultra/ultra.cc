@@ -6,7 +6,25 @@
 
 namespace hak {
 
+// The box is empty. Cheapest first: another page of the current segment whose free list
+// is not empty; then the full refill (collection, other segments, adoption, mapping).
 void* ultra_malloc_slow() noexcept {
+  ThreadCache* tc = tl_tc;
+  UltraBox& box = tc->ultra;
+  if (SuperSlab* seg = box.seg; seg && seg->slab_free_mask) {
+    unsigned pg = __builtin_ctz(seg->slab_free_mask);
+    SlabMeta& m = seg->slabs[pg];
+    box.free = m.free;
+    box.page = &m;
+    m.free = nullptr;
+    seg->slab_free_mask &= ~(1u << pg);
+    tc->cls[kUltraSlot].cur_slab = pg;
+    return ultra_pop(tc);
+  }
+  return ultra_refill_slow();
+}
+
+void* ultra_refill_slow() noexcept {
   ThreadCache* tc = thread_cache_current();
   if (HAK_UNLIKELY(!tc)) {
     errno = ENOMEM;

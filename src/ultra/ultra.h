@@ -21,6 +21,7 @@ inline constexpr uint32_t kUltraCarveBatch = 64;
 struct ThreadCache;
 // Refills the box and returns a live block, or nullptr (errno = ENOMEM).
 void* ultra_malloc_slow() noexcept;
+void* ultra_refill_slow() noexcept;
 // Gives the box's blocks back to their page (thread exit, release of the segment).
 void ultra_box_flush(UltraBox& box) noexcept;
 

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Turns the runs of ci/bench.sh into the markdown report (stdlib only).
+
+usage: report.py META RAW > latest.md
+
+META: tab-separated lines written by ci/bench.sh
+  KEY<TAB>VALUE                                  (date, nproc, cpu, ...)
+  alloc<TAB>LABEL<TAB>PRELOAD<TAB>ENV<TAB>SCOPE   one per allocator, in column order
+  workload<TAB>NAME<TAB>COMMAND                   one per workload run
+RAW: one line per run
+  WORKLOAD<TAB>ALLOCATOR<TAB>ROUND<TAB>EXIT<TAB>RESULT-LINE<TAB>HAKMEM-STATS-JSON
+"""
+
+import json
+import statistics
+import sys
+
+THROUGHPUT_NOTE = (
+    "Mops/s = million malloc+free pairs per second in the operations loop (median of the rounds; "
+    "range = slowest..fastest round). Ratios divide this allocator's median throughput by the "
+    "peer's: above 1 is faster than the peer. RSS in KiB (whole process, median of the rounds): "
+    "start = before the loop, peak = high-water mark, after free = once every block is freed."
+)
+PHASE76_NOTE = (
+    "1M malloc(16), then free all in allocation order. RSS in KiB (whole process, median of the "
+    "rounds); kept = after free - start. hakmem regions: live regions (all kinds) at start, with "
+    "everything allocated, and after the free (asked in-process through hak_stats_print); "
+    "at exit: HAKMEM_STATS_JSON written when the process ends."
+)
+
+
+def parse_result(line):
+    """'RESULT k=v k=v ...' -> dict, numbers converted."""
+    out = {}
+    for tok in line.split()[1:]:
+        if "=" not in tok:
+            continue
+        k, v = tok.split("=", 1)
+        try:
+            out[k] = int(v)
+        except ValueError:
+            try:
+                out[k] = float(v)
+            except ValueError:
+                out[k] = v
+    return out
+
+
+def read_meta(path):
+    meta, allocs, workloads = {}, [], []
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if parts[0] == "alloc":
+                allocs.append({"label": parts[1], "preload": parts[2], "env": parts[3], "scope": parts[4]})
+            elif parts[0] == "workload":
+                workloads.append({"name": parts[1], "cmd": parts[2]})
+            elif len(parts) >= 2:
+                meta[parts[0]] = parts[1]
+    return meta, allocs, workloads
+
+
+def read_runs(path):
+    """-> {(workload, allocator): {"ok": [result dicts], "failed": n}}"""
+    runs = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            parts += [""] * (6 - len(parts))
+            wl, label, _round, rc, result, stats = parts[:6]
+            entry = runs.setdefault((wl, label), {"ok": [], "failed": 0})
+            if rc != "0" or not result.startswith("RESULT "):
+                entry["failed"] += 1
+                continue
+            r = parse_result(result)
+            if stats:
+                try:
+                    r["_json"] = json.loads(stats)
+                except ValueError:
+                    pass
+            entry["ok"].append(r)
+    return runs
+
+
+def median(rows, key):
+    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+    return statistics.median(vals) if vals else None
+
+
+def fmt_int(v):
+    return "–" if v is None else f"{round(v):,}".replace(",", " ")
+
+
+def fmt_ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}x"
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def hakmem_errors(rows):
+    return sum(r.get("_json", {}).get("errors", 0) for r in rows)
+
+
+def throughput_section(wl, allocs, runs):
+    med = {}
+    for a in allocs:
+        e = runs.get((wl, a["label"]))
+        if e and e["ok"]:
+            med[a["label"]] = median(e["ok"], "mops")
+    rows, notes = [], []
+    for a in allocs:
+        e = runs.get((wl, a["label"]))
+        if not e:
+            continue
+        ok = e["ok"]
+        name = a["label"] + (f" ({e['failed']} failed)" if e["failed"] else "")
+        if not ok:
+            rows.append([name] + ["FAILED"] + ["–"] * 7)
+            continue
+        m = med[a["label"]]
+        lo, hi = min(r["mops"] for r in ok), max(r["mops"] for r in ok)
+        rows.append([
+            name, f"{m:.1f}", f"{lo:.1f}..{hi:.1f}",
+            fmt_ratio(m, med.get("mimalloc")), fmt_ratio(m, med.get("glibc")),
+            fmt_int(median(ok, "rss_start_kb")), fmt_int(median(ok, "peak_rss_kb")),
+            fmt_int(median(ok, "rss_after_kb")), len(ok),
+        ])
+        if hakmem_errors(ok):
+            notes.append(f"{a['label']}: hakmem reported {hakmem_errors(ok)} errors (stats JSON)")
+    header = ["allocator", "Mops/s", "range", "vs mimalloc", "vs glibc", "RSS start", "peak RSS", "RSS after free", "runs"]
+    return table(header, rows), notes
+
+
+def phase76_section(wl, allocs, runs):
+    rows, notes = [], []
+    for a in allocs:
+        e = runs.get((wl, a["label"]))
+        if not e:
+            continue
+        ok = e["ok"]
+        name = a["label"] + (f" ({e['failed']} failed)" if e["failed"] else "")
+        if not ok:
+            rows.append([name] + ["FAILED"] + ["–"] * 8)
+            continue
+        start, peak, after = (median(ok, k) for k in ("rss_start_kb", "rss_peak_kb", "rss_after_kb"))
+        hwm = median(ok, "peak_rss_kb")
+        if hwm is not None and peak is not None:
+            peak = max(peak, hwm)
+        secs = median(ok, "seconds")
+        regions = "–"
+        if median(ok, "hak_regions_start") is not None:
+            regions = " / ".join(fmt_int(median(ok, k)) for k in ("hak_regions_start", "hak_regions_peak", "hak_regions_after"))
+            released = fmt_int(median(ok, "hak_superslabs_released"))
+        else:
+            released = "–"
+        at_exit = "–"
+        js = [r["_json"] for r in ok if "_json" in r]
+        if js:
+            live = statistics.median(sum(j.get("regions_live", {}).values()) for j in js)
+            ss_live = statistics.median(j.get("superslabs_live", 0) for j in js)
+            ss_rel = statistics.median(j.get("superslabs_released", 0) for j in js)
+            at_exit = f"{fmt_int(live)} regions, {fmt_int(ss_live)} superslabs live, {fmt_int(ss_rel)} released"
+        rows.append([
+            name, f"{secs * 1000:.1f}" if secs is not None else "–",
+            fmt_int(start), fmt_int(peak), fmt_int(after),
+            fmt_int(None if after is None or start is None else after - start),
+            regions, released, at_exit,
+        ])
+        if hakmem_errors(ok):
+            notes.append(f"{a['label']}: hakmem reported {hakmem_errors(ok)} errors (stats JSON)")
+    header = ["allocator", "alloc+free ms", "RSS start", "RSS peak", "RSS after free", "kept",
+              "hakmem regions start / peak / after", "superslabs released", "hakmem at exit (JSON)"]
+    return table(header, rows), notes
+
+
+def command_prefix(a):
+    parts = []
+    if a["preload"]:
+        parts.append(f"LD_PRELOAD={a['preload']}")
+    if "libhakmem" in a["preload"]:
+        parts.append("HAKMEM_STATS_JSON=<tmpfile>")
+    if a["env"]:
+        parts.append(a["env"])
+    return " ".join(parts) or "(no preload)"
+
+
+def main():
+    meta, allocs, workloads = read_meta(sys.argv[1])
+    runs = read_runs(sys.argv[2])
+    out = ["# hakmem benchmarks", ""]
+    out.append(f"- date: {meta.get('date', '?')}")
+    out.append(f"- machine: {meta.get('nproc', '?')} cpus, {meta.get('cpu', '?')}, {meta.get('memory', '?')}, {meta.get('kernel', '?')}")
+    out.append(f"- hakmem commit: {meta.get('commit', '?')}; compiler: {meta.get('compiler', '?')}")
+    out.append(f"- peers: {meta.get('versions', '?')}")
+    env = meta.get("hakmem_env", "").strip()
+    out.append(f"- HAKMEM_* in the environment: {env if env else 'none'}")
+    out.append(f"- {meta.get('repeats', '?')} rounds, interleaved (each round runs every allocator once, "
+               f"in an order rotated by one each round); medians; {meta.get('elapsed', '?')} s of runs")
+    out.append("")
+    all_notes = []
+    for w in workloads:
+        out.append(f"## {w['name']}")
+        out.append("")
+        out.append(f"`{w['cmd']}`")
+        out.append("")
+        if w["name"].startswith("phase76"):
+            t, notes = phase76_section(w["name"], allocs, runs)
+            note = PHASE76_NOTE
+        else:
+            t, notes = throughput_section(w["name"], allocs, runs)
+            note = THROUGHPUT_NOTE
+        out += [t, "", note, ""]
+        all_notes += [f"{w['name']}: {n}" for n in notes]
+    if all_notes:
+        out += ["## Warnings", ""] + [f"- {n}" for n in all_notes] + [""]
+    out += ["## Commands", "", f"Runner: `{meta.get('invocation', 'ci/bench.sh')}` (from the repository root).", "",
+            "Each run is `[VAR=VALUE ...] WORKLOAD-COMMAND` with, per allocator:", ""]
+    for a in allocs:
+        scope = "" if a["scope"] == "all" else f" (only {a['scope']})"
+        out.append(f"- {a['label']}: `{command_prefix(a)}`{scope}")
+    out += ["", "Workloads:", ""]
+    for w in workloads:
+        out.append(f"- {w['name']}: `{w['cmd']}`")
+    out.append("")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

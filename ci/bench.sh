@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# The benchmark job (README): installs what it needs, builds the release preset, then runs
+# each workload under every allocator side by side and writes bench/results/latest.md.
+#
+#   ci/bench.sh                       all workloads, 5 repeats, 10M operations
+#   ci/bench.sh --quick               3 repeats, 2M operations
+#   ci/bench.sh --only NAME[,NAME]    some workloads: mixed-400 mixed-8192 c7 phase76
+#                                     ("mixed" = both mixed-*)
+#   ci/bench.sh --repeats N --ops N   override the counts
+#   ci/bench.sh --variant 'LABEL:VAR=VAL[,VAR=VAL...]'
+#                                     one more hakmem column with these environment
+#                                     variables (repeatable), e.g.
+#                                     --variant 'hakmem (warm 0):HAKMEM_WARM_REGIONS=0'
+#   ci/bench.sh --no-build            skip ci/deps.sh and the build (use build/release as is)
+#
+# Allocators: glibc (no preload), hakmem (build/release/libhakmem.so), mimalloc, jemalloc,
+# tcmalloc (Debian packages, LD_PRELOAD); a missing peer is skipped with a warning. For
+# mixed-* and c7 there is also "hakmem (ULTRA off)" (HAKMEM_TINY_C7_ULTRA=0). HAKMEM_*
+# variables set in the caller's environment reach every hakmem run (the others ignore
+# them) and are recorded in the report.
+#
+# Runs are interleaved: in round r every allocator runs once, in an order rotated by r, so
+# drifting machine load spreads over all of them. The report gives the median of the rounds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+invocation="ci/bench.sh$(printf ' %q' "$@")"  # quoted so it can be pasted back
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+
+repeats=5 ops=10000000 only="" build=1
+repeats_set=0 ops_set=0
+declare -a extra_variants=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) [ $repeats_set -eq 1 ] || repeats=3; [ $ops_set -eq 1 ] || ops=2000000 ;;
+    --only) [ $# -ge 2 ] || usage; only=$2; shift ;;
+    --repeats) [ $# -ge 2 ] || usage; repeats=$2; repeats_set=1; shift ;;
+    --ops) [ $# -ge 2 ] || usage; ops=$2; ops_set=1; shift ;;
+    --variant) [ $# -ge 2 ] || usage; extra_variants+=("$2"); shift ;;
+    --no-build) build=0 ;;
+    -h|--help) usage ;;
+    *) echo "bench: unknown argument: $1" >&2; usage ;;
+  esac
+  shift
+done
+[[ $repeats =~ ^[1-9][0-9]*$ && $ops =~ ^[1-9][0-9]*$ ]] || { echo "bench: bad --repeats/--ops" >&2; exit 2; }
+
+log() { echo "bench: $*" >&2; }
+
+# --- build ---
+if [ $build -eq 1 ]; then
+  ci/deps.sh >&2
+  cmake --preset release >&2
+  cmake --build --preset release -j "$(nproc)" >&2
+fi
+bin=$root/build/release/bench
+hakmem_so=$root/build/release/libhakmem.so
+for f in "$bin/bench_mixed" "$bin/bench_phase76" "$hakmem_so"; do
+  [ -x "$f" ] || [ -f "$f" ] || { log "missing $f (build failed?)"; exit 1; }
+done
+
+# --- workloads: name and command (relative to the repository) ---
+declare -a wl_names=() wl_cmds=()
+add_workload() { wl_names+=("$1"); wl_cmds+=("$2"); }
+add_workload mixed-400 "build/release/bench/bench_mixed --ws 400 --ops $ops --name mixed"
+add_workload mixed-8192 "build/release/bench/bench_mixed --ws 8192 --ops $ops --name mixed"
+add_workload c7 "build/release/bench/bench_mixed --ws 400 --ops $ops --min 1024 --max 1024 --name c7"
+add_workload phase76 "build/release/bench/bench_phase76 --count 1000000 --size 16"
+
+selected() {  # workload name -> 0 if --only selects it
+  [ -z "$only" ] && return 0
+  local w
+  for w in ${only//,/ }; do
+    [ "$w" = "$1" ] || [ "$w" = "${1%%-*}" ] && return 0
+  done
+  return 1
+}
+if [ -n "$only" ]; then
+  for w in ${only//,/ }; do
+    ok=0
+    for n in "${wl_names[@]}"; do [ "$w" = "$n" ] || [ "$w" = "${n%%-*}" ] && ok=1; done
+    [ $ok -eq 1 ] || { log "unknown workload '$w' (have: ${wl_names[*]})"; exit 2; }
+  done
+fi
+
+# --- allocators: label, preload library, extra environment, workloads it runs on ---
+declare -a al_labels=() al_preloads=() al_envs=() al_scopes=()
+add_alloc() { al_labels+=("$1"); al_preloads+=("$2"); al_envs+=("$3"); al_scopes+=("$4"); }
+
+find_lib() {  # soname -> path (ldconfig cache, then the multiarch directory)
+  local p
+  p=$(ldconfig -p 2>/dev/null | awk -v n="$1" '$1 == n && /x86-64/ { print $NF; exit }')
+  [ -n "$p" ] || p=/usr/lib/x86_64-linux-gnu/$1
+  [ -f "$p" ] && echo "$p"
+}
+preload_works() {  # ld.so only warns when a preload fails; a run would silently be glibc
+  local err
+  err=$(LD_PRELOAD=$1 /bin/true 2>&1) || return 1
+  [ -z "$err" ]
+}
+add_peer() {  # label soname
+  local p
+  if p=$(find_lib "$2") && preload_works "$p"; then
+    add_alloc "$1" "$p" "" all
+  else
+    log "WARNING: $1 ($2) not found or not preloadable; skipped"
+  fi
+}
+
+add_alloc glibc "" "" all
+preload_works "$hakmem_so" || { log "$hakmem_so cannot be preloaded"; exit 1; }
+add_alloc hakmem "$hakmem_so" "" all
+add_alloc "hakmem (ULTRA off)" "$hakmem_so" "HAKMEM_TINY_C7_ULTRA=0" "mixed-400 mixed-8192 c7"
+for v in ${extra_variants[@]+"${extra_variants[@]}"}; do
+  [[ $v == *:*=* ]] || { log "bad --variant '$v' (want 'LABEL:VAR=VAL[,VAR=VAL...]')"; exit 2; }
+  add_alloc "${v%%:*}" "$hakmem_so" "$(echo "${v#*:}" | tr ',' ' ')" all
+done
+add_peer mimalloc libmimalloc.so.2
+add_peer jemalloc libjemalloc.so.2
+add_peer tcmalloc libtcmalloc_minimal.so.4
+
+in_scope() {  # alloc index, workload name
+  local s=${al_scopes[$1]}
+  [ "$s" = all ] || [[ " $s " == *" $2 "* ]]
+}
+
+# --- run ---
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+raw=$work/raw.tsv
+: >"$raw"
+failures=0
+
+run_one() {  # workload index, alloc index, round -> appends one line to $raw
+  local wi=$1 ai=$2 r=$3
+  local label=${al_labels[$ai]} pre=${al_preloads[$ai]}
+  local json=$work/stats.json out=$work/out err=$work/err rc=0
+  # timeout runs outside the preload (else hakmem in it would also write the JSON), env
+  # sets the variables and execs the workload.
+  local -a envv=(timeout 600 env -u LD_PRELOAD)
+  rm -f "$json"
+  if [ -n "$pre" ]; then envv+=("LD_PRELOAD=$pre"); fi
+  if [ "$pre" = "$hakmem_so" ]; then envv+=("HAKMEM_STATS_JSON=$json"); fi
+  # shellcheck disable=SC2206  # the variant's VAR=VAL words, split on purpose
+  envv+=(${al_envs[$ai]})
+  # shellcheck disable=SC2086  # the command's words, split on purpose
+  "${envv[@]}" ${wl_cmds[$wi]} >"$out" 2>"$err" || rc=$?
+  local result stats=""
+  result=$(grep -m1 '^RESULT ' "$out" || true)
+  [ -f "$json" ] && stats=$(tr -d '\n\t' <"$json")
+  if [ $rc -ne 0 ] || [ -z "$result" ]; then
+    failures=$((failures + 1))
+    log "WARNING: ${wl_names[$wi]} under $label failed (exit $rc):"
+    tail -n 5 "$err" | sed 's/^/    /' >&2
+  elif [ -s "$err" ]; then
+    log "note: ${wl_names[$wi]} under $label wrote to stderr:"
+    tail -n 5 "$err" | sed 's/^/    /' >&2
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "${wl_names[$wi]}" "$label" "$r" "$rc" "$result" "$stats" >>"$raw"
+  # progress: the headline number of this run
+  local show
+  show=$(echo "$result" | grep -o 'mops=[0-9.]*\|rss_after_kb=[0-9]*' | tr '\n' ' ' || true)
+  printf 'bench:   %-12s round %d/%d  %-22s %s\n' "${wl_names[$wi]}" "$((r + 1))" "$repeats" "$label" \
+    "${show:-FAILED}" >&2
+}
+
+t_start=$(date +%s)
+for wi in "${!wl_names[@]}"; do
+  selected "${wl_names[$wi]}" || continue
+  declare -a idx=()
+  for ai in "${!al_labels[@]}"; do in_scope "$ai" "${wl_names[$wi]}" && idx+=("$ai"); done
+  n=${#idx[@]}
+  log "${wl_names[$wi]}: ${wl_cmds[$wi]}  ($n allocators x $repeats rounds)"
+  for ((r = 0; r < repeats; r++)); do
+    for ((k = 0; k < n; k++)); do
+      run_one "$wi" "${idx[$(((k + r) % n))]}" "$r"
+    done
+  done
+done
+elapsed=$(($(date +%s) - t_start))
+
+# --- report ---
+meta=$work/meta.tsv
+{
+  printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  printf 'nproc\t%s\n' "$(nproc)"
+  printf 'cpu\t%s\n' "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+  printf 'kernel\t%s\n' "$(uname -sr)"
+  printf 'memory\t%s\n' "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+  printf 'compiler\t%s\n' "$(c++ --version | head -n1)"
+  printf 'commit\t%s\n' "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+  printf 'versions\t%s\n' "$(dpkg-query -W -f='${Package} ${Version}, ' libc6 libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 2>/dev/null | sed 's/, $//')"
+  printf 'invocation\t%s\n' "$invocation"
+  printf 'repeats\t%s\n' "$repeats"
+  printf 'elapsed\t%s\n' "$elapsed"
+  printf 'hakmem_env\t%s\n' "$(env | grep '^HAKMEM_' | tr '\n' ' ' || true)"
+  for ai in "${!al_labels[@]}"; do
+    printf 'alloc\t%s\t%s\t%s\t%s\n' "${al_labels[$ai]}" "${al_preloads[$ai]}" "${al_envs[$ai]}" "${al_scopes[$ai]}"
+  done
+  for wi in "${!wl_names[@]}"; do
+    selected "${wl_names[$wi]}" && printf 'workload\t%s\t%s\n' "${wl_names[$wi]}" "${wl_cmds[$wi]}"
+  done
+} >"$meta"
+
+mkdir -p bench/results
+python3 bench/report.py "$meta" "$raw" >"$work/latest.md"
+cp "$work/latest.md" bench/results/latest.md
+cp "$raw" bench/results/latest-raw.tmp
+cat bench/results/latest.md
+log "wrote bench/results/latest.md (raw runs: bench/results/latest-raw.tmp); ${elapsed}s of runs"
+if [ $failures -gt 0 ]; then
+  log "$failures run(s) failed"
+  exit 1
+fi
