@@ -46,6 +46,13 @@ TEST_F(Death, InteriorPointer) {
   hak_free(l);
 }
 
+TEST_F(Death, PointerIntoARegionHeaderOnTheBlockGrid) {
+  char* p = static_cast<char*>(hak_malloc(64));
+  char* header = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t{(2 << 20) - 1}) + 64;
+  EXPECT_DEATH(hak_free(header), expect("free", header, "invalid pointer \\(inside a SuperSlab header\\)"));
+  hak_free(p);
+}
+
 TEST_F(Death, MisalignedPointer) {
   char* p = static_cast<char*>(hak_malloc(64));
   EXPECT_DEATH(hak_free(p + 3), expect("free", p + 3, "misaligned pointer"));

@@ -27,8 +27,8 @@ size_t usable_checked(void* p, const char* call) {
     if (!ss->checked) return ss->block_size;  // ULTRA keeps no allocation state
     BlockBit b = superslab_bit(ss, off);
     // relaxed: see free_fast.
-    uint64_t a = ss->alloc_bits()[b.word].load(std::memory_order_relaxed);
-    uint64_t r = ss->remote_bits()[b.word].load(std::memory_order_relaxed);
+    uint64_t a = ss->bits()[b.word].alloc.load(std::memory_order_relaxed);
+    uint64_t r = ss->bits()[b.word].remote.load(std::memory_order_relaxed);
     if (((a & ~r) & b.mask) == 0) {
       report_error(call, p, "use after free (block is not allocated)");
       return 0;
@@ -99,7 +99,9 @@ void free_bad_block(SuperSlab* ss, void* p, uintptr_t off, const char* call) noe
                ss->magic != kSuperSlabMagic ? "invalid pointer (corrupt SuperSlab header)" : superslab_bad_reason(ss, off));
 }
 
-void free_double(void* p, const char* call) noexcept { report_error(call, p, "double free (block is not allocated)"); }
+void free_bad_state(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
+  report_error(call, p, superslab_state_reason(ss, off, "double free (block is not allocated)"));
+}
 
 }  // namespace hak
 

@@ -1,13 +1,15 @@
 // The standard names, for LD_PRELOAD (libhakmem.so) and static linking (libhakmem.a).
+// malloc and free carry the fast paths themselves (no call into hak_malloc / hak_free).
 #include <stddef.h>
 
+#include "front/hot.h"
 #include "hakmem/hakmem.h"
 
 #define HAK_EXPORT extern "C" __attribute__((visibility("default")))
 
-HAK_EXPORT void* malloc(size_t size) { return hak_malloc(size); }
-HAK_EXPORT void free(void* p) { hak_free(p); }
-HAK_EXPORT void cfree(void* p) { hak_free(p); }
+HAK_EXPORT void* malloc(size_t size) { return hak::malloc_fast(size); }
+HAK_EXPORT void free(void* p) { hak::free_fast(p, "free"); }
+HAK_EXPORT void cfree(void* p) { hak::free_fast(p, "free"); }
 HAK_EXPORT void* calloc(size_t n, size_t size) { return hak_calloc(n, size); }
 HAK_EXPORT void* realloc(void* p, size_t size) { return hak_realloc(p, size); }
 HAK_EXPORT void* reallocarray(void* p, size_t n, size_t size) { return hak_reallocarray(p, n, size); }

@@ -67,15 +67,16 @@ void relist(ClassCache& cc, SuperSlab* ss) {
 void purge_caches(ThreadCache* tc, SuperSlab* ss, int slab) {
   UltraBox& box = tc->ultra;
   if (box.seg == ss && (slab < 0 || box.page == &ss->slabs[slab])) box = UltraBox{};
-  ClassCache& cc = tc->cls[ss->slot];
+  Magazine& mg = tc->mag[ss->slot];
+  void** items = tc->items[ss->slot];
   uint32_t w = 0;
-  for (uint32_t i = 0; i < cc.count; ++i) {
-    void* p = cc.items[i];
+  for (uint32_t i = 0; i < mg.count; ++i) {
+    void* p = items[i];
     bool drop = superslab_of(p) == ss &&
                 (slab < 0 || ((reinterpret_cast<uintptr_t>(p) - ss->base()) >> kSlabShift) == static_cast<uintptr_t>(slab));
-    if (!drop) cc.items[w++] = p;
+    if (!drop) items[w++] = p;
   }
-  cc.count = w;
+  mg.count = w;
 }
 
 // The owner's region has no live block and no pending remote free.
@@ -138,8 +139,9 @@ void collect_class(ThreadCache* tc, unsigned c) {
 bool refill(ThreadCache* tc, unsigned c) {
   if (!thread_cache_ensure_slab(tc, c)) return false;
   ClassCache& cc = tc->cls[c];
-  uint32_t want = cc.cap / 2 ? cc.cap / 2 : 1;
-  cc.count += superslab_take(cc.cur, cc.cur_slab, cc.items + cc.count, want);
+  Magazine& mg = tc->mag[c];
+  uint32_t want = mg.cap / 2 ? mg.cap / 2 : 1;
+  mg.count += superslab_take(cc.cur, cc.cur_slab, tc->items[c] + mg.count, want);
   return true;
 }
 
@@ -242,7 +244,7 @@ ThreadCache* thread_cache_create(ContextKind kind) noexcept {
     tc = static_cast<ThreadCache*>(mem);
   }
   new (tc) ThreadCache();
-  for (unsigned c = 0; c < kNumSlots; ++c) tc->cls[c].cap = magazine_cap(c);
+  for (unsigned c = 0; c < kNumSlots; ++c) tc->mag[c].cap = magazine_cap(c);
   tc->kind = kind;
   SpinGuard g(g_registry_lock);
   tc->id = g_next_id++;
@@ -256,8 +258,8 @@ void thread_cache_exit(ThreadCache* tc) noexcept {
   ultra_box_flush(tc->ultra);
   for (unsigned c = 0; c < kNumSlots; ++c) {
     ClassCache& cc = tc->cls[c];
-    for (uint32_t i = 0; i < cc.count; ++i) superslab_put(superslab_of(cc.items[i]), cc.items[i]);
-    cc.count = 0;
+    for (uint32_t i = 0; i < tc->mag[c].count; ++i) superslab_put(superslab_of(tc->items[c][i]), tc->items[c][i]);
+    tc->mag[c].count = 0;
     cc.cur = nullptr;
     for (SuperSlabList l : {SuperSlabList::kPartial, SuperSlabList::kFull}) {
       while (SuperSlab* ss = list_head(cc, l)) {
@@ -301,31 +303,38 @@ void* malloc_class_slow(unsigned c) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
-  ClassCache& cc = tc->cls[c];
-  if (cc.count == 0 && !refill(tc, c)) {
+  if (tc->mag[c].count == 0 && !refill(tc, c)) {
     errno = ENOMEM;
     return nullptr;
   }
-  return magazine_pop(tc, cc);
+  return magazine_pop(tc, c);
 }
 
-void magazine_flush(ThreadCache* tc, ClassCache& cc) noexcept {
-  (void)tc;
-  uint32_t half = cc.count / 2;
+void magazine_flush_push(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
+  unsigned slot = ss->slot;
+  Magazine& mg = tc->mag[slot];
+  void** items = tc->items[slot];
+  ClassCache& cc = tc->cls[slot];
+  uint32_t half = mg.count / 2;
   for (uint32_t i = 0; i < half; ++i) {
-    SuperSlab* ss = superslab_of(cc.items[i]);
-    superslab_put(ss, cc.items[i]);
-    relist(cc, ss);
+    SuperSlab* s = superslab_of(items[i]);
+    superslab_put(s, items[i]);
+    relist(cc, s);
   }
-  for (uint32_t i = half; i < cc.count; ++i) cc.items[i - half] = cc.items[i];
-  cc.count -= half;
+  for (uint32_t i = half; i < mg.count; ++i) items[i - half] = items[i];
+  mg.count -= half;
+  items[mg.count++] = p;
+  uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
+  ss->active_local.store(left, std::memory_order_relaxed);
+  if (left == ss->remote_pending.load(std::memory_order_relaxed)) collect_region(tc, ss);
 }
 
-void superslab_left_empty(ThreadCache* tc, SuperSlab* ss) noexcept {
+void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
   if (ss->warm) {
     ss->warm = 0;
     --tc->cls[ss->slot].warm_count;
   }
+  return p;
 }
 
 void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept { collect_region(tc, ss); }
@@ -335,10 +344,10 @@ void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* ca
   for (;;) {
     if (ss->checked) {
       // relaxed: the owner set this bit before the block reached us through the program.
-      if (!(ss->alloc_bits()[b.word].load(std::memory_order_relaxed) & b.mask))
-        return report_error(call, p, "double free (block is not allocated)");
+      if (!(ss->bits()[b.word].alloc.load(std::memory_order_relaxed) & b.mask))
+        return report_error(call, p, superslab_state_reason(ss, off, "double free (block is not allocated)"));
       // relaxed: the bit only has to be exclusive; the list push below publishes the block.
-      if (ss->remote_bits()[b.word].fetch_or(b.mask, std::memory_order_relaxed) & b.mask)
+      if (ss->bits()[b.word].remote.fetch_or(b.mask, std::memory_order_relaxed) & b.mask)
         return report_error(call, p, "double free (block already freed by another thread)");
     }
     // Counted before the push, so remote_pending >= the list's length and the owner
@@ -353,7 +362,7 @@ void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* ca
         return;
     }
     ss->remote_pending.fetch_sub(1, std::memory_order_relaxed);
-    if (ss->checked) ss->remote_bits()[b.word].fetch_and(~b.mask, std::memory_order_relaxed);
+    if (ss->checked) ss->bits()[b.word].remote.fetch_and(~b.mask, std::memory_order_relaxed);
     if (superslab_free_abandoned(ss, p, off, call)) return;
   }
 }

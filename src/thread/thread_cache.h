@@ -15,22 +15,28 @@ namespace hak {
 
 inline constexpr uint32_t kMagazineMax = 128;
 
-struct ClassCache {
+// Magazine bookkeeping, apart from the arrays so the hot fields of every slot share a few
+// cache lines.
+struct Magazine {
   uint32_t count = 0;
   uint32_t cap = 0;  // 0 in the sentinel context: every pop misses
+};
+
+struct ClassCache {
   SuperSlab* cur = nullptr;
   uint32_t cur_slab = 0;
   uint32_t warm_count = 0;
   SuperSlab* partial = nullptr;  // owned, with free or uncarved blocks
   SuperSlab* full = nullptr;     // owned, neither
-  void* items[kMagazineMax];
 };
 
 enum class ContextKind : uint8_t { kSentinel, kOsThread, kSimulated };
 
 struct ThreadCache {
   UltraBox ultra;  // first: the ULTRA fast path touches only this and the segment
-  ClassCache cls[kNumSlots];  // per class, and kUltraSlot (its magazine is unused)
+  Magazine mag[kNumSlots];  // kUltraSlot's is unused (cap 0)
+  void* items[kNumSlots][kMagazineMax];
+  ClassCache cls[kNumSlots];  // per class, and kUltraSlot
   ContextKind kind = ContextKind::kSentinel;
   ThreadCache* reg_next = nullptr;  // registry of contexts (cold)
   ThreadCache* reg_prev = nullptr;
@@ -42,16 +48,18 @@ extern constinit thread_local ThreadCache* tl_tc __attribute__((tls_model("initi
 extern ThreadCache g_sentinel_tc;
 
 // Hands out the block on top of the magazine (count > 0): it becomes live.
-HAK_INLINE void* magazine_pop(ThreadCache* tc, ClassCache& cc);
+HAK_INLINE void* magazine_pop(ThreadCache* tc, unsigned slot);
 
 // --- cold paths (thread_cache.cc) ---
 void thread_init_once() noexcept;
 // Refills class `cls` and returns a live block, or nullptr (errno = ENOMEM).
 void* malloc_class_slow(unsigned cls) noexcept;
-// The magazine is full: returns its older half to the slabs.
-void magazine_flush(ThreadCache* tc, ClassCache& cc) noexcept;
-// First live block of a region whose count was zero (it leaves the warm reserve).
-void superslab_left_empty(ThreadCache* tc, SuperSlab* ss) noexcept;
+// The magazine is full: returns its older half to the slabs, then pushes p and finishes
+// the free (the rest of free_fast's work, out of line).
+void magazine_flush_push(ThreadCache* tc, SuperSlab* ss, void* p) noexcept;
+// First live block of a region whose count was zero (it leaves the warm reserve);
+// returns p.
+void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept;
 // After a local free found active_local == remote_pending: collect, then release or keep.
 void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept;
 // A free by a context that does not own the region (or of an ownerless region).
@@ -101,13 +109,14 @@ OrphanCounts orphan_counts() noexcept;
 void orphan_trim_pool() noexcept;
 
 // ---------------------------------------------------------------------------------------
-HAK_INLINE void* magazine_pop(ThreadCache* tc, ClassCache& cc) {
-  void* p = cc.items[--cc.count];
+HAK_INLINE void* magazine_pop(ThreadCache* tc, unsigned slot) {
+  uint32_t n = --tc->mag[slot].count;
+  void* p = tc->items[slot][n];
   SuperSlab* ss = superslab_of(p);
+  superslab_mark_alloc(ss, reinterpret_cast<uintptr_t>(p) - ss->base());
   uint32_t a = ss->active_local.load(std::memory_order_relaxed);
   ss->active_local.store(a + 1, std::memory_order_relaxed);
-  if (HAK_UNLIKELY(a == 0)) superslab_left_empty(tc, ss);
-  superslab_mark_alloc(ss, reinterpret_cast<uintptr_t>(p) - ss->base());
+  if (HAK_UNLIKELY(a == 0)) return superslab_left_empty(tc, ss, p);
   return p;
 }
 
@@ -118,10 +127,10 @@ HAK_INLINE void* ultra_pop(ThreadCache* tc) {
   box.free = b->next;
   ++box.page->used;
   SuperSlab* seg = box.seg;
+  if constexpr (kHardened) superslab_mark_alloc(seg, reinterpret_cast<uintptr_t>(b) - seg->base());
   uint32_t a = seg->active_local.load(std::memory_order_relaxed);
   seg->active_local.store(a + 1, std::memory_order_relaxed);
-  if (HAK_UNLIKELY(a == 0)) superslab_left_empty(tc, seg);
-  if constexpr (kHardened) superslab_mark_alloc(seg, reinterpret_cast<uintptr_t>(b) - seg->base());
+  if (HAK_UNLIKELY(a == 0)) return superslab_left_empty(tc, seg, b);
   return b;
 }
 

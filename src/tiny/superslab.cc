@@ -30,8 +30,7 @@ void init_layout(SuperSlab* ss, unsigned slot) {
   ss->size_mask = is_pow2(bs) ? bs - 1 : 0;
   ss->inv = ((uint64_t{1} << 40) + bs - 1) / bs;
   uint32_t bm = bitmap_bytes(ss->bit_shift);
-  ss->remote_bits_off = static_cast<uint32_t>(sizeof(SuperSlab)) + bm;
-  uint32_t header_end = ss->remote_bits_off + bm;
+  uint32_t header_end = static_cast<uint32_t>(sizeof(SuperSlab)) + 2 * bm;
   ss->data_begin = (header_end + bs - 1) / bs * bs;
   ss->data_end = static_cast<uint32_t>(kRegionSize / bs * bs);
   ss->active_local.store(0, std::memory_order_relaxed);
@@ -167,10 +166,10 @@ uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept {
     uintptr_t off = reinterpret_cast<uintptr_t>(b) - ss->base();
     if (ss->checked) {
       BlockBit bit = superslab_bit(ss, off);
-      std::atomic<uint64_t>& a = ss->alloc_bits()[bit.word];
+      std::atomic<uint64_t>& a = ss->bits()[bit.word].alloc;
       a.store(a.load(std::memory_order_relaxed) & ~bit.mask, std::memory_order_relaxed);
       // relaxed: the bit is only a double-free guard; the list exchange ordered the block.
-      ss->remote_bits()[bit.word].fetch_and(~bit.mask, std::memory_order_relaxed);
+      ss->bits()[bit.word].remote.fetch_and(~bit.mask, std::memory_order_relaxed);
     }
     if (ss->kind == RegionKind::kUltra) --ss->slabs[off >> kSlabShift].used;
     superslab_put(ss, b);
@@ -189,6 +188,12 @@ const char* superslab_bad_reason(const SuperSlab* ss, uintptr_t off) noexcept {
   if (off < ss->data_begin) return "invalid pointer (inside a SuperSlab header)";
   if (off >= ss->data_end) return "invalid pointer (past the last block of its SuperSlab)";
   return "interior pointer (not the start of a block)";
+}
+
+const char* superslab_state_reason(const SuperSlab* ss, uintptr_t off, const char* fallback) noexcept {
+  if (ss->magic != kSuperSlabMagic) return "invalid pointer (corrupt SuperSlab header)";
+  if (off < ss->data_begin || off >= ss->data_end) return superslab_bad_reason(ss, off);
+  return fallback;
 }
 
 SuperSlabCounters superslab_counters() noexcept {

@@ -3,7 +3,7 @@
 // segments (kind ULTRA: its slabs are the ULTRA pages) share this engine; only their
 // fast paths differ.
 //
-// Layout: [header | alloc bitmap | remote bitmap | blocks on the class grid ...]
+// Layout: [header | state bitmaps | blocks on the class grid ...]
 // Block k lives at base + k * block_size. Its state bit is (k * block_size) >> bit_shift,
 // which is distinct per block because bit_shift = floor(log2(block_size)).
 //  - alloc bit: set while the block is live. Written only by the owner (relaxed atomic
@@ -56,7 +56,6 @@ struct alignas(64) SuperSlab {
   uint64_t inv;        // ceil(2^40 / block_size): boundary check for other sizes
   uint32_t data_begin;
   uint32_t data_end;  // one past the last block's start offset
-  uint32_t remote_bits_off;
   // Owner-written (relaxed atomic so inspect and other threads may read it).
   std::atomic<uint32_t> active_local;
   std::atomic<ThreadCache*> owner;
@@ -75,10 +74,12 @@ struct alignas(64) SuperSlab {
   RegionLink link;
   SlabMeta slabs[kSlabsPerRegion];
 
-  std::atomic<uint64_t>* alloc_bits() { return reinterpret_cast<std::atomic<uint64_t>*>(this + 1); }
-  std::atomic<uint64_t>* remote_bits() {
-    return reinterpret_cast<std::atomic<uint64_t>*>(reinterpret_cast<char*>(this) + remote_bits_off);
-  }
+  // Word w of the alloc bitmap next to word w of the remote bitmap: one address for both.
+  struct BitWords {
+    std::atomic<uint64_t> alloc;
+    std::atomic<uint64_t> remote;
+  };
+  BitWords* bits() { return reinterpret_cast<BitWords*>(this + 1); }
   uintptr_t base() const { return reinterpret_cast<uintptr_t>(this); }
   uint32_t active() const {
     // relaxed: a snapshot; exact whenever no free is in flight.
@@ -99,11 +100,17 @@ HAK_INLINE RegionKind slot_kind(unsigned s) {
 
 HAK_INLINE SuperSlab* superslab_of(const void* p) { return reinterpret_cast<SuperSlab*>(region_base(p)); }
 
+// True when `off` is on the class grid. Grid positions outside the block range (the
+// header) never have their alloc bit set, so the free path's alloc-bit test rejects them.
+HAK_INLINE bool superslab_on_grid(const SuperSlab* ss, uintptr_t off) {
+  if (ss->size_mask) return (off & ss->size_mask) == 0;
+  return ((off * ss->inv) >> 40) * ss->block_size == off;
+}
+
 // True when `off` is the start of a block of this SuperSlab.
 HAK_INLINE bool superslab_is_block_start(const SuperSlab* ss, uintptr_t off) {
   if (HAK_UNLIKELY(off - ss->data_begin >= ss->data_end - ss->data_begin)) return false;
-  if (ss->size_mask) return (off & ss->size_mask) == 0;
-  return ((off * ss->inv) >> 40) * ss->block_size == off;
+  return superslab_on_grid(ss, off);
 }
 
 struct BlockBit {
@@ -118,7 +125,7 @@ HAK_INLINE BlockBit superslab_bit(const SuperSlab* ss, uintptr_t off) {
 // Owner-side alloc-bit updates (relaxed: only the owner writes; readers only need a value).
 HAK_INLINE void superslab_mark_alloc(SuperSlab* ss, uintptr_t off) {
   BlockBit b = superslab_bit(ss, off);
-  std::atomic<uint64_t>& w = ss->alloc_bits()[b.word];
+  std::atomic<uint64_t>& w = ss->bits()[b.word].alloc;
   w.store(w.load(std::memory_order_relaxed) | b.mask, std::memory_order_relaxed);
 }
 
@@ -145,6 +152,8 @@ HAK_INLINE bool superslab_slab_has_free(const SuperSlab* ss, unsigned slab) {
 
 // Classifies a pointer that failed the block-start check, for the error message.
 const char* superslab_bad_reason(const SuperSlab* ss, uintptr_t off) noexcept;
+// A grid position whose alloc bit says "not live": outside the blocks, or `fallback`.
+const char* superslab_state_reason(const SuperSlab* ss, uintptr_t off, const char* fallback) noexcept;
 
 struct SuperSlabCounters {
   uint64_t live[3], mapped_total[3], released_total[3];  // [0] SUPERSLAB, [1] MID, [2] ULTRA
