@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -37,8 +38,15 @@ inline size_t rss_bytes() {
   return n == 2 ? res * 4096 : 0;
 }
 
+// The ULTRA mode the suites run in: HAKMEM_TINY_C7_ULTRA (default on). ctest runs the
+// suites once per mode.
+inline bool ultra_default() {
+  const char* v = getenv("HAKMEM_TINY_C7_ULTRA");
+  return !(v && v[0] == '0');
+}
+
 // A known state: given settings, nothing kept from earlier tests.
-inline void fresh_settings(unsigned warm, bool ultra = true, bool report = false) {
+inline void fresh_settings(unsigned warm, bool ultra = ultra_default(), bool report = false) {
   hk::Settings s;
   s.warm_regions = 0;  // first drop whatever earlier tests left in the pools
   hk::set_settings(s);

@@ -174,7 +174,7 @@ TEST(Lifecycle, WarmPoolIsBoundedAcrossContexts) {
 }
 
 TEST(Lifecycle, ReportModeCountsBadFreesAndTheHeapStillWorks) {
-  fresh_settings(1, true, /*report=*/true);
+  fresh_settings(1, ultra_default(), /*report=*/true);
   hk::Context* t = hk::context_create();
   {
     hk::Use use(t);
