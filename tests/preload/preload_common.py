@@ -109,8 +109,9 @@ def strip_reports(stderr):
 class Run:
     """Result of one preloaded command."""
 
-    def __init__(self, cmd, stdout, stderr, stats, reports):
+    def __init__(self, cmd, stdout, stderr, stats, reports, raw_stderr=""):
         self.cmd = cmd
+        self.raw_stderr = raw_stderr  # with the reports
         self.stdout = stdout
         self.stderr = stderr  # the program's own stderr, hakmem reports removed
         self.stats = stats  # parsed HAKMEM_STATS_JSON object
@@ -123,8 +124,11 @@ _run_counter = 0
 def run(cmd, lib, workdir, *, env=None, cwd=None, stdin=None, preload=True,
         timeout=100, min_processes=1, expect_rc=0):
     """Runs cmd (a list). With preload=True: under hakmem, with all the checks described
-    at the top of this file. With preload=False: plainly (reference runs, and running
-    the programs a preloaded compiler built). Returns a Run; stdout/stderr are text."""
+    at the top of this file; min_processes is the least number of exit reports expected
+    on stderr (0 for programs that close stderr before exit, like coreutils: their report
+    is lost, the JSON file still proves hakmem served them). With preload=False: plainly
+    (reference runs, and running the programs a preloaded compiler built).
+    Returns a Run; stdout/stderr are text."""
     global _run_counter
     _run_counter += 1
     full_env = dict(os.environ)
@@ -145,17 +149,21 @@ def run(cmd, lib, workdir, *, env=None, cwd=None, stdin=None, preload=True,
     shown = shlex.join(cmd)
     label = "preloaded" if preload else "plain"
     print(f"+ [{label}] {shown}", flush=True)
+    # Own process group, so a hang is killed with every process the command started.
+    proc = subprocess.Popen(cmd, env=full_env, cwd=cwd or workdir, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            errors="replace", start_new_session=True)
     try:
-        p = subprocess.run(cmd, env=full_env, cwd=cwd or workdir,
-                           input=stdin if stdin is not None else "",
-                           capture_output=True, text=True, errors="replace",
-                           timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        out = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        out, err = proc.communicate(stdin if stdin is not None else "", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
         fail(f"{label} command timed out after {timeout} s (hang?): {shown}\n"
-             f"--- stderr (tail) ---\n{_tail(out)}")
-    repro = (f"  reproduce: cd {cwd or workdir} && LD_PRELOAD={lib} {shown}"
-             if preload else f"  command: {shown}")
+             f"--- stderr (tail) ---\n{_tail(err)}")
+    p = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    env_shown = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
+    repro = (f"  reproduce: cd {shlex.quote(cwd or workdir)} && {env_shown} HAKMEM_STATS=1 "
+             f"LD_PRELOAD={shlex.quote(lib)} {shown}" if preload else f"  command: {shown}")
     errs = _ERROR_LINE_RE.findall(p.stderr) if preload else []
     if errs:
         fail(f"hakmem reported errors while running {shown}:\n  " + "\n  ".join(errs[:10]) +
@@ -176,11 +184,11 @@ def run(cmd, lib, workdir, *, env=None, cwd=None, stdin=None, preload=True,
     bad = [r for r in reports if r["errors"] != 0]
     if bad:
         fail(f"a process served by hakmem counted errors: {bad}\n{repro}")
-    if not any(r["ss_live"] + r["ss_rel"] > 0 for r in reports):
+    if min_processes > 0 and not any(r["ss_live"] + r["ss_rel"] > 0 for r in reports):
         fail(f"no process mapped a SuperSlab: hakmem did not serve allocations\n{repro}")
     stats = load_stats_json(json_path, shown)
     check_served(stats, shown)
-    return Run(cmd, p.stdout, strip_reports(p.stderr), stats, reports)
+    return Run(cmd, p.stdout, strip_reports(p.stderr), stats, reports, p.stderr)
 
 
 def load_stats_json(path, what):

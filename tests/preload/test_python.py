@@ -6,6 +6,7 @@ digest of the same workload without hakmem."""
 import os
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import preload_common as pc  # noqa: E402
 

@@ -8,6 +8,7 @@ import os
 import random
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import preload_common as pc  # noqa: E402
 
@@ -48,7 +49,8 @@ def test(lib, workdir):
         parts.append(f"INSERT INTO t VALUES({i},{cat},{n},{sql_text(txt)},X'{blob.hex()}');")
     parts += ["COMMIT;", "CREATE INDEX t_txt ON t(txt);", "CREATE INDEX t_cat_n ON t(cat, n);",
               "SELECT 'loaded', count(*) FROM t;"]
-    load = pc.run([sqlite3, "-batch", "-bail", db], lib, workdir, stdin="\n".join(parts) + "\n")
+    env = {"HOME": workdir}  # no ~/.sqliterc
+    load = pc.run([sqlite3, "-batch", "-bail", db], lib, workdir, env=env, stdin="\n".join(parts) + "\n")
     pc.expect_equal(load.stdout.split(), ["wal", "loaded|100000"], "load output")
 
     # Queries, in a second process over the file written by the first.
@@ -69,7 +71,7 @@ def test(lib, workdir):
         "SELECT group_concat(id) FROM (SELECT id FROM t WHERE cat = 7 ORDER BY n DESC, id LIMIT 10);",
         "PRAGMA integrity_check;",
     ]
-    got = pc.run([sqlite3, "-batch", "-bail", db], lib, workdir, stdin="\n".join(queries) + "\n")
+    got = pc.run([sqlite3, "-batch", "-bail", db], lib, workdir, env=env, stdin="\n".join(queries) + "\n")
     lines = got.stdout.splitlines()
 
     # Expected values, from the rows themselves.
