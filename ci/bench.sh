@@ -24,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-invocation="ci/bench.sh$(printf ' %q' "$@")"  # quoted so it can be pasted back
+invocation="ci/bench.sh${*:+$(printf ' %q' "$@")}"  # quoted so it can be pasted back
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 

@@ -49,11 +49,16 @@ HAK_INLINE void ultra_free(void* p, const char* call) noexcept {
     }
     unsigned pg = static_cast<unsigned>(off >> kSlabShift);
     SlabMeta& m = seg->slabs[pg];
-    FreeBlock* b = static_cast<FreeBlock*>(p);
-    b->next = m.free;
-    m.free = b;
-    seg->slab_free_mask |= 1u << pg;
     --m.used;
+    FreeBlock* b = static_cast<FreeBlock*>(p);
+    if (HAK_LIKELY(seg == tc->ultra.seg)) {
+      b->next = tc->ultra.free;
+      tc->ultra.free = b;
+    } else {
+      b->next = m.free;
+      m.free = b;
+      seg->slab_free_mask |= 1u << pg;
+    }
     uint32_t left = seg->active_local.load(std::memory_order_relaxed) - 1;
     seg->active_local.store(left, std::memory_order_relaxed);
     if (HAK_UNLIKELY(left == seg->remote_pending.load(std::memory_order_relaxed))) superslab_check_empty(tc, seg);

@@ -66,7 +66,17 @@ void relist(ClassCache& cc, SuperSlab* ss) {
 // about to be reset or unmapped.
 void purge_caches(ThreadCache* tc, SuperSlab* ss, int slab) {
   UltraBox& box = tc->ultra;
-  if (box.seg == ss && (slab < 0 || box.page == &ss->slabs[slab])) box = UltraBox{};
+  if (box.seg == ss) {
+    if (slab < 0) {
+      box = UltraBox{};
+    } else {  // keep the box's blocks of other pages
+      FreeBlock** link = &box.free;
+      while (FreeBlock* b = *link) {
+        if (((reinterpret_cast<uintptr_t>(b) - ss->base()) >> kSlabShift) == static_cast<uintptr_t>(slab)) *link = b->next;
+        else link = &b->next;
+      }
+    }
+  }
   Magazine& mg = tc->mag[ss->slot];
   void** items = tc->items[ss->slot];
   uint32_t w = 0;

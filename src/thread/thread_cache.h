@@ -125,8 +125,8 @@ HAK_INLINE void* ultra_pop(ThreadCache* tc) {
   UltraBox& box = tc->ultra;
   FreeBlock* b = box.free;
   box.free = b->next;
-  ++box.page->used;
   SuperSlab* seg = box.seg;
+  ++seg->slabs[(reinterpret_cast<uintptr_t>(b) - seg->base()) >> kSlabShift].used;
   if constexpr (kHardened) superslab_mark_alloc(seg, reinterpret_cast<uintptr_t>(b) - seg->base());
   uint32_t a = seg->active_local.load(std::memory_order_relaxed);
   seg->active_local.store(a + 1, std::memory_order_relaxed);

@@ -15,7 +15,6 @@ void* ultra_malloc_slow() noexcept {
     unsigned pg = __builtin_ctz(seg->slab_free_mask);
     SlabMeta& m = seg->slabs[pg];
     box.free = m.free;
-    box.page = &m;
     m.free = nullptr;
     seg->slab_free_mask &= ~(1u << pg);
     tc->cls[kUltraSlot].cur_slab = pg;
@@ -48,7 +47,6 @@ void* ultra_refill_slow() noexcept {
       box.free = superslab_carve_list(seg, pg, kUltraCarveBatch);
     }
     box.seg = seg;
-    box.page = &m;
   }
   return ultra_pop(tc);
 }

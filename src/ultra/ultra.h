@@ -1,8 +1,10 @@
 // C7 ULTRA (seed 002): 1024-byte blocks on dedicated 2 MiB segments (region kind ULTRA)
-// whose 64 KiB slabs are the ULTRA pages. The thread's box holds the current page's free
-// list: malloc pops it; free finds the page by mask and pushes on the page's list with no
-// header check (hardened builds check like v3). Segments share the SuperSlab engine for
-// carving, remote frees, release, the warm reserve, abandonment and adoption.
+// whose 64 KiB slabs are the ULTRA pages. The thread's box is the free list of its current
+// segment, held in TLS: malloc pops it; free finds the page by mask (for its count) and
+// pushes with no header check (hardened builds check like v3) — on the box when the block
+// is in the box's segment (LIFO: the block reused next is the one just freed, still in
+// cache), else on its page's list. Segments share the SuperSlab engine for carving,
+// remote frees, release, the warm reserve, abandonment and adoption.
 #pragma once
 
 #include "tiny/superslab.h"
@@ -10,9 +12,8 @@
 namespace hak {
 
 struct UltraBox {
-  FreeBlock* free = nullptr;  // blocks of `page` in `seg`, ready to hand out
+  FreeBlock* free = nullptr;  // free blocks of `seg` (any page), ready to hand out
   SuperSlab* seg = nullptr;
-  SlabMeta* page = nullptr;
 };
 
 // Blocks carved into the box at once from a fresh page (the rest stay uncarved).
