@@ -18,15 +18,18 @@ int main(int argc, char** argv) {
   uint64_t ws = 400, ops = 10'000'000, min = 16, max = 1024, seed = 0x1234'5678'9ABC'DEF1ull;
   const char* name = "mixed";
   for (int i = 1; i < argc; ++i) {
-    if (bench::arg_u64(argc, argv, i, "--ws", &ws) || bench::arg_u64(argc, argv, i, "--ops", &ops) ||
-        bench::arg_u64(argc, argv, i, "--min", &min) || bench::arg_u64(argc, argv, i, "--max", &max) ||
+    if (bench::arg_u64(argc, argv, i, "--ws", &ws) ||
+        bench::arg_u64(argc, argv, i, "--ops", &ops) ||
+        bench::arg_u64(argc, argv, i, "--min", &min) ||
+        bench::arg_u64(argc, argv, i, "--max", &max) ||
         bench::arg_u64(argc, argv, i, "--seed", &seed))
       continue;
     if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
       name = argv[++i];
       continue;
     }
-    fprintf(stderr, "usage: %s [--ws N] [--ops N] [--min S] [--max S] [--seed N] [--name NAME]\n", argv[0]);
+    fprintf(stderr, "usage: %s [--ws N] [--ops N] [--min S] [--max S] [--seed N] [--name NAME]\n",
+            argv[0]);
     return 2;
   }
   if (ws == 0 || ws > (1u << 30) || min == 0 || max < min || max - min >= (1ull << 32)) {
@@ -36,7 +39,8 @@ int main(int argc, char** argv) {
 
   // The slot table comes from mmap, not malloc: it is not part of the allocator's work.
   size_t table_bytes = ws * sizeof(void*);
-  void* mem = mmap(nullptr, table_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* mem =
+      mmap(nullptr, table_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) {
     perror("mmap");
     return 1;
@@ -71,9 +75,11 @@ int main(int argc, char** argv) {
   long peak = bench::peak_rss_kb(rss_peak);
   munmap(mem, table_bytes);
 
-  printf("RESULT name=%s ws=%llu ops=%llu min=%llu max=%llu seconds=%.6f mops=%.3f peak_rss_kb=%ld "
-         "rss_start_kb=%ld rss_peak_kb=%ld rss_after_kb=%ld\n",
-         name, (unsigned long long)ws, (unsigned long long)ops, (unsigned long long)min, (unsigned long long)max,
-         seconds, static_cast<double>(ops) / seconds / 1e6, peak, rss_start, rss_peak, rss_after);
+  printf(
+      "RESULT name=%s ws=%llu ops=%llu min=%llu max=%llu seconds=%.6f mops=%.3f peak_rss_kb=%ld "
+      "rss_start_kb=%ld rss_peak_kb=%ld rss_after_kb=%ld\n",
+      name, (unsigned long long)ws, (unsigned long long)ops, (unsigned long long)min,
+      (unsigned long long)max, seconds, static_cast<double>(ops) / seconds / 1e6, peak, rss_start,
+      rss_peak, rss_after);
   return 0;
 }

@@ -49,11 +49,12 @@ HakRegions hak_regions(StatsPrintFn fn) {
   close(fd);
   buf[used] = '\0';
   if (const char* p = strstr(buf, "regions live:")) {
-    r.ok = sscanf(p, "regions live: superslab %llu, ultra %llu, mid %llu, large %llu", &r.superslab, &r.ultra,
-                  &r.mid, &r.large) == 4;
+    r.ok = sscanf(p, "regions live: superslab %llu, ultra %llu, mid %llu, large %llu", &r.superslab,
+                  &r.ultra, &r.mid, &r.large) == 4;
   }
   if (const char* p = strstr(buf, "superslabs:")) {
-    if (sscanf(p, "superslabs: %llu live, %llu released", &r.ss_live, &r.ss_released) != 2) r.ok = false;
+    if (sscanf(p, "superslabs: %llu live, %llu released", &r.ss_live, &r.ss_released) != 2)
+      r.ok = false;
   }
   return r;
 }
@@ -63,7 +64,9 @@ HakRegions hak_regions(StatsPrintFn fn) {
 int main(int argc, char** argv) {
   uint64_t count = 1'000'000, size = 16;
   for (int i = 1; i < argc; ++i) {
-    if (bench::arg_u64(argc, argv, i, "--count", &count) || bench::arg_u64(argc, argv, i, "--size", &size)) continue;
+    if (bench::arg_u64(argc, argv, i, "--count", &count) ||
+        bench::arg_u64(argc, argv, i, "--size", &size))
+      continue;
     fprintf(stderr, "usage: %s [--count N] [--size S]\n", argv[0]);
     return 2;
   }
@@ -103,15 +106,18 @@ int main(int argc, char** argv) {
   long peak = bench::peak_rss_kb(rss_peak);
   HakRegions h_after = hak_regions(stats_print);
 
-  printf("RESULT name=phase76 count=%llu size=%llu alloc_seconds=%.6f free_seconds=%.6f seconds=%.6f "
-         "rss_start_kb=%ld rss_peak_kb=%ld rss_after_kb=%ld peak_rss_kb=%ld",
-         (unsigned long long)count, (unsigned long long)size, t1 - t0, t3 - t2, (t1 - t0) + (t3 - t2), rss_start,
-         rss_peak, rss_after, peak);
+  printf(
+      "RESULT name=phase76 count=%llu size=%llu alloc_seconds=%.6f free_seconds=%.6f seconds=%.6f "
+      "rss_start_kb=%ld rss_peak_kb=%ld rss_after_kb=%ld peak_rss_kb=%ld",
+      (unsigned long long)count, (unsigned long long)size, t1 - t0, t3 - t2, (t1 - t0) + (t3 - t2),
+      rss_start, rss_peak, rss_after, peak);
   if (h_start.ok && h_peak.ok && h_after.ok) {
-    printf(" hak_regions_start=%llu hak_regions_peak=%llu hak_regions_after=%llu hak_superslabs_live_after=%llu "
-           "hak_superslabs_released=%llu",
-           h_start.total(), h_peak.total(), h_after.total(), h_after.ss_live,
-           h_after.ss_released - h_start.ss_released);
+    printf(
+        " hak_regions_start=%llu hak_regions_peak=%llu hak_regions_after=%llu "
+        "hak_superslabs_live_after=%llu "
+        "hak_superslabs_released=%llu",
+        h_start.total(), h_peak.total(), h_after.total(), h_after.ss_live,
+        h_after.ss_released - h_start.ss_released);
   }
   printf("\n");
   return 0;

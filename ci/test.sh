@@ -39,6 +39,7 @@ build_and_test() {  # preset
   ctest --preset "$1" -j "$jobs" --timeout 600
 }
 
+run_stage "format" ci/format.sh --check
 run_stage "release (gcc)" build_and_test release
 [ $quick -eq 1 ] && exit 0
 run_stage "release (clang)" build_and_test release-clang

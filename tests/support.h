@@ -59,7 +59,9 @@ inline void fresh_settings(unsigned warm, bool ultra = ultra_default(), bool rep
   hk::trim();
 }
 
-inline void fill(void* p, size_t n, uint8_t seed) { memset(p, seed, n); }
+inline void fill(void* p, size_t n, uint8_t seed) {
+  memset(p, seed, n);
+}
 inline bool check(const void* p, size_t n, uint8_t seed) {
   const uint8_t* b = static_cast<const uint8_t*>(p);
   for (size_t i = 0; i < n; ++i)

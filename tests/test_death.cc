@@ -48,8 +48,10 @@ TEST_F(Death, InteriorPointer) {
 
 TEST_F(Death, PointerIntoARegionHeaderOnTheBlockGrid) {
   char* p = static_cast<char*>(hak_malloc(64));
-  char* header = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t{(2 << 20) - 1}) + 64;
-  EXPECT_DEATH(hak_free(header), expect("free", header, "invalid pointer \\(inside a SuperSlab header\\)"));
+  char* header =
+      reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t{(2 << 20) - 1}) + 64;
+  EXPECT_DEATH(hak_free(header),
+               expect("free", header, "invalid pointer \\(inside a SuperSlab header\\)"));
   hak_free(p);
 }
 
@@ -120,5 +122,6 @@ TEST_F(Death, ReallocOfABadPointer) {
 
 TEST_F(Death, UsableSizeOfABadPointer) {
   int local = 0;
-  EXPECT_DEATH(hak_malloc_usable_size(&local), expect("malloc_usable_size", &local, "invalid pointer"));
+  EXPECT_DEATH(hak_malloc_usable_size(&local),
+               expect("malloc_usable_size", &local, "invalid pointer"));
 }

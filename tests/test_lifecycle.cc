@@ -36,9 +36,11 @@ void phase76(unsigned warm, size_t expect_left) {
     EXPECT_EQ(active_blocks(hk::Kind::kSuperSlab, kC1), 0u);
     // Pages go back: within 1 MiB of where we started (vector v itself is still held).
     EXPECT_LT(rss_bytes(), rss0 + (1u << 20)) << "rss0=" << rss0 << " peak=" << rss_peak;
-    printf("phase 7.6 (warm=%u): rss start %zu KiB, peak %zu KiB, after free %zu KiB; C1 regions peak %zu -> %zu\n",
-           warm, rss0 >> 10, rss_peak >> 10, rss_bytes() >> 10, peak_regions,
-           count_regions(hk::Kind::kSuperSlab, kC1));
+    printf(
+        "phase 7.6 (warm=%u): rss start %zu KiB, peak %zu KiB, after free %zu KiB; C1 regions peak "
+        "%zu -> %zu\n",
+        warm, rss0 >> 10, rss_peak >> 10, rss_bytes() >> 10, peak_regions,
+        count_regions(hk::Kind::kSuperSlab, kC1));
   }
   hk::context_exit(t);
   EXPECT_EQ(count_regions(hk::Kind::kSuperSlab, kC1), expect_left);
@@ -46,8 +48,12 @@ void phase76(unsigned warm, size_t expect_left) {
 
 }  // namespace
 
-TEST(Lifecycle, Phase76WarmReserveOfOne) { phase76(1, 1); }
-TEST(Lifecycle, Phase76WarmReserveOfZeroLeavesNothing) { phase76(0, 0); }
+TEST(Lifecycle, Phase76WarmReserveOfOne) {
+  phase76(1, 1);
+}
+TEST(Lifecycle, Phase76WarmReserveOfZeroLeavesNothing) {
+  phase76(0, 0);
+}
 
 TEST(Lifecycle, PingPongKeepsOneWarmRegionAndMapsNothingNew) {
   fresh_settings(1);

@@ -16,10 +16,14 @@ namespace {
 
 size_t pick_size(std::mt19937& rng) {
   switch (rng() % 4) {
-    case 0: return rng() % 1025;
-    case 1: return 1025 + rng() % 8000;
-    case 2: return rng() % 262144;
-    default: return 262145 + rng() % (1 << 20);
+    case 0:
+      return rng() % 1025;
+    case 1:
+      return 1025 + rng() % 8000;
+    case 2:
+      return rng() % 262144;
+    default:
+      return 262145 + rng() % (1 << 20);
   }
 }
 
@@ -77,13 +81,14 @@ TEST(Threads, ProducerConsumerRemoteFreesAcrossAllSizes) {
       }
       size_t s;
       memcpy(&s, p, sizeof s);
-      if (hak_malloc_usable_size(p) < s || static_cast<uint8_t*>(p)[s - 1] != static_cast<uint8_t>(s)) {
+      if (hak_malloc_usable_size(p) < s ||
+          static_cast<uint8_t*>(p)[s - 1] != static_cast<uint8_t>(s)) {
         if (!bad.exchange(true)) {
           hk::RegionInfo r;
           bool found = hk::region_of(p, &r);
           ADD_FAILURE() << "block " << p << " stamp " << std::hex << s << std::dec << " usable "
-                        << hak_malloc_usable_size(p) << " region " << found << " " << hk::kind_name(r.kind) << " cls "
-                        << r.cls << " got " << got;
+                        << hak_malloc_usable_size(p) << " region " << found << " "
+                        << hk::kind_name(r.kind) << " cls " << r.cls << " got " << got;
         }
       }
       hak_free(p);
@@ -124,8 +129,10 @@ TEST(Threads, ChurnWithExitsAndAdoption) {
         // Leave some blocks behind for other threads to free after we exit.
         std::lock_guard<std::mutex> g(mu);
         for (size_t i = 0; i < mine.size(); ++i) {
-          if (i % 2) survivors.push_back(mine[i]);
-          else hak_free(mine[i]);
+          if (i % 2)
+            survivors.push_back(mine[i]);
+          else
+            hak_free(mine[i]);
         }
       });
     }
@@ -169,13 +176,19 @@ TEST(Threads, ForkWhileOtherThreadsAllocate) {
       for (void* p : v) hak_free(p);
       pthread_t th;
       pthread_create(
-          &th, nullptr, [](void*) -> void* { hak_free(hak_malloc(100)); return nullptr; }, nullptr);
+          &th, nullptr,
+          [](void*) -> void* {
+            hak_free(hak_malloc(100));
+            return nullptr;
+          },
+          nullptr);
       pthread_join(th, nullptr);
       _exit(0);
     }
     int status = 0;
     waitpid(pid, &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child " << i << " status " << status;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "child " << i << " status " << status;
   }
   stop = true;
   for (auto& t : ts) t.join();

@@ -11,8 +11,12 @@ namespace {
 
 constexpr int kC7 = 7;
 
-size_t ultra_segments() { return count_regions(hk::Kind::kUltra); }
-size_t v3_c7() { return count_regions(hk::Kind::kSuperSlab, kC7); }
+size_t ultra_segments() {
+  return count_regions(hk::Kind::kUltra);
+}
+size_t v3_c7() {
+  return count_regions(hk::Kind::kSuperSlab, kC7);
+}
 
 std::string expect(const char* call, const void* p, const char* reason) {
   char buf[64];

@@ -52,8 +52,10 @@ TEST(RegionMap, SetCoversExactlyTheRun) {
   region_map_set(base, 3, RegionKind::kLargeHead, RegionKind::kLargeTail);
   EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(base - 1)), RegionKind::kNone);
   EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(base)), RegionKind::kLargeHead);
-  EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(base + kRegionSize + 5)), RegionKind::kLargeTail);
-  EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(base + 3 * kRegionSize - 1)), RegionKind::kLargeTail);
+  EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(base + kRegionSize + 5)),
+            RegionKind::kLargeTail);
+  EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(base + 3 * kRegionSize - 1)),
+            RegionKind::kLargeTail);
   EXPECT_EQ(region_kind_of(reinterpret_cast<void*>(base + 3 * kRegionSize)), RegionKind::kNone);
   EXPECT_EQ(region_map_large_head(reinterpret_cast<void*>(base + 2 * kRegionSize + 7)), base);
   region_map_set(base, 3, RegionKind::kNone, RegionKind::kNone);
@@ -119,14 +121,16 @@ TEST(SuperSlab, GeometryEveryBlockInsideTheRegionAndAfterTheHeader) {
     // Carve everything: distinct, aligned, on the grid.
     std::vector<void*> out(kRegionSize / 8);
     size_t n = 0;
-    for (unsigned i = 0; i < kSlabsPerRegion; ++i) n += superslab_take(ss, i, out.data() + n, 1u << 30);
+    for (unsigned i = 0; i < kSlabsPerRegion; ++i)
+      n += superslab_take(ss, i, out.data() + n, 1u << 30);
     EXPECT_EQ(n, total);
     std::set<void*> uniq(out.begin(), out.begin() + n);
     EXPECT_EQ(uniq.size(), n);
     for (size_t i = 0; i < n; ++i) {
       uintptr_t off = reinterpret_cast<uintptr_t>(out[i]) - ss->base();
       ASSERT_TRUE(superslab_is_block_start(ss, off));
-      ASSERT_FALSE(superslab_is_block_start(ss, off + (ss->block_size >= 16 ? ss->block_size / 2 : 4)));
+      ASSERT_FALSE(
+          superslab_is_block_start(ss, off + (ss->block_size >= 16 ? ss->block_size / 2 : 4)));
     }
     EXPECT_FALSE(ss->has_free_space());
     superslab_unmap(ss);

@@ -8,8 +8,10 @@ void SpinLock::lock() noexcept {
   for (unsigned spins = 0;; ++spins) {
     // relaxed: only a hint; the exchange in try_lock is the acquire.
     if (!locked_.load(std::memory_order_relaxed) && try_lock()) return;
-    if (spins > 64) sched_yield();
-    else __builtin_ia32_pause();
+    if (spins > 64)
+      sched_yield();
+    else
+      __builtin_ia32_pause();
   }
 }
 

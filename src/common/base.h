@@ -25,8 +25,12 @@ inline constexpr size_t kPageSize = 4096;
 // User space on x86-64 is 47 bits; the region map covers exactly that.
 inline constexpr unsigned kAddressBits = 47;
 
-inline constexpr size_t align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
-inline constexpr bool is_pow2(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
+inline constexpr size_t align_up(size_t n, size_t a) {
+  return (n + a - 1) & ~(a - 1);
+}
+inline constexpr bool is_pow2(size_t n) {
+  return n != 0 && (n & (n - 1)) == 0;
+}
 HAK_INLINE uintptr_t region_base(const void* p) {
   return reinterpret_cast<uintptr_t>(p) & ~kRegionMask;
 }

@@ -22,7 +22,9 @@ std::atomic<int> g_init_state{0};  // 0 none, 1 in progress, 2 done
 std::atomic<uint64_t> g_errors{0};
 SpinLock g_init_lock;
 
-bool env_flag(const char* v) { return v && (v[0] == '1' || v[0] == 'y' || v[0] == 'Y' || v[0] == 't' || v[0] == 'T'); }
+bool env_flag(const char* v) {
+  return v && (v[0] == '1' || v[0] == 'y' || v[0] == 'Y' || v[0] == 't' || v[0] == 'T');
+}
 
 }  // namespace
 
@@ -44,7 +46,9 @@ Config config_from_env() noexcept {
   return c;
 }
 
-bool is_initialized() noexcept { return g_init_state.load(std::memory_order_acquire) == 2; }
+bool is_initialized() noexcept {
+  return g_init_state.load(std::memory_order_acquire) == 2;
+}
 
 void ensure_init() noexcept {
   // acquire: pairs with the release below so the options are seen complete.
@@ -64,16 +68,21 @@ void ensure_init() noexcept {
   g_init_state.store(2, std::memory_order_release);
 }
 
-uint64_t error_count() noexcept { return g_errors.load(std::memory_order_relaxed); }
+uint64_t error_count() noexcept {
+  return g_errors.load(std::memory_order_relaxed);
+}
 
 void report_error(const char* call, const void* p, const char* reason) noexcept {
   g_errors.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
   if (!g_config.quiet || g_config.on_error == OnError::kAbort) {
     char buf[256];
     int n = snprintf(buf, sizeof buf, "hakmem: %s(%p): %s%s\n", call, p, reason,
-                     g_config.on_error == OnError::kAbort ? " (aborting; HAKMEM_ON_ERROR=report to continue)" : "");
+                     g_config.on_error == OnError::kAbort
+                         ? " (aborting; HAKMEM_ON_ERROR=report to continue)"
+                         : "");
     if (n > 0) {
-      ssize_t w = write(2, buf, static_cast<size_t>(n) < sizeof buf ? static_cast<size_t>(n) : sizeof buf - 1);
+      ssize_t w = write(
+          2, buf, static_cast<size_t>(n) < sizeof buf ? static_cast<size_t>(n) : sizeof buf - 1);
       (void)w;
     }
   }

@@ -37,7 +37,9 @@ size_t usable_checked(void* p, const char* call) {
   }
   if (k == RegionKind::kLargeHead || k == RegionKind::kLargeTail) {
     if (LargeHeader* h = large_header_of(p)) return h->user_bytes;
-    report_error(call, p, (reinterpret_cast<uintptr_t>(p) & 15) ? "misaligned pointer" : "interior pointer (inside a large block)");
+    report_error(call, p,
+                 (reinterpret_cast<uintptr_t>(p) & 15) ? "misaligned pointer"
+                                                       : "interior pointer (inside a large block)");
     return 0;
   }
   report_error(call, p, "invalid pointer (not allocated by hakmem, or already released)");
@@ -96,7 +98,8 @@ void free_slow(void* p, const char* call) noexcept {
 
 void free_bad_block(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
   report_error(call, p,
-               ss->magic != kSuperSlabMagic ? "invalid pointer (corrupt SuperSlab header)" : superslab_bad_reason(ss, off));
+               ss->magic != kSuperSlabMagic ? "invalid pointer (corrupt SuperSlab header)"
+                                            : superslab_bad_reason(ss, off));
 }
 
 void free_bad_state(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
@@ -109,9 +112,13 @@ using namespace hak;
 
 extern "C" {
 
-void* hak_malloc(size_t size) { return malloc_fast(size); }
+void* hak_malloc(size_t size) {
+  return malloc_fast(size);
+}
 
-void hak_free(void* p) { free_fast(p, "free"); }
+void hak_free(void* p) {
+  free_fast(p, "free");
+}
 
 void* hak_calloc(size_t n, size_t size) {
   size_t bytes;
@@ -165,11 +172,17 @@ int hak_posix_memalign(void** out, size_t align, size_t size) {
   return 0;
 }
 
-void* hak_aligned_alloc(size_t align, size_t size) { return memalign_glibc(align, size); }
+void* hak_aligned_alloc(size_t align, size_t size) {
+  return memalign_glibc(align, size);
+}
 
-void* hak_memalign(size_t align, size_t size) { return memalign_glibc(align, size); }
+void* hak_memalign(size_t align, size_t size) {
+  return memalign_glibc(align, size);
+}
 
-void* hak_valloc(size_t size) { return memalign_glibc(kPageSize, size); }
+void* hak_valloc(size_t size) {
+  return memalign_glibc(kPageSize, size);
+}
 
 void* hak_pvalloc(size_t size) {
   if (size > SIZE_MAX - 2 * kPageSize - 32) {
@@ -189,8 +202,12 @@ void hak_collect(void) {
   if (tc != &g_sentinel_tc) thread_cache_collect(tc);
 }
 
-void hak_stats_print(int fd) { stats_print(fd); }
+void hak_stats_print(int fd) {
+  stats_print(fd);
+}
 
-unsigned long long hak_error_count(void) { return error_count(); }
+unsigned long long hak_error_count(void) {
+  return error_count();
+}
 
 }  // extern "C"

@@ -61,7 +61,8 @@ HAK_INLINE void ultra_free(void* p, const char* call) noexcept {
     }
     uint32_t left = seg->active_local.load(std::memory_order_relaxed) - 1;
     seg->active_local.store(left, std::memory_order_relaxed);
-    if (HAK_UNLIKELY(left == seg->remote_pending.load(std::memory_order_relaxed))) superslab_check_empty(tc, seg);
+    if (HAK_UNLIKELY(left == seg->remote_pending.load(std::memory_order_relaxed)))
+      superslab_check_empty(tc, seg);
     return;
   }
   superslab_free_remote(seg, p, off, call);
@@ -92,7 +93,8 @@ HAK_INLINE void free_fast(void* p, const char* call) noexcept {
       tc->items[ss->slot][mg.count++] = p;
       uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
       ss->active_local.store(left, std::memory_order_relaxed);
-      if (HAK_UNLIKELY(left == ss->remote_pending.load(std::memory_order_relaxed))) superslab_check_empty(tc, ss);
+      if (HAK_UNLIKELY(left == ss->remote_pending.load(std::memory_order_relaxed)))
+        superslab_check_empty(tc, ss);
       return;
     }
     return superslab_free_remote(ss, p, off, call);

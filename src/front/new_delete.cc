@@ -28,27 +28,63 @@ void* new_aligned_or_throw(std::size_t n, std::align_val_t a) {
 
 }  // namespace
 
-HAK_EXPORT void* operator new(std::size_t n) { return new_or_throw(n); }
-HAK_EXPORT void* operator new[](std::size_t n) { return new_or_throw(n); }
-HAK_EXPORT void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return hak_malloc(n); }
-HAK_EXPORT void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return hak_malloc(n); }
-HAK_EXPORT void* operator new(std::size_t n, std::align_val_t a) { return new_aligned_or_throw(n, a); }
-HAK_EXPORT void* operator new[](std::size_t n, std::align_val_t a) { return new_aligned_or_throw(n, a); }
+HAK_EXPORT void* operator new(std::size_t n) {
+  return new_or_throw(n);
+}
+HAK_EXPORT void* operator new[](std::size_t n) {
+  return new_or_throw(n);
+}
+HAK_EXPORT void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  return hak_malloc(n);
+}
+HAK_EXPORT void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  return hak_malloc(n);
+}
+HAK_EXPORT void* operator new(std::size_t n, std::align_val_t a) {
+  return new_aligned_or_throw(n, a);
+}
+HAK_EXPORT void* operator new[](std::size_t n, std::align_val_t a) {
+  return new_aligned_or_throw(n, a);
+}
 HAK_EXPORT void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
   return hak_memalign(static_cast<std::size_t>(a), n ? n : 1);
 }
 HAK_EXPORT void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
   return hak_memalign(static_cast<std::size_t>(a), n ? n : 1);
 }
-HAK_EXPORT void operator delete(void* p) noexcept { hak_free(p); }
-HAK_EXPORT void operator delete[](void* p) noexcept { hak_free(p); }
-HAK_EXPORT void operator delete(void* p, std::size_t) noexcept { hak_free(p); }
-HAK_EXPORT void operator delete[](void* p, std::size_t) noexcept { hak_free(p); }
-HAK_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { hak_free(p); }
-HAK_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { hak_free(p); }
-HAK_EXPORT void operator delete(void* p, std::align_val_t) noexcept { hak_free(p); }
-HAK_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { hak_free(p); }
-HAK_EXPORT void operator delete(void* p, std::size_t, std::align_val_t) noexcept { hak_free(p); }
-HAK_EXPORT void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { hak_free(p); }
-HAK_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { hak_free(p); }
-HAK_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { hak_free(p); }
+HAK_EXPORT void operator delete(void* p) noexcept {
+  hak_free(p);
+}
+HAK_EXPORT void operator delete[](void* p) noexcept {
+  hak_free(p);
+}
+HAK_EXPORT void operator delete(void* p, std::size_t) noexcept {
+  hak_free(p);
+}
+HAK_EXPORT void operator delete[](void* p, std::size_t) noexcept {
+  hak_free(p);
+}
+HAK_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept {
+  hak_free(p);
+}
+HAK_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  hak_free(p);
+}
+HAK_EXPORT void operator delete(void* p, std::align_val_t) noexcept {
+  hak_free(p);
+}
+HAK_EXPORT void operator delete[](void* p, std::align_val_t) noexcept {
+  hak_free(p);
+}
+HAK_EXPORT void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  hak_free(p);
+}
+HAK_EXPORT void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  hak_free(p);
+}
+HAK_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  hak_free(p);
+}
+HAK_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  hak_free(p);
+}

@@ -16,16 +16,23 @@ namespace {
 
 Kind kind_of(RegionKind k) {
   switch (k) {
-    case RegionKind::kSuperSlab: return Kind::kSuperSlab;
-    case RegionKind::kUltra: return Kind::kUltra;
-    case RegionKind::kMid: return Kind::kMid;
+    case RegionKind::kSuperSlab:
+      return Kind::kSuperSlab;
+    case RegionKind::kUltra:
+      return Kind::kUltra;
+    case RegionKind::kMid:
+      return Kind::kMid;
     case RegionKind::kLargeHead:
-    case RegionKind::kLargeTail: return Kind::kLarge;
-    default: return Kind::kNone;
+    case RegionKind::kLargeTail:
+      return Kind::kLarge;
+    default:
+      return Kind::kNone;
   }
 }
 
-uint64_t owner_id(ThreadCache* tc) { return tc ? tc->id : 0; }
+uint64_t owner_id(ThreadCache* tc) {
+  return tc ? tc->id : 0;
+}
 
 // Registry lock held.
 RegionInfo describe(uintptr_t base) {
@@ -74,23 +81,34 @@ RecordingOs g_recording;
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::kNone: return "none";
-    case Kind::kSuperSlab: return "superslab";
-    case Kind::kUltra: return "ultra";
-    case Kind::kMid: return "mid";
-    case Kind::kLarge: return "large";
+    case Kind::kNone:
+      return "none";
+    case Kind::kSuperSlab:
+      return "superslab";
+    case Kind::kUltra:
+      return "ultra";
+    case Kind::kMid:
+      return "mid";
+    case Kind::kLarge:
+      return "large";
   }
   return "?";
 }
 
 const char* route_name(Route r) {
   switch (r) {
-    case Route::kNull: return "null";
-    case Route::kInvalid: return "invalid";
-    case Route::kUltra: return "ultra";
-    case Route::kV3: return "v3";
-    case Route::kMid: return "mid";
-    case Route::kLarge: return "large";
+    case Route::kNull:
+      return "null";
+    case Route::kInvalid:
+      return "invalid";
+    case Route::kUltra:
+      return "ultra";
+    case Route::kV3:
+      return "v3";
+    case Route::kMid:
+      return "mid";
+    case Route::kLarge:
+      return "large";
   }
   return "?";
 }
@@ -150,12 +168,17 @@ bool ultra_page_active(uintptr_t base, uint32_t (&out)[kPagesPerSegment]) {
 Route route_of(const void* p) {
   if (!p) return Route::kNull;
   switch (region_kind_of(p)) {
-    case RegionKind::kSuperSlab: return Route::kV3;
-    case RegionKind::kMid: return Route::kMid;
-    case RegionKind::kUltra: return Route::kUltra;
+    case RegionKind::kSuperSlab:
+      return Route::kV3;
+    case RegionKind::kMid:
+      return Route::kMid;
+    case RegionKind::kUltra:
+      return Route::kUltra;
     case RegionKind::kLargeHead:
-    case RegionKind::kLargeTail: return Route::kLarge;
-    case RegionKind::kNone: return Route::kInvalid;
+    case RegionKind::kLargeTail:
+      return Route::kLarge;
+    case RegionKind::kNone:
+      return Route::kInvalid;
   }
   return Route::kInvalid;
 }
@@ -173,7 +196,9 @@ Context* context_create() {
   return reinterpret_cast<Context*>(tc);
 }
 
-uint64_t context_id(const Context* c) { return reinterpret_cast<const ThreadCache*>(c)->id; }
+uint64_t context_id(const Context* c) {
+  return reinterpret_cast<const ThreadCache*>(c)->id;
+}
 
 void context_exit(Context* c) {
   ThreadCache* tc = reinterpret_cast<ThreadCache*>(c);
@@ -181,12 +206,20 @@ void context_exit(Context* c) {
   thread_cache_exit(tc);
 }
 
-void context_collect(Context* c) { thread_cache_collect(reinterpret_cast<ThreadCache*>(c)); }
+void context_collect(Context* c) {
+  thread_cache_collect(reinterpret_cast<ThreadCache*>(c));
+}
 
-Use::Use(Context* c) : saved_(tl_tc) { tl_tc = reinterpret_cast<ThreadCache*>(c); }
-Use::~Use() { tl_tc = static_cast<ThreadCache*>(saved_); }
+Use::Use(Context* c) : saved_(tl_tc) {
+  tl_tc = reinterpret_cast<ThreadCache*>(c);
+}
+Use::~Use() {
+  tl_tc = static_cast<ThreadCache*>(saved_);
+}
 
-uint64_t current_context_id() { return tl_tc == &g_sentinel_tc ? 0 : tl_tc->id; }
+uint64_t current_context_id() {
+  return tl_tc == &g_sentinel_tc ? 0 : tl_tc->id;
+}
 
 Settings settings() {
   ensure_init();
@@ -208,7 +241,9 @@ void set_settings(const Settings& s) {
   orphan_trim_pool();
 }
 
-uint64_t error_count() { return hak::error_count(); }
+uint64_t error_count() {
+  return hak::error_count();
+}
 
 void trim() {
   orphan_trim_pool();

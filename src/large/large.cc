@@ -43,7 +43,9 @@ void* take_cached(size_t bytes, size_t align) {
 
 }  // namespace
 
-SpinLock& large_lock() noexcept { return g_lock; }
+SpinLock& large_lock() noexcept {
+  return g_lock;
+}
 
 void* large_malloc(size_t size, size_t align) noexcept {
   size_t user_off = align > kPageSize ? align : kPageSize;
@@ -78,7 +80,8 @@ LargeHeader* large_header_of(const void* p) noexcept {
   uintptr_t head = region_map_large_head(p);
   if (!head) return nullptr;
   LargeHeader* h = reinterpret_cast<LargeHeader*>(head);
-  if (h->magic != kLargeMagic || head + h->user_off != reinterpret_cast<uintptr_t>(p)) return nullptr;
+  if (h->magic != kLargeMagic || head + h->user_off != reinterpret_cast<uintptr_t>(p))
+    return nullptr;
   return h;
 }
 

@@ -19,7 +19,8 @@ class SystemOs final : public Os {
     }
     size_t span = size + align;
     if (span < size) return nullptr;
-    void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (raw == MAP_FAILED) return nullptr;
     uintptr_t start = reinterpret_cast<uintptr_t>(raw);
     uintptr_t aligned = (start + align - 1) & ~(uintptr_t{align} - 1);
@@ -50,12 +51,15 @@ Os& os() noexcept {
   return o ? *o : system_os();
 }
 
-void set_os(Os* o) noexcept { g_os.store(o, std::memory_order_release); }
+void set_os(Os* o) noexcept {
+  g_os.store(o, std::memory_order_release);
+}
 
 OsCounters os_counters() noexcept {
   // relaxed: statistics only.
   return {g_maps.load(std::memory_order_relaxed), g_unmaps.load(std::memory_order_relaxed),
-          g_decommits.load(std::memory_order_relaxed), g_bytes_mapped.load(std::memory_order_relaxed)};
+          g_decommits.load(std::memory_order_relaxed),
+          g_bytes_mapped.load(std::memory_order_relaxed)};
 }
 
 void* os_map(size_t size, size_t align) noexcept {

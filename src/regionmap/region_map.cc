@@ -6,12 +6,18 @@ std::atomic<uint8_t> g_region_map[kRegionMapEntries];
 
 const char* region_kind_name(RegionKind k) noexcept {
   switch (k) {
-    case RegionKind::kNone: return "none";
-    case RegionKind::kSuperSlab: return "superslab";
-    case RegionKind::kUltra: return "ultra";
-    case RegionKind::kMid: return "mid";
-    case RegionKind::kLargeHead: return "large";
-    case RegionKind::kLargeTail: return "large-tail";
+    case RegionKind::kNone:
+      return "none";
+    case RegionKind::kSuperSlab:
+      return "superslab";
+    case RegionKind::kUltra:
+      return "ultra";
+    case RegionKind::kMid:
+      return "mid";
+    case RegionKind::kLargeHead:
+      return "large";
+    case RegionKind::kLargeTail:
+      return "large-tail";
   }
   return "?";
 }
@@ -19,7 +25,8 @@ const char* region_kind_name(RegionKind k) noexcept {
 void region_map_set(uintptr_t base, size_t count, RegionKind first, RegionKind rest) noexcept {
   uintptr_t idx = base >> kRegionShift;
   for (size_t i = 0; i < count && idx + i < kRegionMapEntries; ++i)
-    g_region_map[idx + i].store(static_cast<uint8_t>(i == 0 ? first : rest), std::memory_order_relaxed);
+    g_region_map[idx + i].store(static_cast<uint8_t>(i == 0 ? first : rest),
+                                std::memory_order_relaxed);
 }
 
 uintptr_t region_map_large_head(const void* p) noexcept {
@@ -28,7 +35,8 @@ uintptr_t region_map_large_head(const void* p) noexcept {
   while (idx > 0 && static_cast<RegionKind>(g_region_map[idx].load(std::memory_order_relaxed)) ==
                         RegionKind::kLargeTail)
     --idx;
-  if (static_cast<RegionKind>(g_region_map[idx].load(std::memory_order_relaxed)) != RegionKind::kLargeHead)
+  if (static_cast<RegionKind>(g_region_map[idx].load(std::memory_order_relaxed)) !=
+      RegionKind::kLargeHead)
     return 0;
   return idx << kRegionShift;
 }

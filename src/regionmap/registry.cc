@@ -6,8 +6,12 @@ SpinLock g_lock;
 RegionLink* g_head = nullptr;
 }  // namespace
 
-SpinLock& registry_lock() noexcept { return g_lock; }
-RegionLink* registry_head() noexcept { return g_head; }
+SpinLock& registry_lock() noexcept {
+  return g_lock;
+}
+RegionLink* registry_head() noexcept {
+  return g_head;
+}
 
 void registry_add(RegionLink* l) noexcept {
   SpinGuard g(g_lock);
@@ -19,8 +23,10 @@ void registry_add(RegionLink* l) noexcept {
 
 void registry_remove(RegionLink* l) noexcept {
   SpinGuard g(g_lock);
-  if (l->prev) l->prev->next = l->next;
-  else g_head = l->next;
+  if (l->prev)
+    l->prev->next = l->next;
+  else
+    g_head = l->next;
   if (l->next) l->next->prev = l->prev;
   l->next = l->prev = nullptr;
 }

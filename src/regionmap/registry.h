@@ -24,7 +24,8 @@ RegionLink* registry_head() noexcept;
 template <class Fn>
 void registry_for_each(Fn&& fn) {
   SpinGuard g(registry_lock());
-  for (RegionLink* l = registry_head(); l; l = l->next) fn(reinterpret_cast<uintptr_t>(l) & ~kRegionMask);
+  for (RegionLink* l = registry_head(); l; l = l->next)
+    fn(reinterpret_cast<uintptr_t>(l) & ~kRegionMask);
 }
 
 }  // namespace hak

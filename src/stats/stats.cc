@@ -100,18 +100,22 @@ void stats_print(int fd) noexcept {
   o.f("  regions live: superslab %llu, ultra %llu, mid %llu, large %llu\n",
       (unsigned long long)s.regions_live[1], (unsigned long long)s.regions_live[2],
       (unsigned long long)s.regions_live[3], (unsigned long long)s.regions_live[4]);
-  o.f("  superslabs: %llu live, %llu released, %llu mapped in all\n", (unsigned long long)s.superslabs_live,
-      (unsigned long long)s.superslabs_released, (unsigned long long)s.superslabs_mapped_total);
+  o.f("  superslabs: %llu live, %llu released, %llu mapped in all\n",
+      (unsigned long long)s.superslabs_live, (unsigned long long)s.superslabs_released,
+      (unsigned long long)s.superslabs_mapped_total);
   o.f("  ultra segments: %llu live, %llu released\n", (unsigned long long)s.ultra_segments_live,
       (unsigned long long)s.ultra_segments_released);
-  o.f("  mid regions: %llu live, %llu released\n", (unsigned long long)s.mid_live, (unsigned long long)s.mid_released);
+  o.f("  mid regions: %llu live, %llu released\n", (unsigned long long)s.mid_live,
+      (unsigned long long)s.mid_released);
   o.f("  large runs: %llu live, %llu released, %llu cached\n", (unsigned long long)s.large_live,
       (unsigned long long)s.large_released, (unsigned long long)s.large_cached);
   o.f("  active blocks by class:");
   for (unsigned c = 0; c < kNumClasses; ++c)
-    if (s.active_blocks[c]) o.f(" %zuB=%llu", class_size(c), (unsigned long long)s.active_blocks[c]);
-  o.f("\n  os: %llu maps, %llu unmaps, %llu decommits, %llu bytes mapped now\n", (unsigned long long)s.os_maps,
-      (unsigned long long)s.os_unmaps, (unsigned long long)s.os_decommits, (unsigned long long)s.bytes_mapped);
+    if (s.active_blocks[c])
+      o.f(" %zuB=%llu", class_size(c), (unsigned long long)s.active_blocks[c]);
+  o.f("\n  os: %llu maps, %llu unmaps, %llu decommits, %llu bytes mapped now\n",
+      (unsigned long long)s.os_maps, (unsigned long long)s.os_unmaps,
+      (unsigned long long)s.os_decommits, (unsigned long long)s.bytes_mapped);
   o.f("  errors: %llu\n", (unsigned long long)s.errors);
 }
 
@@ -124,20 +128,22 @@ bool stats_write_json(const char* path) noexcept {
     o.f("{\"regions_live\":{\"superslab\":%llu,\"ultra\":%llu,\"mid\":%llu,\"large\":%llu},",
         (unsigned long long)s.regions_live[1], (unsigned long long)s.regions_live[2],
         (unsigned long long)s.regions_live[3], (unsigned long long)s.regions_live[4]);
-    o.f("\"superslabs_live\":%llu,\"superslabs_released\":%llu,", (unsigned long long)s.superslabs_live,
-        (unsigned long long)s.superslabs_released);
-    o.f("\"ultra_segments_live\":%llu,\"ultra_segments_released\":%llu,", (unsigned long long)s.ultra_segments_live,
-        (unsigned long long)s.ultra_segments_released);
-    o.f("\"mid_live\":%llu,\"mid_released\":%llu,", (unsigned long long)s.mid_live, (unsigned long long)s.mid_released);
-    o.f("\"large_live\":%llu,\"large_released\":%llu,\"large_cached\":%llu,", (unsigned long long)s.large_live,
-        (unsigned long long)s.large_released, (unsigned long long)s.large_cached);
+    o.f("\"superslabs_live\":%llu,\"superslabs_released\":%llu,",
+        (unsigned long long)s.superslabs_live, (unsigned long long)s.superslabs_released);
+    o.f("\"ultra_segments_live\":%llu,\"ultra_segments_released\":%llu,",
+        (unsigned long long)s.ultra_segments_live, (unsigned long long)s.ultra_segments_released);
+    o.f("\"mid_live\":%llu,\"mid_released\":%llu,", (unsigned long long)s.mid_live,
+        (unsigned long long)s.mid_released);
+    o.f("\"large_live\":%llu,\"large_released\":%llu,\"large_cached\":%llu,",
+        (unsigned long long)s.large_live, (unsigned long long)s.large_released,
+        (unsigned long long)s.large_cached);
     o.f("\"active_blocks\":{");
     for (unsigned c = 0; c < kNumClasses; ++c)
       o.f("%s\"%zu\":%llu", c ? "," : "", class_size(c), (unsigned long long)s.active_blocks[c]);
     o.f("},\"active_ultra\":%llu,", (unsigned long long)s.active_ultra);
     o.f("\"os\":{\"maps\":%llu,\"unmaps\":%llu,\"decommits\":%llu,\"bytes_mapped\":%llu},",
-        (unsigned long long)s.os_maps, (unsigned long long)s.os_unmaps, (unsigned long long)s.os_decommits,
-        (unsigned long long)s.bytes_mapped);
+        (unsigned long long)s.os_maps, (unsigned long long)s.os_unmaps,
+        (unsigned long long)s.os_decommits, (unsigned long long)s.bytes_mapped);
     o.f("\"errors\":%llu}\n", (unsigned long long)s.errors);
   }
   close(fd);

@@ -22,8 +22,10 @@ void push(SuperSlab*& head, SuperSlab* ss, SuperSlabList l) {
 }
 
 void unlink(SuperSlab*& head, SuperSlab* ss) {
-  if (ss->prev) ss->prev->next = ss->next;
-  else head = ss->next;
+  if (ss->prev)
+    ss->prev->next = ss->next;
+  else
+    head = ss->next;
   if (ss->next) ss->next->prev = ss->prev;
   ss->next = ss->prev = nullptr;
   ss->list = SuperSlabList::kNone;
@@ -46,7 +48,9 @@ void release_empty_locked(SuperSlab* ss) {
 
 }  // namespace
 
-SpinLock& orphan_lock() noexcept { return g_lock; }
+SpinLock& orphan_lock() noexcept {
+  return g_lock;
+}
 
 SuperSlab* orphan_take(unsigned c, ThreadCache* tc) noexcept {
   SpinGuard g(g_lock);
@@ -97,7 +101,8 @@ bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char*
     std::atomic<uint64_t>& a = ss->bits()[b.word].alloc;
     uint64_t aw = a.load(std::memory_order_relaxed);
     if (!(aw & b.mask) || (ss->bits()[b.word].remote.load(std::memory_order_relaxed) & b.mask)) {
-      report_error(call, p, superslab_state_reason(ss, off, "double free (block is not allocated)"));
+      report_error(call, p,
+                   superslab_state_reason(ss, off, "double free (block is not allocated)"));
       return true;
     }
     a.store(aw & ~b.mask, std::memory_order_relaxed);

@@ -11,7 +11,8 @@
 
 namespace hak {
 
-constinit thread_local ThreadCache* tl_tc __attribute__((tls_model("initial-exec"))) = &g_sentinel_tc;
+constinit thread_local ThreadCache* tl_tc __attribute__((tls_model("initial-exec"))) =
+    &g_sentinel_tc;
 ThreadCache g_sentinel_tc;
 
 namespace {
@@ -34,12 +35,16 @@ uint32_t magazine_cap(unsigned c) {
   return 4;
 }
 
-SuperSlab*& list_head(ClassCache& cc, SuperSlabList l) { return l == SuperSlabList::kPartial ? cc.partial : cc.full; }
+SuperSlab*& list_head(ClassCache& cc, SuperSlabList l) {
+  return l == SuperSlabList::kPartial ? cc.partial : cc.full;
+}
 
 void list_unlink(ClassCache& cc, SuperSlab* ss) {
   SuperSlab*& head = list_head(cc, ss->list);
-  if (ss->prev) ss->prev->next = ss->next;
-  else head = ss->next;
+  if (ss->prev)
+    ss->prev->next = ss->next;
+  else
+    head = ss->next;
   if (ss->next) ss->next->prev = ss->prev;
   ss->next = ss->prev = nullptr;
   ss->list = SuperSlabList::kNone;
@@ -72,8 +77,11 @@ void purge_caches(ThreadCache* tc, SuperSlab* ss, int slab) {
     } else {  // keep the box's blocks of other pages
       FreeBlock** link = &box.free;
       while (FreeBlock* b = *link) {
-        if (((reinterpret_cast<uintptr_t>(b) - ss->base()) >> kSlabShift) == static_cast<uintptr_t>(slab)) *link = b->next;
-        else link = &b->next;
+        if (((reinterpret_cast<uintptr_t>(b) - ss->base()) >> kSlabShift) ==
+            static_cast<uintptr_t>(slab))
+          *link = b->next;
+        else
+          link = &b->next;
       }
     }
   }
@@ -83,7 +91,8 @@ void purge_caches(ThreadCache* tc, SuperSlab* ss, int slab) {
   for (uint32_t i = 0; i < mg.count; ++i) {
     void* p = items[i];
     bool drop = superslab_of(p) == ss &&
-                (slab < 0 || ((reinterpret_cast<uintptr_t>(p) - ss->base()) >> kSlabShift) == static_cast<uintptr_t>(slab));
+                (slab < 0 || ((reinterpret_cast<uintptr_t>(p) - ss->base()) >> kSlabShift) ==
+                                 static_cast<uintptr_t>(slab));
     if (!drop) items[w++] = p;
   }
   mg.count = w;
@@ -230,9 +239,12 @@ bool thread_cache_ensure_slab(ThreadCache* tc, unsigned slot) noexcept {
   }
 }
 
-
-SpinLock& thread_cache_registry_lock() noexcept { return g_registry_lock; }
-ThreadCache* thread_cache_registry_head() noexcept { return g_registry; }
+SpinLock& thread_cache_registry_lock() noexcept {
+  return g_registry_lock;
+}
+ThreadCache* thread_cache_registry_head() noexcept {
+  return g_registry;
+}
 
 void thread_init_once() noexcept {
   pthread_key_create(&g_key, on_thread_exit);
@@ -268,7 +280,8 @@ void thread_cache_exit(ThreadCache* tc) noexcept {
   ultra_box_flush(tc->ultra);
   for (unsigned c = 0; c < kNumSlots; ++c) {
     ClassCache& cc = tc->cls[c];
-    for (uint32_t i = 0; i < tc->mag[c].count; ++i) superslab_put(superslab_of(tc->items[c][i]), tc->items[c][i]);
+    for (uint32_t i = 0; i < tc->mag[c].count; ++i)
+      superslab_put(superslab_of(tc->items[c][i]), tc->items[c][i]);
     tc->mag[c].count = 0;
     cc.cur = nullptr;
     for (SuperSlabList l : {SuperSlabList::kPartial, SuperSlabList::kFull}) {
@@ -283,8 +296,10 @@ void thread_cache_exit(ThreadCache* tc) noexcept {
     }
   }
   SpinGuard g(g_registry_lock);
-  if (tc->reg_prev) tc->reg_prev->reg_next = tc->reg_next;
-  else g_registry = tc->reg_next;
+  if (tc->reg_prev)
+    tc->reg_prev->reg_next = tc->reg_next;
+  else
+    g_registry = tc->reg_next;
   if (tc->reg_next) tc->reg_next->reg_prev = tc->reg_prev;
   tc->kind = ContextKind::kSentinel;
   tc->reg_prev = nullptr;
@@ -347,7 +362,9 @@ void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
   return p;
 }
 
-void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept { collect_region(tc, ss); }
+void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept {
+  collect_region(tc, ss);
+}
 
 void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
   BlockBit b = superslab_bit(ss, off);
@@ -355,7 +372,8 @@ void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* ca
     if (ss->checked) {
       // relaxed: the owner set this bit before the block reached us through the program.
       if (!(ss->bits()[b.word].alloc.load(std::memory_order_relaxed) & b.mask))
-        return report_error(call, p, superslab_state_reason(ss, off, "double free (block is not allocated)"));
+        return report_error(
+            call, p, superslab_state_reason(ss, off, "double free (block is not allocated)"));
       // relaxed: the bit only has to be exclusive; the list push below publishes the block.
       if (ss->bits()[b.word].remote.fetch_or(b.mask, std::memory_order_relaxed) & b.mask)
         return report_error(call, p, "double free (block already freed by another thread)");
@@ -367,7 +385,8 @@ void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* ca
     while (!(head & kAbandonedTag)) {
       static_cast<FreeBlock*>(p)->next = reinterpret_cast<FreeBlock*>(head);
       // release: the owner's acquire exchange sees the link written above.
-      if (ss->remote_head.compare_exchange_weak(head, reinterpret_cast<uintptr_t>(p), std::memory_order_release,
+      if (ss->remote_head.compare_exchange_weak(head, reinterpret_cast<uintptr_t>(p),
+                                                std::memory_order_release,
                                                 std::memory_order_relaxed))
         return;
     }

@@ -33,7 +33,7 @@ struct ClassCache {
 enum class ContextKind : uint8_t { kSentinel, kOsThread, kSimulated };
 
 struct ThreadCache {
-  UltraBox ultra;  // first: the ULTRA fast path touches only this and the segment
+  UltraBox ultra;           // first: the ULTRA fast path touches only this and the segment
   Magazine mag[kNumSlots];  // kUltraSlot's is unused (cap 0)
   void* items[kNumSlots][kMagazineMax];
   ClassCache cls[kNumSlots];  // per class, and kUltraSlot

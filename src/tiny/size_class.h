@@ -20,8 +20,8 @@ inline constexpr unsigned kC7 = 7;
 
 inline constexpr size_t class_size_calc(unsigned c) {
   if (c < kTinyClasses) return size_t{8} << c;
-  unsigned m = c - kTinyClasses;            // 0..31
-  unsigned e = 11 + m / 4;                  // group (2^(e-1), 2^e]
+  unsigned m = c - kTinyClasses;  // 0..31
+  unsigned e = 11 + m / 4;        // group (2^(e-1), 2^e]
   size_t step = size_t{1} << (e - 3);
   return (size_t{1} << (e - 1)) + (m % 4 + 1) * step;
 }
@@ -41,7 +41,9 @@ struct ClassTable {
 };
 inline constexpr ClassTable kClasses{};
 
-HAK_INLINE constexpr size_t class_size(unsigned c) { return kClasses.size[c]; }
+HAK_INLINE constexpr size_t class_size(unsigned c) {
+  return kClasses.size[c];
+}
 
 // Class for a request of `size` bytes; only for size <= kMidMax.
 HAK_INLINE unsigned size_to_class(size_t size) {
@@ -52,14 +54,18 @@ HAK_INLINE unsigned size_to_class(size_t size) {
   return kTinyClasses + (e - 11) * 4 + idx - 1;
 }
 
-HAK_INLINE constexpr bool class_is_tiny(unsigned c) { return c < kTinyClasses; }
+HAK_INLINE constexpr bool class_is_tiny(unsigned c) {
+  return c < kTinyClasses;
+}
 
 // A slot is where a region's blocks come from: one per class (v3 SuperSlab for tiny,
 // MID for mid) plus the ULTRA slot (C7 on ULTRA segments). Per-context lists, warm
 // counts and the orphan pools are per slot.
 inline constexpr unsigned kUltraSlot = kNumClasses;
 inline constexpr unsigned kNumSlots = kNumClasses + 1;
-HAK_INLINE constexpr unsigned slot_class(unsigned s) { return s == kUltraSlot ? kC7 : s; }
+HAK_INLINE constexpr unsigned slot_class(unsigned s) {
+  return s == kUltraSlot ? kC7 : s;
+}
 
 // Size (<= 1024) -> slot, indexed by (size + 7) / 8. C7 sizes map to kUltraSlot while
 // ULTRA is on (set_c7_ultra); the table is the only switch the malloc fast path sees.

@@ -9,7 +9,9 @@ namespace {
 
 std::atomic<uint64_t> g_live[3], g_mapped_total[3], g_released_total[3];
 
-unsigned kind_index(RegionKind k) { return k == RegionKind::kMid ? 1 : k == RegionKind::kUltra ? 2 : 0; }
+unsigned kind_index(RegionKind k) {
+  return k == RegionKind::kMid ? 1 : k == RegionKind::kUltra ? 2 : 0;
+}
 
 uint32_t bitmap_bytes(unsigned shift) {
   size_t bits = kRegionSize >> shift;
@@ -49,7 +51,8 @@ void superslab_reset(SuperSlab* ss, bool decommit) noexcept {
   uint32_t first_block = ss->data_begin / bs, nblocks = ss->data_end / bs;
   if (decommit && ss->slab_carved_mask) {
     // One call for the whole carved span; untouched pages in it cost nothing.
-    unsigned lo = __builtin_ctz(ss->slab_carved_mask), hi = 31 - __builtin_clz(ss->slab_carved_mask);
+    unsigned lo = __builtin_ctz(ss->slab_carved_mask),
+             hi = 31 - __builtin_clz(ss->slab_carved_mask);
     uintptr_t from = align_up(ss->base() + ss->data_begin, kPageSize);
     uintptr_t lo_addr = ss->base() + (uintptr_t{lo} << kSlabShift);
     if (lo_addr > from) from = lo_addr;
@@ -60,7 +63,8 @@ void superslab_reset(SuperSlab* ss, bool decommit) noexcept {
   for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
     SlabMeta& m = ss->slabs[i];
     uint64_t lo = (uint64_t{i} << kSlabShift), hi = (uint64_t{i + 1} << kSlabShift);
-    uint32_t f = static_cast<uint32_t>((lo + bs - 1) / bs), e = static_cast<uint32_t>((hi + bs - 1) / bs);
+    uint32_t f = static_cast<uint32_t>((lo + bs - 1) / bs),
+             e = static_cast<uint32_t>((hi + bs - 1) / bs);
     if (f < first_block) f = first_block;
     if (e > nblocks) e = nblocks;
     if (f > e) f = e;
@@ -136,7 +140,8 @@ uint32_t superslab_take(SuperSlab* ss, unsigned slab, void** out, uint32_t want)
 }
 
 void superslab_put(SuperSlab* ss, void* p) noexcept {
-  unsigned slab = static_cast<unsigned>((reinterpret_cast<uintptr_t>(p) - ss->base()) >> kSlabShift);
+  unsigned slab =
+      static_cast<unsigned>((reinterpret_cast<uintptr_t>(p) - ss->base()) >> kSlabShift);
   SlabMeta& m = ss->slabs[slab];
   FreeBlock* b = static_cast<FreeBlock*>(p);
   b->next = m.free;
@@ -177,7 +182,8 @@ uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept {
     b = next;
   }
   if (n) {
-    ss->active_local.store(ss->active_local.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+    ss->active_local.store(ss->active_local.load(std::memory_order_relaxed) - n,
+                           std::memory_order_relaxed);
     ss->remote_pending.fetch_sub(n, std::memory_order_relaxed);
   }
   return n;
@@ -190,7 +196,8 @@ const char* superslab_bad_reason(const SuperSlab* ss, uintptr_t off) noexcept {
   return "interior pointer (not the start of a block)";
 }
 
-const char* superslab_state_reason(const SuperSlab* ss, uintptr_t off, const char* fallback) noexcept {
+const char* superslab_state_reason(const SuperSlab* ss, uintptr_t off,
+                                   const char* fallback) noexcept {
   if (ss->magic != kSuperSlabMagic) return "invalid pointer (corrupt SuperSlab header)";
   if (off < ss->data_begin || off >= ss->data_end) return superslab_bad_reason(ss, off);
   return fallback;

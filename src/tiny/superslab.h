@@ -30,10 +30,10 @@ struct FreeBlock {
 
 struct SlabMeta {
   FreeBlock* free = nullptr;  // owner-side free list
-  uint32_t carve_next = 0;  // next block index to carve
-  uint32_t first = 0;       // first block index of the slab
-  uint32_t end = 0;         // one past its last block index
-  uint32_t used = 0;        // ULTRA pages: live blocks, as the owner counts them
+  uint32_t carve_next = 0;    // next block index to carve
+  uint32_t first = 0;         // first block index of the slab
+  uint32_t end = 0;           // one past its last block index
+  uint32_t used = 0;          // ULTRA pages: live blocks, as the owner counts them
 };
 
 inline constexpr uint32_t kSuperSlabMagic = 0x53534B48;  // "HKSS"
@@ -48,7 +48,7 @@ struct alignas(64) SuperSlab {
   RegionKind kind;
   uint8_t cls;
   uint8_t bit_shift;
-  uint8_t warm;  // empty and kept in a warm reserve (owner's, or the pool)
+  uint8_t warm;     // empty and kept in a warm reserve (owner's, or the pool)
   uint8_t slot;     // class, or kUltraSlot
   uint8_t checked;  // alloc/remote bits are kept (v3, mid; ULTRA only when hardened)
   uint32_t block_size;
@@ -83,7 +83,8 @@ struct alignas(64) SuperSlab {
   uintptr_t base() const { return reinterpret_cast<uintptr_t>(this); }
   uint32_t active() const {
     // relaxed: a snapshot; exact whenever no free is in flight.
-    return active_local.load(std::memory_order_relaxed) - remote_pending.load(std::memory_order_relaxed);
+    return active_local.load(std::memory_order_relaxed) -
+           remote_pending.load(std::memory_order_relaxed);
   }
   bool has_free_space() const { return (slab_free_mask | slab_uncarved_mask) != 0; }
 };
@@ -95,10 +96,14 @@ inline constexpr bool kHardened = false;
 #endif
 
 HAK_INLINE RegionKind slot_kind(unsigned s) {
-  return s == kUltraSlot ? RegionKind::kUltra : class_is_tiny(s) ? RegionKind::kSuperSlab : RegionKind::kMid;
+  return s == kUltraSlot    ? RegionKind::kUltra
+         : class_is_tiny(s) ? RegionKind::kSuperSlab
+                            : RegionKind::kMid;
 }
 
-HAK_INLINE SuperSlab* superslab_of(const void* p) { return reinterpret_cast<SuperSlab*>(region_base(p)); }
+HAK_INLINE SuperSlab* superslab_of(const void* p) {
+  return reinterpret_cast<SuperSlab*>(region_base(p));
+}
 
 // True when `off` is on the class grid. Grid positions outside the block range (the
 // header) never have their alloc bit set, so the free path's alloc-bit test rejects them.
@@ -153,7 +158,8 @@ HAK_INLINE bool superslab_slab_has_free(const SuperSlab* ss, unsigned slab) {
 // Classifies a pointer that failed the block-start check, for the error message.
 const char* superslab_bad_reason(const SuperSlab* ss, uintptr_t off) noexcept;
 // A grid position whose alloc bit says "not live": outside the blocks, or `fallback`.
-const char* superslab_state_reason(const SuperSlab* ss, uintptr_t off, const char* fallback) noexcept;
+const char* superslab_state_reason(const SuperSlab* ss, uintptr_t off,
+                                   const char* fallback) noexcept;
 
 struct SuperSlabCounters {
   uint64_t live[3], mapped_total[3], released_total[3];  // [0] SUPERSLAB, [1] MID, [2] ULTRA

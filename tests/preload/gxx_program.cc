@@ -74,13 +74,23 @@ std::vector<std::uint64_t> primes_below(std::uint64_t n) {
 // A small expression tree with std::variant and unique_ptr.
 struct Expr;
 using ExprPtr = std::unique_ptr<Expr>;
-struct Add { ExprPtr l, r; };
-struct Mul { ExprPtr l, r; };
-struct Num { long v; };
-struct Expr { std::variant<Num, Add, Mul> node; };
+struct Add {
+  ExprPtr l, r;
+};
+struct Mul {
+  ExprPtr l, r;
+};
+struct Num {
+  long v;
+};
+struct Expr {
+  std::variant<Num, Add, Mul> node;
+};
 
 template <class... F>
-struct Overload : F... { using F::operator()...; };
+struct Overload : F... {
+  using F::operator()...;
+};
 template <class... F>
 Overload(F...) -> Overload<F...>;
 
@@ -91,9 +101,15 @@ long eval(const Expr& e) {
                     e.node);
 }
 
-ExprPtr num(long v) { return std::make_unique<Expr>(Expr{Num{v}}); }
-ExprPtr add(ExprPtr l, ExprPtr r) { return std::make_unique<Expr>(Expr{Add{std::move(l), std::move(r)}}); }
-ExprPtr mul(ExprPtr l, ExprPtr r) { return std::make_unique<Expr>(Expr{Mul{std::move(l), std::move(r)}}); }
+ExprPtr num(long v) {
+  return std::make_unique<Expr>(Expr{Num{v}});
+}
+ExprPtr add(ExprPtr l, ExprPtr r) {
+  return std::make_unique<Expr>(Expr{Add{std::move(l), std::move(r)}});
+}
+ExprPtr mul(ExprPtr l, ExprPtr r) {
+  return std::make_unique<Expr>(Expr{Mul{std::move(l), std::move(r)}});
+}
 
 // sum_{i=1..n} i*(i+1), built as a tree
 ExprPtr series(long n) {
@@ -114,9 +130,11 @@ int main() {
   std::istringstream in(kText);
   for (std::string w; in >> w;) ++freq[w];
   std::vector<std::pair<std::string, int>> byCount(freq.begin(), freq.end());
-  std::stable_sort(byCount.begin(), byCount.end(), [](auto& a, auto& b) { return a.second > b.second; });
+  std::stable_sort(byCount.begin(), byCount.end(),
+                   [](auto& a, auto& b) { return a.second > b.second; });
   std::cout << "words " << freq.size();
-  for (std::size_t i = 0; i < 5; ++i) std::cout << ' ' << byCount[i].first << '=' << byCount[i].second;
+  for (std::size_t i = 0; i < 5; ++i)
+    std::cout << ' ' << byCount[i].first << '=' << byCount[i].second;
   std::cout << '\n';
 
   // 2. Fibonacci by matrix power (templates, constexpr)
@@ -139,7 +157,8 @@ int main() {
   std::optional<int> found;
   for (auto& [k, v] : groups)
     if (k == "g36") found = sum_of(v);
-  std::cout << "groups " << groups.size() << ' ' << std::get<1>(first) << ':' << std::get<0>(first) << ' '
-            << std::get<1>(last) << ':' << std::get<0>(last) << ' ' << found.value_or(-1) << '\n';
+  std::cout << "groups " << groups.size() << ' ' << std::get<1>(first) << ':' << std::get<0>(first)
+            << ' ' << std::get<1>(last) << ':' << std::get<0>(last) << ' ' << found.value_or(-1)
+            << '\n';
   return 0;
 }

@@ -13,12 +13,12 @@
 namespace inspect = hakmem::inspect;
 
 static int failures = 0;
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    if (!(cond)) {                                                    \
+#define CHECK(cond)                                                                     \
+  do {                                                                                  \
+    if (!(cond)) {                                                                      \
       std::fprintf(stderr, "core_user: CHECK failed: %s (line %d)\n", #cond, __LINE__); \
-      ++failures;                                                     \
-    }                                                                 \
+      ++failures;                                                                       \
+    }                                                                                   \
   } while (0)
 
 int main() {

@@ -10,12 +10,12 @@
 #include <string.h>
 
 static int failures = 0;
-#define CHECK(cond)                                                                   \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
+#define CHECK(cond)                                                                  \
+  do {                                                                               \
+    if (!(cond)) {                                                                   \
       fprintf(stderr, "shared_user: CHECK failed: %s (line %d)\n", #cond, __LINE__); \
-      ++failures;                                                                     \
-    }                                                                                 \
+      ++failures;                                                                    \
+    }                                                                                \
   } while (0)
 
 int main(void) {

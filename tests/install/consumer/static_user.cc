@@ -14,12 +14,12 @@
 namespace inspect = hakmem::inspect;
 
 static int failures = 0;
-#define CHECK(cond)                                                     \
-  do {                                                                  \
-    if (!(cond)) {                                                      \
+#define CHECK(cond)                                                                       \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
       std::fprintf(stderr, "static_user: CHECK failed: %s (line %d)\n", #cond, __LINE__); \
-      ++failures;                                                       \
-    }                                                                   \
+      ++failures;                                                                         \
+    }                                                                                     \
   } while (0)
 
 // Opaque to the optimizer, so malloc/free pairs are not elided.
