@@ -47,6 +47,7 @@ RegionInfo describe(uintptr_t base) {
     r.block_size = ss->block_size;
     r.owner = owner_id(ss->owner.load(std::memory_order_relaxed));
     r.active = ss->active();
+    r.pending = ss->remote_pending.load(std::memory_order_relaxed);
     r.warm = ss->warm;
     r.abandoned = ss->list == SuperSlabList::kAbandoned;
   } else if (k == RegionKind::kLargeHead) {

@@ -1,0 +1,476 @@
+#include "lockstep.h"
+
+#include <hakmem/hakmem.h>
+#include <hakmem/inspect.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <sstream>
+
+namespace hakmodel {
+
+namespace {
+
+namespace hk = hakmem::inspect;
+
+Kind kind_of(hk::Kind k) {
+  switch (k) {
+    case hk::Kind::kUltra: return Kind::kUltra;
+    case hk::Kind::kMid: return Kind::kMid;
+    case hk::Kind::kLarge: return Kind::kLarge;
+    default: return Kind::kSuperSlab;
+  }
+}
+
+hk::Route route_for(Kind k) {
+  switch (k) {
+    case Kind::kSuperSlab: return hk::Route::kV3;
+    case Kind::kUltra: return hk::Route::kUltra;
+    case Kind::kMid: return hk::Route::kMid;
+    case Kind::kLarge: return hk::Route::kLarge;
+  }
+  return hk::Route::kInvalid;
+}
+
+Snapshot snapshot() {
+  Snapshot s;
+  for (const hk::RegionInfo& r : hk::regions()) {
+    RegionView v;
+    v.base = r.base;
+    v.bytes = r.bytes;
+    v.kind = kind_of(r.kind);
+    v.cls = r.cls;
+    v.owner = r.owner;
+    v.active = r.active;
+    v.pending = r.pending;
+    v.warm = r.warm;
+    v.abandoned = r.abandoned;
+    s[r.base] = v;
+  }
+  return s;
+}
+
+std::string hex(uintptr_t v) {
+  std::ostringstream o;
+  o << "0x" << std::hex << v;
+  return o.str();
+}
+
+size_t pow2_at_least(size_t n) {
+  size_t p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+alignas(64) char g_foreign[256];
+
+struct LiveBlock {
+  uintptr_t p;
+  size_t size;
+  size_t usable;
+  uint64_t id;
+};
+
+class Runner {
+ public:
+  explicit Runner(const Trace& tr) : tr_(tr), model_(tr.cfg) {}
+
+  Verdict go(const RunOptions& opt) {
+#ifdef HAKMEM_HARDENED
+    tr_.cfg.hardened = true;
+#endif
+    hk::Settings s;
+    s.warm_regions = 0;
+    s.c7_ultra = tr_.cfg.ultra;
+    s.report_errors = true;
+    s.quiet = true;
+    hk::set_settings(s);
+    hk::trim();
+    s.warm_regions = tr_.cfg.warm;
+    hk::set_settings(s);
+    errors0_ = hk::error_count();
+    if (Snapshot left = snapshot(); !left.empty()) {
+      std::ostringstream what;
+      what << "the heap is not empty at the start of the run:";
+      for (const auto& [b, r] : left)
+        what << ' ' << hex(b) << '(' << kind_name(r.kind) << " class " << r.cls << " active " << r.active
+             << (r.abandoned ? " abandoned" : "") << (r.warm ? " warm" : "") << ')';
+      fail_at(0, what.str());
+    }
+    for (size_t i = 0; i < tr_.ops.size() && v_.ok; ++i) {
+      index_ = i;
+      step(tr_.ops[i]);
+      if (v_.ok && opt.check_every_op) compare();
+    }
+    if (v_.ok && opt.finish) finish();
+    cleanup();
+    v_.errors = hk::error_count() - errors0_;
+    if (!v_.ok) {
+      Trace upto = tr_;
+      upto.ops.resize(std::min(tr_.ops.size(), v_.op_index + 1));
+      v_.trace = to_text(upto);
+    }
+    return v_;
+  }
+
+ private:
+  hk::Context* context(int t) {
+    if (!ctx_[t]) {
+      ctx_[t] = hk::context_create();
+      ids_[t] = hk::context_id(ctx_[t]);
+    }
+    return ctx_[t];
+  }
+
+  bool fail(const std::string& m) { return fail_at(index_, m); }
+  bool fail_at(size_t i, const std::string& m) {
+    if (v_.ok) {
+      v_.ok = false;
+      v_.op_index = i;
+      v_.message = m;
+    }
+    return false;
+  }
+
+  static uint8_t pattern(uint64_t id) { return static_cast<uint8_t>(id * 131 + 7) | 1; }
+  static void fill(const LiveBlock& b) {
+    auto* c = reinterpret_cast<unsigned char*>(b.p);
+    size_t head = std::min<size_t>(b.size, 4096);
+    memset(c, pattern(b.id), head);
+    if (b.size > head) memset(c + b.size - std::min<size_t>(64, b.size - head), pattern(b.id), std::min<size_t>(64, b.size - head));
+  }
+  static bool intact(const LiveBlock& b, size_t n) {
+    auto* c = reinterpret_cast<const unsigned char*>(b.p);
+    size_t head = std::min<size_t>(n, 4096);
+    for (size_t i = 0; i < head; ++i)
+      if (c[i] != pattern(b.id)) return false;
+    if (n == b.size && b.size > head) {
+      size_t tail = std::min<size_t>(64, b.size - head);
+      for (size_t i = b.size - tail; i < b.size; ++i)
+        if (c[i] != pattern(b.id)) return false;
+    }
+    return true;
+  }
+
+  void compare() {
+    std::string e = model_.compare(snapshot(), ids_, hk::error_count() - errors0_);
+    if (!e.empty()) {
+      fail(e);
+      return;
+    }
+    // Resolution: a few live blocks (start, middle, one past the end), recently freed
+    // addresses and a foreign pointer resolve to the same region in both.
+    std::vector<uintptr_t> probes{reinterpret_cast<uintptr_t>(g_foreign)};
+    for (size_t k = 0; k < live_.size() && k < 4; ++k) {
+      const LiveBlock& b = live_[(k * 7919 + index_) % live_.size()];
+      probes.insert(probes.end(), {b.p, b.p + b.usable / 2, b.p + b.usable});
+    }
+    for (size_t k = 0; k < freed_.size() && k < 4; ++k) probes.push_back(freed_[freed_.size() - 1 - k]);
+    for (uintptr_t x : probes) {
+      hk::RegionInfo info;
+      bool found = hk::region_of(reinterpret_cast<void*>(x), &info);
+      const Model::Region* r = model_.region_of(x);
+      if (found != (r != nullptr) || (r && r->base != info.base)) {
+        fail("pointer " + hex(x) + " resolves to " + (found ? hex(info.base) : std::string("no region")) +
+             ", the model says " + (r ? hex(r->base) : std::string("no region")));
+        return;
+      }
+    }
+  }
+
+  bool has_pending(int t, int slot) const {
+    for (const auto& [b, r] : model_.regions())
+      if (r.owner == t && r.slot == slot && r.pending) return true;
+    return false;
+  }
+
+  // Checks a block hakmem just returned and tells the model.
+  bool took(int t, int slot, size_t size, size_t align, void* p, bool zeroed) {
+    if (!p) return fail("allocation of " + std::to_string(size) + " bytes returned NULL");
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    size_t want = std::min<size_t>(16, pow2_at_least(size ? size : 1));
+    if (align > want) want = align;
+    if (a % want) return fail("block " + hex(a) + " of " + std::to_string(size) + " bytes is not " +
+                              std::to_string(want) + "-aligned");
+    size_t usable = hak_malloc_usable_size(p);
+    if (usable < size) return fail("usable size " + std::to_string(usable) + " < " + std::to_string(size));
+    if (slot != kLargeSlot && usable != slot_block_size(slot))
+      return fail("usable size " + std::to_string(usable) + ", slot " + std::to_string(slot) + " blocks are " +
+                  std::to_string(slot_block_size(slot)));
+    if (hk::route_of(p) != route_for(slot_kind(slot)))
+      return fail("block " + hex(a) + " routes to " + hk::route_name(hk::route_of(p)) + ", expected " +
+                  hk::route_name(route_for(slot_kind(slot))));
+    if (zeroed) {
+      auto* c = static_cast<const unsigned char*>(p);
+      for (size_t i = 0; i < std::min<size_t>(size, 4096); ++i)
+        if (c[i]) return fail("calloc block " + hex(a) + " not zero at byte " + std::to_string(i));
+    }
+    const Model::Region* before = model_.region_of(a);
+    if (before && (before->state == Model::State::kPooled || before->state == Model::State::kAbandoned)) ++v_.adoptions;
+    if (!before) ++v_.regions_mapped;
+    bool need = !before || has_pending(t, slot);
+    size_t regions_before = model_.regions().size() + (before ? 0 : 1);
+    std::string e = model_.on_malloc(t, slot, size, a, usable, need ? snapshot() : Snapshot{});
+    if (!e.empty()) return fail(e);
+    if (model_.regions().size() < regions_before) ++v_.regions_released;
+    LiveBlock b{a, size, usable, next_id_++};
+    fill(b);
+    live_.push_back(b);
+    if (slot == kUltraSlot) ++v_.ultra_blocks;
+    if (slot == kLargeSlot) ++v_.large_blocks;
+    return true;
+  }
+
+  bool release(int t, size_t i) {
+    LiveBlock b = live_[i];
+    if (!intact(b, b.size)) return fail("block " + hex(b.p) + " (id " + std::to_string(b.id) + ") changed behind the program's back");
+    const Model::Region* r = model_.region_of(b.p);
+    if (!r) return fail("the model has no region for live block " + hex(b.p));
+    if (hk::route_of(reinterpret_cast<void*>(b.p)) != route_for(r->kind))
+      return fail("free of " + hex(b.p) + " would route to " + hk::route_name(hk::route_of(reinterpret_cast<void*>(b.p))) +
+                  ", expected " + hk::route_name(route_for(r->kind)));
+    if (r->owner >= 0 && r->owner != t && r->state == Model::State::kOwned) ++v_.remote_frees;
+    size_t regions_before = model_.regions().size();
+    {
+      hk::Use use(context(t));
+      hak_free(reinterpret_cast<void*>(b.p));
+    }
+    live_[i] = live_.back();
+    live_.pop_back();
+    freed_.push_back(b.p);
+    if (freed_.size() > 64) freed_.erase(freed_.begin());
+    std::string e = model_.on_free(t, b.p, Snapshot{});
+    if (!e.empty()) return fail(e);
+    if (model_.regions().size() < regions_before) ++v_.regions_released;
+    return true;
+  }
+
+  void step(const Op& op) {
+    int t = op.t;
+    bool ultra = tr_.cfg.ultra;
+    switch (op.code) {
+      case OpCode::kMalloc: {
+        size_t n = op.a;
+        void* p;
+        {
+          hk::Use use(context(t));
+          p = hak_malloc(n);
+        }
+        took(t, size_to_slot(n, ultra), n, 0, p, false);
+        break;
+      }
+      case OpCode::kMallocN: {
+        size_t n = op.a;
+        for (uint64_t k = 0; k < op.b && v_.ok; ++k) {
+          void* p;
+          {
+            hk::Use use(context(t));
+            p = hak_malloc(n);
+          }
+          took(t, size_to_slot(n, ultra), n, 0, p, false);
+        }
+        break;
+      }
+      case OpCode::kFree:
+        if (!live_.empty()) release(t, op.a % live_.size());
+        break;
+      case OpCode::kFreeN:
+        for (uint64_t k = 0; k < op.b && !live_.empty() && v_.ok; ++k) release(t, (op.a + k) % live_.size());
+        break;
+      case OpCode::kRealloc: {
+        if (live_.empty()) break;
+        size_t i = op.a % live_.size();
+        LiveBlock b = live_[i];
+        size_t n = op.b;
+        if (!intact(b, b.size)) {
+          fail("block " + hex(b.p) + " changed behind the program's back");
+          break;
+        }
+        if (n == 0) {
+          release(t, i);  // realloc(p, 0) frees, as glibc does
+          break;
+        }
+        void* q;
+        {
+          hk::Use use(context(t));
+          q = hak_realloc(reinterpret_cast<void*>(b.p), n);
+        }
+        if (!q) {
+          fail("realloc to " + std::to_string(n) + " returned NULL");
+          break;
+        }
+        if (reinterpret_cast<uintptr_t>(q) == b.p) {
+          std::string e = model_.on_resize(b.p, n, hak_malloc_usable_size(q));
+          if (!e.empty()) {
+            fail(e);
+            break;
+          }
+          if (!intact(b, std::min(n, b.size))) fail("realloc in place changed the contents");
+          live_[i].size = n;
+          fill(live_[i]);
+          break;
+        }
+        // Moved: the new block was allocated, the contents copied, then the old freed.
+        LiveBlock moved{reinterpret_cast<uintptr_t>(q), b.size, 0, b.id};
+        if (!intact(moved, std::min(n, b.size))) {
+          fail("realloc lost the contents");
+          break;
+        }
+        live_[i] = live_.back();
+        live_.pop_back();
+        if (!took(t, size_to_slot(n, ultra), n, 0, q, false)) break;
+        std::string e = model_.on_free(t, b.p, Snapshot{});
+        if (!e.empty()) fail(e);
+        break;
+      }
+      case OpCode::kMemalign: {
+        size_t align = size_t{1} << (op.a % 22);
+        size_t n = op.b;
+        void* p;
+        {
+          hk::Use use(context(t));
+          p = hak_memalign(align, n);
+        }
+        took(t, memalign_slot(align, n, ultra), n, align, p, false);
+        break;
+      }
+      case OpCode::kCalloc: {
+        size_t total;
+        bool overflow = __builtin_mul_overflow(op.a, op.b, &total);
+        void* p;
+        {
+          hk::Use use(context(t));
+          p = hak_calloc(op.a, op.b);
+        }
+        if (overflow) {
+          if (p) fail("calloc overflow returned a block");
+          break;
+        }
+        took(t, size_to_slot(total, ultra), total, 0, p, true);
+        break;
+      }
+      case OpCode::kCollect: {
+        if (!ctx_[t]) break;
+        hk::context_collect(ctx_[t]);
+        std::string e = model_.on_collect(t, snapshot());
+        if (!e.empty()) fail(e);
+        break;
+      }
+      case OpCode::kExit: {
+        if (!ctx_[t]) break;
+        hk::context_exit(ctx_[t]);
+        ctx_[t] = nullptr;
+        std::string e = model_.on_exit(t, snapshot());
+        ids_.erase(t);
+        if (!e.empty()) fail(e);
+        break;
+      }
+      case OpCode::kBadFree: bad_free(t, static_cast<BadKind>(op.a % 4), op.b); break;
+    }
+  }
+
+  void bad_free(int t, BadKind kind, uint64_t i) {
+    uintptr_t p = 0;
+    switch (kind) {
+      case BadKind::kForeign: p = reinterpret_cast<uintptr_t>(g_foreign + 16); break;
+      case BadKind::kInterior:
+      case BadKind::kMisaligned: {
+        if (live_.empty()) return;
+        const LiveBlock& b = live_[i % live_.size()];
+        const Model::Region* r = model_.region_of(b.p);
+        if (!r || !route_checked(r->kind, tr_.cfg.hardened)) return;  // unchecked route: undefined
+        if (kind == BadKind::kInterior && b.usable < 16) return;
+        p = b.p + (kind == BadKind::kInterior ? 8 : 1);
+        break;
+      }
+      case BadKind::kDouble: {
+        if (freed_.empty()) return;
+        p = freed_[i % freed_.size()];
+        if (model_.block(p)) return;  // reused: a valid free now
+        const Model::Region* r = model_.region_of(p);
+        if (r && !route_checked(r->kind, tr_.cfg.hardened)) return;
+        // Inside another live block: still an error (interior), fine.
+        break;
+      }
+    }
+    {
+      hk::Use use(context(t));
+      hak_free(reinterpret_cast<void*>(p));
+    }
+    model_.on_error();
+  }
+
+  void finish() {
+    index_ = tr_.ops.size();
+    while (!live_.empty() && v_.ok) release(0, live_.size() - 1);
+    for (int t = 0; t < kMaxThreads && v_.ok; ++t) {
+      if (!ctx_[t]) continue;
+      hk::context_exit(ctx_[t]);
+      ctx_[t] = nullptr;
+      std::string e = model_.on_exit(t, snapshot());
+      ids_.erase(t);
+      if (!e.empty()) fail(e);
+    }
+    if (!v_.ok) return;
+    compare();
+    if (!v_.ok) return;
+    std::map<int, unsigned> per_slot;
+    for (const auto& [b, r] : model_.regions()) {
+      if (r.state != Model::State::kPooled) {
+        fail("after every free and exit, region " + hex(b) + " is still in use");
+        return;
+      }
+      if (++per_slot[r.slot] > tr_.cfg.warm) {
+        fail("more than W regions left for slot " + std::to_string(r.slot));
+        return;
+      }
+    }
+  }
+
+  void cleanup() {
+    // Leave the process clean for the next run, whatever happened: every block either
+    // side still holds.
+    std::set<uintptr_t> left;
+    for (const LiveBlock& b : live_) left.insert(b.p);
+    for (const auto& [p, b] : model_.blocks()) left.insert(p);
+    live_.clear();
+    for (uintptr_t p : left) {
+      hk::Use use(context(0));
+      hak_free(reinterpret_cast<void*>(p));
+    }
+    for (int t = 0; t < kMaxThreads; ++t)
+      if (ctx_[t]) {
+        hk::context_exit(ctx_[t]);
+        ctx_[t] = nullptr;
+      }
+    hk::Settings s = hk::settings();
+    s.warm_regions = 0;
+    hk::set_settings(s);
+    hk::trim();
+  }
+
+  Trace tr_;
+  Model model_;
+  Verdict v_;
+  size_t index_ = 0;
+  hk::Context* ctx_[kMaxThreads] = {};
+  std::map<int, uint64_t> ids_;
+  std::vector<LiveBlock> live_;
+  std::vector<uintptr_t> freed_;
+  uint64_t next_id_ = 1;
+  uint64_t errors0_ = 0;
+};
+
+}  // namespace
+
+Verdict run(const Trace& tr, const RunOptions& opt) { return Runner(tr).go(opt); }
+
+std::string describe(const Verdict& v) {
+  if (v.ok) return "ok";
+  std::ostringstream o;
+  o << "disagreement at op " << v.op_index << ":\n" << v.message << "\ntrace so far:\n" << v.trace;
+  return o.str();
+}
+
+}  // namespace hakmodel

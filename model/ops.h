@@ -1,0 +1,44 @@
+// The op language: one description of a run, used by the properties, the fuzzers and
+// the replay tool. A trace is a config line and one op per line:
+//
+//   config warm=1 ultra=1
+//   malloc T SIZE           memalign T ALIGN SIZE     calloc T N SIZE
+//   free T I                realloc T I SIZE
+//   malloc_n T SIZE COUNT   free_n T I COUNT          (bulk: fill / drain in one step)
+//   collect T               exit T
+//   bad_free T KIND I       (KIND: interior misaligned foreign double)
+//
+// T is a simulated thread (0..kMaxThreads-1). I picks a live block: the (I mod n)-th of
+// the n live blocks, so any number is valid and shrinking never breaks a trace.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model.h"
+
+namespace hakmodel {
+
+inline constexpr int kMaxThreads = 4;
+
+enum class OpCode { kMalloc, kFree, kRealloc, kMemalign, kCalloc, kCollect, kExit, kBadFree, kMallocN, kFreeN };
+enum class BadKind { kInterior, kMisaligned, kForeign, kDouble };
+
+struct Op {
+  OpCode code = OpCode::kMalloc;
+  int t = 0;
+  uint64_t a = 0, b = 0;  // operands in the order of the text form
+};
+
+struct Trace {
+  Config cfg;
+  std::vector<Op> ops;
+};
+
+std::string to_text(const Op& op);
+std::string to_text(const Trace& tr);
+// Parses a trace; on error returns false and says where in `err`.
+bool parse(const std::string& text, Trace* out, std::string* err);
+
+}  // namespace hakmodel
