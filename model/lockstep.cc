@@ -2,6 +2,8 @@
 
 #include <hakmem/hakmem.h>
 #include <hakmem/inspect.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -16,19 +18,27 @@ namespace hk = hakmem::inspect;
 
 Kind kind_of(hk::Kind k) {
   switch (k) {
-    case hk::Kind::kUltra: return Kind::kUltra;
-    case hk::Kind::kMid: return Kind::kMid;
-    case hk::Kind::kLarge: return Kind::kLarge;
-    default: return Kind::kSuperSlab;
+    case hk::Kind::kUltra:
+      return Kind::kUltra;
+    case hk::Kind::kMid:
+      return Kind::kMid;
+    case hk::Kind::kLarge:
+      return Kind::kLarge;
+    default:
+      return Kind::kSuperSlab;
   }
 }
 
 hk::Route route_for(Kind k) {
   switch (k) {
-    case Kind::kSuperSlab: return hk::Route::kV3;
-    case Kind::kUltra: return hk::Route::kUltra;
-    case Kind::kMid: return hk::Route::kMid;
-    case Kind::kLarge: return hk::Route::kLarge;
+    case Kind::kSuperSlab:
+      return hk::Route::kV3;
+    case Kind::kUltra:
+      return hk::Route::kUltra;
+    case Kind::kMid:
+      return hk::Route::kMid;
+    case Kind::kLarge:
+      return hk::Route::kLarge;
   }
   return hk::Route::kInvalid;
 }
@@ -94,8 +104,8 @@ class Runner {
       std::ostringstream what;
       what << "the heap is not empty at the start of the run:";
       for (const auto& [b, r] : left)
-        what << ' ' << hex(b) << '(' << kind_name(r.kind) << " class " << r.cls << " active " << r.active
-             << (r.abandoned ? " abandoned" : "") << (r.warm ? " warm" : "") << ')';
+        what << ' ' << hex(b) << '(' << kind_name(r.kind) << " class " << r.cls << " active "
+             << r.active << (r.abandoned ? " abandoned" : "") << (r.warm ? " warm" : "") << ')';
       fail_at(0, what.str());
     }
     for (size_t i = 0; i < tr_.ops.size() && v_.ok; ++i) {
@@ -123,7 +133,9 @@ class Runner {
     return ctx_[t];
   }
 
-  bool fail(const std::string& m) { return fail_at(index_, m); }
+  bool fail(const std::string& m) {
+    return fail_at(index_, m);
+  }
   bool fail_at(size_t i, const std::string& m) {
     if (v_.ok) {
       v_.ok = false;
@@ -133,12 +145,16 @@ class Runner {
     return false;
   }
 
-  static uint8_t pattern(uint64_t id) { return static_cast<uint8_t>(id * 131 + 7) | 1; }
+  static uint8_t pattern(uint64_t id) {
+    return static_cast<uint8_t>(id * 131 + 7) | 1;
+  }
   static void fill(const LiveBlock& b) {
     auto* c = reinterpret_cast<unsigned char*>(b.p);
     size_t head = std::min<size_t>(b.size, 4096);
     memset(c, pattern(b.id), head);
-    if (b.size > head) memset(c + b.size - std::min<size_t>(64, b.size - head), pattern(b.id), std::min<size_t>(64, b.size - head));
+    if (b.size > head)
+      memset(c + b.size - std::min<size_t>(64, b.size - head), pattern(b.id),
+             std::min<size_t>(64, b.size - head));
   }
   static bool intact(const LiveBlock& b, size_t n) {
     auto* c = reinterpret_cast<const unsigned char*>(b.p);
@@ -166,14 +182,16 @@ class Runner {
       const LiveBlock& b = live_[(k * 7919 + index_) % live_.size()];
       probes.insert(probes.end(), {b.p, b.p + b.usable / 2, b.p + b.usable});
     }
-    for (size_t k = 0; k < freed_.size() && k < 4; ++k) probes.push_back(freed_[freed_.size() - 1 - k]);
+    for (size_t k = 0; k < freed_.size() && k < 4; ++k)
+      probes.push_back(freed_[freed_.size() - 1 - k]);
     for (uintptr_t x : probes) {
       hk::RegionInfo info;
       bool found = hk::region_of(reinterpret_cast<void*>(x), &info);
       const Model::Region* r = model_.region_of(x);
       if (found != (r != nullptr) || (r && r->base != info.base)) {
-        fail("pointer " + hex(x) + " resolves to " + (found ? hex(info.base) : std::string("no region")) +
-             ", the model says " + (r ? hex(r->base) : std::string("no region")));
+        fail("pointer " + hex(x) + " resolves to " +
+             (found ? hex(info.base) : std::string("no region")) + ", the model says " +
+             (r ? hex(r->base) : std::string("no region")));
         return;
       }
     }
@@ -191,23 +209,27 @@ class Runner {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     size_t want = std::min<size_t>(16, pow2_at_least(size ? size : 1));
     if (align > want) want = align;
-    if (a % want) return fail("block " + hex(a) + " of " + std::to_string(size) + " bytes is not " +
-                              std::to_string(want) + "-aligned");
+    if (a % want)
+      return fail("block " + hex(a) + " of " + std::to_string(size) + " bytes is not " +
+                  std::to_string(want) + "-aligned");
     size_t usable = hak_malloc_usable_size(p);
-    if (usable < size) return fail("usable size " + std::to_string(usable) + " < " + std::to_string(size));
+    if (usable < size)
+      return fail("usable size " + std::to_string(usable) + " < " + std::to_string(size));
     if (slot != kLargeSlot && usable != slot_block_size(slot))
-      return fail("usable size " + std::to_string(usable) + ", slot " + std::to_string(slot) + " blocks are " +
-                  std::to_string(slot_block_size(slot)));
+      return fail("usable size " + std::to_string(usable) + ", slot " + std::to_string(slot) +
+                  " blocks are " + std::to_string(slot_block_size(slot)));
     if (hk::route_of(p) != route_for(slot_kind(slot)))
-      return fail("block " + hex(a) + " routes to " + hk::route_name(hk::route_of(p)) + ", expected " +
-                  hk::route_name(route_for(slot_kind(slot))));
+      return fail("block " + hex(a) + " routes to " + hk::route_name(hk::route_of(p)) +
+                  ", expected " + hk::route_name(route_for(slot_kind(slot))));
     if (zeroed) {
       auto* c = static_cast<const unsigned char*>(p);
       for (size_t i = 0; i < std::min<size_t>(size, 4096); ++i)
         if (c[i]) return fail("calloc block " + hex(a) + " not zero at byte " + std::to_string(i));
     }
     const Model::Region* before = model_.region_of(a);
-    if (before && (before->state == Model::State::kPooled || before->state == Model::State::kAbandoned)) ++v_.adoptions;
+    if (before &&
+        (before->state == Model::State::kPooled || before->state == Model::State::kAbandoned))
+      ++v_.adoptions;
     if (!before) ++v_.regions_mapped;
     bool need = !before || has_pending(t, slot);
     size_t regions_before = model_.regions().size() + (before ? 0 : 1);
@@ -224,12 +246,15 @@ class Runner {
 
   bool release(int t, size_t i) {
     LiveBlock b = live_[i];
-    if (!intact(b, b.size)) return fail("block " + hex(b.p) + " (id " + std::to_string(b.id) + ") changed behind the program's back");
+    if (!intact(b, b.size))
+      return fail("block " + hex(b.p) + " (id " + std::to_string(b.id) +
+                  ") changed behind the program's back");
     const Model::Region* r = model_.region_of(b.p);
     if (!r) return fail("the model has no region for live block " + hex(b.p));
     if (hk::route_of(reinterpret_cast<void*>(b.p)) != route_for(r->kind))
-      return fail("free of " + hex(b.p) + " would route to " + hk::route_name(hk::route_of(reinterpret_cast<void*>(b.p))) +
-                  ", expected " + hk::route_name(route_for(r->kind)));
+      return fail("free of " + hex(b.p) + " would route to " +
+                  hk::route_name(hk::route_of(reinterpret_cast<void*>(b.p))) + ", expected " +
+                  hk::route_name(route_for(r->kind)));
     if (r->owner >= 0 && r->owner != t && r->state == Model::State::kOwned) ++v_.remote_frees;
     size_t regions_before = model_.regions().size();
     {
@@ -276,7 +301,8 @@ class Runner {
         if (!live_.empty()) release(t, op.a % live_.size());
         break;
       case OpCode::kFreeN:
-        for (uint64_t k = 0; k < op.b && !live_.empty() && v_.ok; ++k) release(t, (op.a + k) % live_.size());
+        for (uint64_t k = 0; k < op.b && !live_.empty() && v_.ok; ++k)
+          release(t, (op.a + k) % live_.size());
         break;
       case OpCode::kRealloc: {
         if (live_.empty()) break;
@@ -366,14 +392,18 @@ class Runner {
         if (!e.empty()) fail(e);
         break;
       }
-      case OpCode::kBadFree: bad_free(t, static_cast<BadKind>(op.a % 4), op.b); break;
+      case OpCode::kBadFree:
+        bad_free(t, static_cast<BadKind>(op.a % 4), op.b);
+        break;
     }
   }
 
   void bad_free(int t, BadKind kind, uint64_t i) {
     uintptr_t p = 0;
     switch (kind) {
-      case BadKind::kForeign: p = reinterpret_cast<uintptr_t>(g_foreign + 16); break;
+      case BadKind::kForeign:
+        p = reinterpret_cast<uintptr_t>(g_foreign + 16);
+        break;
       case BadKind::kInterior:
       case BadKind::kMisaligned: {
         if (live_.empty()) return;
@@ -464,7 +494,87 @@ class Runner {
 
 }  // namespace
 
-Verdict run(const Trace& tr, const RunOptions& opt) { return Runner(tr).go(opt); }
+Verdict run(const Trace& tr, const RunOptions& opt) {
+  return Runner(tr).go(opt);
+}
+
+namespace {
+
+void put(std::string& out, const std::string& s) {
+  out += std::to_string(s.size());
+  out += ':';
+  out += s;
+}
+
+bool take(const std::string& in, size_t& pos, std::string* s) {
+  size_t colon = in.find(':', pos);
+  if (colon == std::string::npos) return false;
+  size_t n = std::stoul(in.substr(pos, colon - pos));
+  if (colon + 1 + n > in.size()) return false;
+  *s = in.substr(colon + 1, n);
+  pos = colon + 1 + n;
+  return true;
+}
+
+}  // namespace
+
+Verdict run_isolated(const Trace& tr, const RunOptions& opt) {
+  int fds[2];
+  if (pipe(fds) != 0) return run(tr, opt);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return run(tr, opt);
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    Verdict v = run(tr, opt);
+    std::string out;
+    for (uint64_t x :
+         {uint64_t{v.ok}, uint64_t{v.op_index}, v.regions_mapped, v.regions_released, v.warm_kept,
+          v.remote_frees, v.adoptions, v.errors, v.ultra_blocks, v.large_blocks})
+      put(out, std::to_string(x));
+    put(out, v.message);
+    put(out, v.trace);
+    for (size_t off = 0; off < out.size();) {
+      ssize_t w = write(fds[1], out.data() + off, out.size() - off);
+      if (w <= 0) break;
+      off += static_cast<size_t>(w);
+    }
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string in;
+  char buf[65536];
+  for (ssize_t r; (r = read(fds[0], buf, sizeof buf)) > 0;) in.append(buf, static_cast<size_t>(r));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  Verdict v;
+  std::string f[12];
+  size_t pos = 0;
+  bool whole = true;
+  for (std::string& s : f) whole = whole && take(in, pos, &s);
+  if (!whole || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    v.ok = false;
+    v.op_index = tr.ops.size();
+    v.message = WIFSIGNALED(status)
+                    ? "the run was killed by signal " + std::to_string(WTERMSIG(status))
+                    : "the run ended without a verdict (status " + std::to_string(status) + ")";
+    v.trace = to_text(tr);
+    return v;
+  }
+  uint64_t* nums[] = {nullptr,         nullptr,         &v.regions_mapped, &v.regions_released,
+                      &v.warm_kept,    &v.remote_frees, &v.adoptions,      &v.errors,
+                      &v.ultra_blocks, &v.large_blocks};
+  v.ok = f[0] == "1";
+  v.op_index = std::stoul(f[1]);
+  for (int i = 2; i < 10; ++i) *nums[i] = std::stoull(f[i]);
+  v.message = f[10];
+  v.trace = f[11];
+  return v;
+}
 
 std::string describe(const Verdict& v) {
   if (v.ok) return "ok";

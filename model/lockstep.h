@@ -13,22 +13,25 @@ namespace hakmodel {
 
 struct Verdict {
   bool ok = true;
-  size_t op_index = 0;   // the op that disagreed (ops.size() for the final checks)
-  std::string message;   // expected vs actual
-  std::string trace;     // the trace up to and including that op
+  size_t op_index = 0;  // the op that disagreed (ops.size() for the final checks)
+  std::string message;  // expected vs actual
+  std::string trace;    // the trace up to and including that op
   // What the run reached (for coverage tags).
   uint64_t regions_mapped = 0, regions_released = 0, warm_kept = 0, remote_frees = 0, adoptions = 0,
            errors = 0, ultra_blocks = 0, large_blocks = 0;
 };
 
 struct RunOptions {
-  bool finish = true;       // then free everything, exit every thread, check what is left
+  bool finish = true;  // then free everything, exit every thread, check what is left
   bool check_every_op = true;
 };
 
 // Runs `tr` from a clean heap and leaves the heap clean again. Not thread-safe (one run
 // at a time per process).
 Verdict run(const Trace& tr, const RunOptions& opt = {});
+// The same in a forked child: a run that corrupts the heap or crashes cannot affect the
+// next one, and a crash is a verdict ("killed by signal N") that can be shrunk too.
+Verdict run_isolated(const Trace& tr, const RunOptions& opt = {});
 
 std::string describe(const Verdict& v);
 

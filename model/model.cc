@@ -14,10 +14,14 @@ std::string hex(uintptr_t v) {
 
 const char* state_name(Model::State s) {
   switch (s) {
-    case Model::State::kOwned: return "owned";
-    case Model::State::kWarm: return "warm";
-    case Model::State::kPooled: return "pooled";
-    case Model::State::kAbandoned: return "abandoned";
+    case Model::State::kOwned:
+      return "owned";
+    case Model::State::kWarm:
+      return "warm";
+    case Model::State::kPooled:
+      return "pooled";
+    case Model::State::kAbandoned:
+      return "abandoned";
   }
   return "?";
 }
@@ -26,18 +30,22 @@ const char* state_name(Model::State s) {
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::kSuperSlab: return "superslab";
-    case Kind::kUltra: return "ultra";
-    case Kind::kMid: return "mid";
-    case Kind::kLarge: return "large";
+    case Kind::kSuperSlab:
+      return "superslab";
+    case Kind::kUltra:
+      return "ultra";
+    case Kind::kMid:
+      return "mid";
+    case Kind::kLarge:
+      return "large";
   }
   return "?";
 }
 
 size_t class_size(int cls) {
   if (cls < 8) return size_t{8} << cls;
-  int m = cls - 8;        // four classes per doubling above 1024
-  int e = 11 + m / 4;     // sizes in (2^(e-1), 2^e]
+  int m = cls - 8;     // four classes per doubling above 1024
+  int e = 11 + m / 4;  // sizes in (2^(e-1), 2^e]
   size_t step = size_t{1} << (e - 3);
   return (size_t{1} << (e - 1)) + static_cast<size_t>(m % 4 + 1) * step;
 }
@@ -68,14 +76,20 @@ int memalign_slot(size_t align, size_t n, bool ultra) {
   return kLargeSlot;
 }
 
-int slot_class(int slot) { return slot == kUltraSlot ? 7 : slot; }
-size_t slot_block_size(int slot) { return class_size(slot_class(slot)); }
+int slot_class(int slot) {
+  return slot == kUltraSlot ? 7 : slot;
+}
+size_t slot_block_size(int slot) {
+  return class_size(slot_class(slot));
+}
 Kind slot_kind(int slot) {
   if (slot == kLargeSlot) return Kind::kLarge;
   if (slot == kUltraSlot) return Kind::kUltra;
   return slot < 8 ? Kind::kSuperSlab : Kind::kMid;
 }
-bool route_checked(Kind k, bool hardened) { return k != Kind::kUltra || hardened; }
+bool route_checked(Kind k, bool hardened) {
+  return k != Kind::kUltra || hardened;
+}
 
 const Model::Region* Model::region_of(uintptr_t p) const {
   auto it = regions_.upper_bound(p);
@@ -84,7 +98,9 @@ const Model::Region* Model::region_of(uintptr_t p) const {
   return p < it->second.base + it->second.bytes ? &it->second : nullptr;
 }
 
-Model::Region* Model::region_of_mut(uintptr_t p) { return const_cast<Region*>(region_of(p)); }
+Model::Region* Model::region_of_mut(uintptr_t p) {
+  return const_cast<Region*>(region_of(p));
+}
 
 const Model::Block* Model::block(uintptr_t p) const {
   auto it = blocks_.find(p);
@@ -105,7 +121,8 @@ unsigned Model::pool_count(int slot) const {
   return n;
 }
 
-std::string Model::on_malloc(int t, int slot, size_t size, uintptr_t p, size_t usable, const Snapshot& snap) {
+std::string Model::on_malloc(int t, int slot, size_t size, uintptr_t p, size_t usable,
+                             const Snapshot& snap) {
   Kind want = slot_kind(slot);
   Region* r = region_of_mut(p);
   if (!r) {
@@ -120,24 +137,27 @@ std::string Model::on_malloc(int t, int slot, size_t size, uintptr_t p, size_t u
     nr.kind = v->kind;
     nr.slot = slot;
     nr.owner = want == Kind::kLarge ? -1 : t;
-    if (nr.kind != want) return std::string("new region is ") + kind_name(nr.kind) + ", expected " + kind_name(want);
+    if (nr.kind != want)
+      return std::string("new region is ") + kind_name(nr.kind) + ", expected " + kind_name(want);
     if (want != Kind::kLarge && (nr.bytes != kRegionSize || nr.base % kRegionSize != 0))
       return "new class region is not one aligned 2 MiB region";
     if (want == Kind::kLarge && (nr.bytes % kRegionSize != 0 || nr.base % kRegionSize != 0))
       return "new large run is not a run of aligned regions";
     for (const auto& [b, other] : regions_)
-      if (nr.base < other.base + other.bytes && other.base < nr.base + nr.bytes) return "new region overlaps a known one";
+      if (nr.base < other.base + other.bytes && other.base < nr.base + nr.bytes)
+        return "new region overlaps a known one";
     r = &regions_.emplace(nr.base, nr).first->second;
   } else {
     if (r->kind != want || r->slot != slot)
-      return "malloc of slot " + std::to_string(slot) + " returned " + hex(p) + " in a " + kind_name(r->kind) +
-             " region of slot " + std::to_string(r->slot);
+      return "malloc of slot " + std::to_string(slot) + " returned " + hex(p) + " in a " +
+             kind_name(r->kind) + " region of slot " + std::to_string(r->slot);
     if (want == Kind::kLarge) return "malloc returned a pointer inside a live large run";
     switch (r->state) {
       case State::kOwned:
       case State::kWarm:
-        if (r->owner != t) return "malloc by thread " + std::to_string(t) + " took a block of thread " +
-                                  std::to_string(r->owner) + "'s region";
+        if (r->owner != t)
+          return "malloc by thread " + std::to_string(t) + " took a block of thread " +
+                 std::to_string(r->owner) + "'s region";
         break;
       case State::kPooled:     // taken from the shared pool
       case State::kAbandoned:  // adopted
@@ -147,13 +167,15 @@ std::string Model::on_malloc(int t, int slot, size_t size, uintptr_t p, size_t u
     r->state = State::kOwned;
   }
   // Inside the region's block area, no overlap with a live block.
-  if (p < r->base || p + usable > r->base + r->bytes) return "block " + hex(p) + " sticks out of its region";
+  if (p < r->base || p + usable > r->base + r->bytes)
+    return "block " + hex(p) + " sticks out of its region";
   auto next = blocks_.lower_bound(p);
   if (next != blocks_.end() && next->first < p + usable)
     return "block " + hex(p) + " overlaps live block " + hex(next->first);
   if (next != blocks_.begin()) {
     auto prev = std::prev(next);
-    if (prev->first + prev->second.usable > p) return "block " + hex(p) + " overlaps live block " + hex(prev->first);
+    if (prev->first + prev->second.usable > p)
+      return "block " + hex(p) + " overlaps live block " + hex(prev->first);
   }
   r->live.insert(p);
   blocks_[p] = Block{p, size, usable, r->base};
@@ -195,8 +217,10 @@ std::string Model::on_free(int t, uintptr_t p, const Snapshot& snap) {
   if (r.state == State::kAbandoned) {
     if (r.live.empty()) {
       r.owner = -1;
-      if (pool_count(r.slot) < cfg_.warm) r.state = State::kPooled;
-      else regions_.erase(r.base);
+      if (pool_count(r.slot) < cfg_.warm)
+        r.state = State::kPooled;
+      else
+        regions_.erase(r.base);
     }
     return "";
   }
@@ -217,8 +241,8 @@ std::string Model::on_resize(uintptr_t p, size_t size, size_t usable) {
   return "";
 }
 
-std::string Model::keep_some(const std::vector<uintptr_t>& empties, unsigned keep, State kept_state, int owner,
-                             const Snapshot& snap, const char* what) {
+std::string Model::keep_some(const std::vector<uintptr_t>& empties, unsigned keep, State kept_state,
+                             int owner, const Snapshot& snap, const char* what) {
   unsigned kept = 0;
   for (uintptr_t b : empties) {
     if (snap.count(b)) {
@@ -234,8 +258,8 @@ std::string Model::keep_some(const std::vector<uintptr_t>& empties, unsigned kee
   unsigned want = empties.size() < keep ? static_cast<unsigned>(empties.size()) : keep;
   if (kept != want)
     return std::string(what) + ": " + std::to_string(empties.size()) + " empty regions, room for " +
-           std::to_string(keep) + ", so " + std::to_string(want) + " should stay mapped; hakmem kept " +
-           std::to_string(kept);
+           std::to_string(keep) + ", so " + std::to_string(want) +
+           " should stay mapped; hakmem kept " + std::to_string(kept);
   return "";
 }
 
@@ -275,18 +299,21 @@ std::string Model::on_exit(int t, const Snapshot& snap) {
   for (auto& [slot, list] : empties) {
     unsigned pooled = pool_count(slot);
     unsigned room = pooled < cfg_.warm ? cfg_.warm - pooled : 0;
-    if (auto e = keep_some(list, room, State::kPooled, -1, snap, "thread exit"); !e.empty()) return e;
+    if (auto e = keep_some(list, room, State::kPooled, -1, snap, "thread exit"); !e.empty())
+      return e;
   }
   return "";
 }
 
-std::string Model::compare(const Snapshot& snap, const std::map<int, uint64_t>& ctx_of, uint64_t errors) const {
+std::string Model::compare(const Snapshot& snap, const std::map<int, uint64_t>& ctx_of,
+                           uint64_t errors) const {
   std::ostringstream o;
   for (const auto& [b, r] : regions_) {
     auto it = snap.find(b);
     if (it == snap.end()) {
-      o << "region " << hex(b) << " (" << kind_name(r.kind) << ", slot " << r.slot << ", " << state_name(r.state)
-        << ", live " << r.live.size() << ") should be mapped; hakmem released it\n";
+      o << "region " << hex(b) << " (" << kind_name(r.kind) << ", slot " << r.slot << ", "
+        << state_name(r.state) << ", live " << r.live.size()
+        << ") should be mapped; hakmem released it\n";
       continue;
     }
     const RegionView& v = it->second;
@@ -298,19 +325,23 @@ std::string Model::compare(const Snapshot& snap, const std::map<int, uint64_t>& 
     bool warm = r.state == State::kWarm || r.state == State::kPooled;
     bool abandoned = r.state == State::kAbandoned;
     int cls = r.kind == Kind::kLarge ? -1 : slot_class(r.slot);
-    if (v.kind != r.kind || v.bytes != r.bytes || v.cls != cls || v.owner != owner || v.active != r.live.size() ||
-        v.pending != r.pending || v.warm != warm || v.abandoned != abandoned) {
-      o << "region " << hex(b) << ": expected " << kind_name(r.kind) << " class " << cls << " owner " << owner
-        << " live " << r.live.size() << " pending " << r.pending << " " << state_name(r.state) << "; hakmem says "
-        << kind_name(v.kind) << " class " << v.cls << " owner " << v.owner << " active " << v.active << " pending "
-        << v.pending << (v.warm ? " warm" : "") << (v.abandoned ? " abandoned" : "") << "\n";
+    if (v.kind != r.kind || v.bytes != r.bytes || v.cls != cls || v.owner != owner ||
+        v.active != r.live.size() || v.pending != r.pending || v.warm != warm ||
+        v.abandoned != abandoned) {
+      o << "region " << hex(b) << ": expected " << kind_name(r.kind) << " class " << cls
+        << " owner " << owner << " live " << r.live.size() << " pending " << r.pending << " "
+        << state_name(r.state) << "; hakmem says " << kind_name(v.kind) << " class " << v.cls
+        << " owner " << v.owner << " active " << v.active << " pending " << v.pending
+        << (v.warm ? " warm" : "") << (v.abandoned ? " abandoned" : "") << "\n";
     }
   }
   for (const auto& [b, v] : snap)
     if (!regions_.count(b))
-      o << "hakmem has region " << hex(b) << " (" << kind_name(v.kind) << " class " << v.cls << ", active "
-        << v.active << (v.warm ? ", warm" : "") << ") that the rules say is not mapped\n";
-  if (errors != errors_) o << "errors: expected " << errors_ << ", hakmem counted " << errors << "\n";
+      o << "hakmem has region " << hex(b) << " (" << kind_name(v.kind) << " class " << v.cls
+        << ", active " << v.active << (v.warm ? ", warm" : "")
+        << ") that the rules say is not mapped\n";
+  if (errors != errors_)
+    o << "errors: expected " << errors_ << ", hakmem counted " << errors << "\n";
   return o.str();
 }
 

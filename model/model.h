@@ -26,8 +26,8 @@ inline constexpr size_t kRegionSize = size_t{2} << 20;
 
 // Class sizes: C0..C7 = 8..1024, then four per doubling up to 256 KiB.
 size_t class_size(int cls);
-int size_to_class(size_t n);                      // n <= 256 KiB
-int size_to_slot(size_t n, bool ultra);           // kLargeSlot above 256 KiB
+int size_to_class(size_t n);                            // n <= 256 KiB
+int size_to_slot(size_t n, bool ultra);                 // kLargeSlot above 256 KiB
 int memalign_slot(size_t align, size_t n, bool ultra);  // align: a power of two
 size_t slot_block_size(int slot);
 int slot_class(int slot);
@@ -78,7 +78,8 @@ class Model {
   const Config& config() const { return cfg_; }
 
   // Each returns "" when legal, else what is wrong. `snap` is production after the call.
-  std::string on_malloc(int t, int slot, size_t size, uintptr_t p, size_t usable, const Snapshot& snap);
+  std::string on_malloc(int t, int slot, size_t size, uintptr_t p, size_t usable,
+                        const Snapshot& snap);
   std::string on_free(int t, uintptr_t p, const Snapshot& snap);
   std::string on_resize(uintptr_t p, size_t size, size_t usable);  // realloc in place
   std::string on_collect(int t, const Snapshot& snap);
@@ -86,7 +87,8 @@ class Model {
   void on_error() { ++errors_; }
 
   // Full comparison with production; ctx_of maps a simulated thread to its context id.
-  std::string compare(const Snapshot& snap, const std::map<int, uint64_t>& ctx_of, uint64_t errors) const;
+  std::string compare(const Snapshot& snap, const std::map<int, uint64_t>& ctx_of,
+                      uint64_t errors) const;
 
   const Region* region_of(uintptr_t p) const;  // interval search
   const Block* block(uintptr_t p) const;
@@ -99,8 +101,8 @@ class Model {
   std::string empty_rule(int t, uintptr_t base);
   // Regions in `empties` (same slot) get `keep` places in a reserve; production's snapshot
   // says which were kept. Kept ones get `kept_state`, the others are released.
-  std::string keep_some(const std::vector<uintptr_t>& empties, unsigned keep, State kept_state, int owner,
-                        const Snapshot& snap, const char* what);
+  std::string keep_some(const std::vector<uintptr_t>& empties, unsigned keep, State kept_state,
+                        int owner, const Snapshot& snap, const char* what);
   std::string collect_slot(int t, int slot, const Snapshot& snap);
   Region* region_of_mut(uintptr_t p);
 

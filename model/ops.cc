@@ -12,10 +12,11 @@ struct Name {
   int operands;  // after T
 };
 constexpr Name kNames[] = {
-    {OpCode::kMalloc, "malloc", 1},   {OpCode::kFree, "free", 1},       {OpCode::kRealloc, "realloc", 2},
-    {OpCode::kMemalign, "memalign", 2}, {OpCode::kCalloc, "calloc", 2}, {OpCode::kCollect, "collect", 0},
-    {OpCode::kExit, "exit", 0},       {OpCode::kBadFree, "bad_free", 2}, {OpCode::kMallocN, "malloc_n", 2},
-    {OpCode::kFreeN, "free_n", 2},
+    {OpCode::kMalloc, "malloc", 1},    {OpCode::kFree, "free", 1},
+    {OpCode::kRealloc, "realloc", 2},  {OpCode::kMemalign, "memalign", 2},
+    {OpCode::kCalloc, "calloc", 2},    {OpCode::kCollect, "collect", 0},
+    {OpCode::kExit, "exit", 0},        {OpCode::kBadFree, "bad_free", 2},
+    {OpCode::kMallocN, "malloc_n", 2}, {OpCode::kFreeN, "free_n", 2},
 };
 const char* kBadNames[] = {"interior", "misaligned", "foreign", "double"};
 
@@ -70,9 +71,12 @@ bool parse(const std::string& text, Trace* out, std::string* err) {
         if (eq == std::string::npos) return fail("expected key=value");
         std::string k = kv.substr(0, eq);
         unsigned long v = std::stoul(kv.substr(eq + 1));
-        if (k == "warm") tr.cfg.warm = static_cast<unsigned>(v);
-        else if (k == "ultra") tr.cfg.ultra = v != 0;
-        else return fail("unknown config key");
+        if (k == "warm")
+          tr.cfg.warm = static_cast<unsigned>(v);
+        else if (k == "ultra")
+          tr.cfg.ultra = v != 0;
+        else
+          return fail("unknown config key");
       }
       have_config = true;
       continue;

@@ -22,7 +22,18 @@ namespace hakmodel {
 
 inline constexpr int kMaxThreads = 4;
 
-enum class OpCode { kMalloc, kFree, kRealloc, kMemalign, kCalloc, kCollect, kExit, kBadFree, kMallocN, kFreeN };
+enum class OpCode {
+  kMalloc,
+  kFree,
+  kRealloc,
+  kMemalign,
+  kCalloc,
+  kCollect,
+  kExit,
+  kBadFree,
+  kMallocN,
+  kFreeN
+};
 enum class BadKind { kInterior, kMisaligned, kForeign, kDouble };
 
 struct Op {

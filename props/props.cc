@@ -12,7 +12,9 @@
 #include "lockstep.h"
 
 namespace hakmodel {
-void showValue(const Op& op, std::ostream& os) { os << to_text(op); }
+void showValue(const Op& op, std::ostream& os) {
+  os << to_text(op);
+}
 }  // namespace hakmodel
 
 namespace {
@@ -21,10 +23,10 @@ using hakmodel::Op;
 using hakmodel::OpCode;
 
 // Sizes at every class edge, plus mid and large edges.
-const std::vector<uint64_t> kEdges = {0,    1,    7,    8,     9,     15,    16,     17,     31,     32,
-                                      33,   63,   64,   65,    127,   128,   129,    255,    256,    257,
-                                      511,  512,  513,  1000,  1023,  1024,  1025,   1280,   1281,   2048,
-                                      2049, 4096, 5000, 65536, 65537, 262143, 262144, 262145, 1 << 20, 3 << 20};
+const std::vector<uint64_t> kEdges = {
+    0,    1,    7,    8,    9,    15,    16,    17,     31,     32,     33,      63,     64,   65,
+    127,  128,  129,  255,  256,  257,   511,   512,    513,    1000,   1023,    1024,   1025, 1280,
+    1281, 2048, 2049, 4096, 5000, 65536, 65537, 262143, 262144, 262145, 1 << 20, 3 << 20};
 
 rc::Gen<uint64_t> gen_size() {
   return rc::gen::weightedOneOf<uint64_t>({{6, rc::gen::elementOf(kEdges)},
@@ -34,35 +36,69 @@ rc::Gen<uint64_t> gen_size() {
 
 // Bulk sizes and counts that fill a slab (64 KiB) or a whole region (2 MiB).
 rc::Gen<Op> gen_bulk(int t) {
-  return rc::gen::map(rc::gen::elementOf(std::vector<std::pair<uint64_t, uint64_t>>{
-                          {1024, 70}, {1024, 2100}, {512, 4100}, {64, 1100}, {16, 4200}, {2048, 1050}, {5000, 420}}),
-                      [t](std::pair<uint64_t, uint64_t> sc) { return Op{OpCode::kMallocN, t, sc.first, sc.second}; });
+  return rc::gen::map(rc::gen::elementOf(std::vector<std::pair<uint64_t, uint64_t>>{{1024, 70},
+                                                                                    {1024, 2100},
+                                                                                    {512, 4100},
+                                                                                    {64, 1100},
+                                                                                    {16, 4200},
+                                                                                    {2048, 1050},
+                                                                                    {5000, 420}}),
+                      [t](std::pair<uint64_t, uint64_t> sc) {
+                        return Op{OpCode::kMallocN, t, sc.first, sc.second};
+                      });
 }
 
 rc::Gen<Op> gen_op(int threads, bool bad_frees) {
   auto thread = rc::gen::inRange(0, threads);
   auto idx = rc::gen::arbitrary<uint32_t>();
   return rc::gen::mapcat(thread, [=](int t) -> rc::Gen<Op> {
-    auto malloc_op = rc::gen::map(gen_size(), [t](uint64_t n) { return Op{OpCode::kMalloc, t, n, 0}; });
+    auto malloc_op = rc::gen::map(gen_size(), [t](uint64_t n) {
+      return Op{OpCode::kMalloc, t, n, 0};
+    });
     auto free_op = rc::gen::map(idx, [t](uint32_t i) { return Op{OpCode::kFree, t, i, 0}; });
     auto free_n = rc::gen::map(rc::gen::pair(idx, rc::gen::inRange<uint32_t>(1, 3000)),
-                               [t](std::pair<uint32_t, uint32_t> p) { return Op{OpCode::kFreeN, t, p.first, p.second}; });
-    auto realloc_op = rc::gen::map(rc::gen::pair(idx, gen_size()), [t](std::pair<uint32_t, uint64_t> p) {
-      return Op{OpCode::kRealloc, t, p.first, p.second};
-    });
+                               [t](std::pair<uint32_t, uint32_t> p) {
+                                 return Op{OpCode::kFreeN, t, p.first, p.second};
+                               });
+    auto realloc_op =
+        rc::gen::map(rc::gen::pair(idx, gen_size()), [t](std::pair<uint32_t, uint64_t> p) {
+          return Op{OpCode::kRealloc, t, p.first, p.second};
+        });
     auto memalign_op = rc::gen::map(rc::gen::pair(rc::gen::inRange<uint32_t>(0, 22), gen_size()),
-                                    [t](std::pair<uint32_t, uint64_t> p) { return Op{OpCode::kMemalign, t, p.first, p.second}; });
-    auto calloc_op = rc::gen::map(rc::gen::pair(rc::gen::inRange<uint64_t>(0, 40), rc::gen::inRange<uint64_t>(0, 300)),
-                                  [t](std::pair<uint64_t, uint64_t> p) { return Op{OpCode::kCalloc, t, p.first, p.second}; });
+                                    [t](std::pair<uint32_t, uint64_t> p) {
+                                      return Op{OpCode::kMemalign, t, p.first, p.second};
+                                    });
+    auto calloc_op = rc::gen::map(
+        rc::gen::pair(rc::gen::inRange<uint64_t>(0, 40), rc::gen::inRange<uint64_t>(0, 300)),
+        [t](std::pair<uint64_t, uint64_t> p) {
+          return Op{OpCode::kCalloc, t, p.first, p.second};
+        });
     auto collect_op = rc::gen::just(Op{OpCode::kCollect, t, 0, 0});
     auto exit_op = rc::gen::just(Op{OpCode::kExit, t, 0, 0});
     auto bad_op = rc::gen::map(rc::gen::pair(rc::gen::inRange<uint64_t>(0, 4), idx),
-                               [t](std::pair<uint64_t, uint32_t> p) { return Op{OpCode::kBadFree, t, p.first, p.second}; });
+                               [t](std::pair<uint64_t, uint32_t> p) {
+                                 return Op{OpCode::kBadFree, t, p.first, p.second};
+                               });
     if (bad_frees)
-      return rc::gen::weightedOneOf<Op>({{30, malloc_op}, {30, free_op}, {4, gen_bulk(t)}, {5, free_n}, {6, realloc_op},
-                                         {4, memalign_op}, {3, calloc_op}, {3, collect_op}, {2, exit_op}, {8, bad_op}});
-    return rc::gen::weightedOneOf<Op>({{30, malloc_op}, {30, free_op}, {4, gen_bulk(t)}, {5, free_n}, {6, realloc_op},
-                                       {4, memalign_op}, {3, calloc_op}, {3, collect_op}, {2, exit_op}});
+      return rc::gen::weightedOneOf<Op>({{30, malloc_op},
+                                         {30, free_op},
+                                         {4, gen_bulk(t)},
+                                         {5, free_n},
+                                         {6, realloc_op},
+                                         {4, memalign_op},
+                                         {3, calloc_op},
+                                         {3, collect_op},
+                                         {2, exit_op},
+                                         {8, bad_op}});
+    return rc::gen::weightedOneOf<Op>({{30, malloc_op},
+                                       {30, free_op},
+                                       {4, gen_bulk(t)},
+                                       {5, free_n},
+                                       {6, realloc_op},
+                                       {4, memalign_op},
+                                       {3, calloc_op},
+                                       {3, collect_op},
+                                       {2, exit_op}});
   });
 }
 
@@ -74,7 +110,7 @@ hakmodel::Config gen_config() {
 }
 
 void check(const hakmodel::Trace& tr) {
-  hakmodel::Verdict v = hakmodel::run(tr);
+  hakmodel::Verdict v = hakmodel::run_isolated(tr);
   RC_TAG(tr.cfg.ultra ? "ultra on" : "ultra off", tr.cfg.warm ? "warm 1" : "warm 0");
   RC_CLASSIFY(v.regions_released > 0, "a region was released");
   RC_CLASSIFY(v.remote_frees > 0, "remote frees");
@@ -101,8 +137,11 @@ RC_GTEST_PROP(Lockstep, EmptyReleaseAgrees, ()) {
   tr.cfg = gen_config();
   auto op = rc::gen::weightedOneOf<Op>(
       {{3, gen_bulk(0)},
-       {3, rc::gen::map(rc::gen::pair(rc::gen::arbitrary<uint32_t>(), rc::gen::inRange<uint32_t>(1, 5000)),
-                        [](std::pair<uint32_t, uint32_t> p) { return Op{OpCode::kFreeN, 0, p.first, p.second}; })},
+       {3, rc::gen::map(
+               rc::gen::pair(rc::gen::arbitrary<uint32_t>(), rc::gen::inRange<uint32_t>(1, 5000)),
+               [](std::pair<uint32_t, uint32_t> p) {
+                 return Op{OpCode::kFreeN, 0, p.first, p.second};
+               })},
        {1, rc::gen::just(Op{OpCode::kCollect, 0, 0, 0})}});
   tr.ops = *rc::gen::container<std::vector<Op>>(*rc::gen::inRange(1, 30), op);
   check(tr);
