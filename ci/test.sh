@@ -44,3 +44,5 @@ run_stage "release (gcc)" build_and_test release
 [ $quick -eq 1 ] && exit 0
 run_stage "release (clang)" build_and_test release-clang
 run_stage "hardened" build_and_test hardened
+run_stage "asan-ubsan" build_and_test asan-ubsan
+run_stage "tsan" build_and_test tsan

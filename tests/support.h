@@ -13,6 +13,33 @@
 
 namespace hk = hakmem::inspect;
 
+// Sanitizer builds: the program's malloc is the sanitizer's (not glibc's) and shadow
+// memory counts in RSS, so RSS figures and glibc comparisons do not apply there.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
+// TSan cannot start threads in the child of a multi-threaded fork (a TSan limitation).
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kThreadSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kThreadSanitized = true;
+#else
+inline constexpr bool kThreadSanitized = false;
+#endif
+#else
+inline constexpr bool kThreadSanitized = false;
+#endif
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
 // Regions of a kind (and class, unless cls < 0) that are mapped now.
 inline size_t count_regions(hk::Kind kind, int cls = -1) {
   size_t n = 0;

@@ -160,7 +160,7 @@ bool ultra_page_active(uintptr_t base, uint32_t (&out)[kPagesPerSegment]) {
     for (unsigned i = 0; i < kSlabsPerRegion; ++i) out[i] = seg->slabs[i].used;
     // Blocks freed by other threads and not yet collected are not live.
     uintptr_t head = seg->remote_head.load(std::memory_order_acquire) & ~kAbandonedTag;
-    for (FreeBlock* f = reinterpret_cast<FreeBlock*>(head); f; f = f->next)
+    for (FreeBlock* f = reinterpret_cast<FreeBlock*>(head); f; f = link_next(f))
       --out[(reinterpret_cast<uintptr_t>(f) - b) >> kSlabShift];
   });
   return found;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <new>
 
+#include "common/asan.h"
 #include "config/config.h"
 #include "os/os.h"
 #include "regionmap/region_map.h"
@@ -65,6 +66,7 @@ void* large_malloc(size_t size, size_t align) noexcept {
     g_mapped_total.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   }
   g_live.fetch_add(1, std::memory_order_relaxed);
+  HAK_UNPOISON(mem, bytes);  // a cached run was kept poisoned
   LargeHeader* h = new (mem) LargeHeader();
   h->magic = kLargeMagic;
   h->run_bytes = bytes;
@@ -105,12 +107,14 @@ void large_free(void* p, const char* call) noexcept {
     SpinGuard g(g_lock);
     if (g_cached < kCacheSlots && g_cached_bytes + bytes <= kCacheMaxBytes) {
       os_decommit(h, bytes);
+      HAK_POISON(h, bytes);
       g_cache[g_cached++] = {base, bytes};
       g_cached_bytes += bytes;
       return;
     }
   }
   g_released_total.fetch_add(1, std::memory_order_relaxed);
+  HAK_UNPOISON(h, bytes);
   os_unmap(h, bytes);
 }
 
@@ -126,6 +130,7 @@ void large_cache_drain() noexcept {
     CachedRun r = g_cache[--g_cached];
     g_cached_bytes -= r.bytes;
     g_released_total.fetch_add(1, std::memory_order_relaxed);
+    HAK_UNPOISON(reinterpret_cast<void*>(r.base), r.bytes);
     os_unmap(reinterpret_cast<void*>(r.base), r.bytes);
   }
 }

@@ -75,14 +75,17 @@ void purge_caches(ThreadCache* tc, SuperSlab* ss, int slab) {
     if (slab < 0) {
       box = UltraBox{};
     } else {  // keep the box's blocks of other pages
-      FreeBlock** link = &box.free;
-      while (FreeBlock* b = *link) {
-        if (((reinterpret_cast<uintptr_t>(b) - ss->base()) >> kSlabShift) ==
-            static_cast<uintptr_t>(slab))
-          *link = b->next;
-        else
-          link = &b->next;
+      FreeBlock* kept = nullptr;
+      for (FreeBlock* b = box.free; b;) {
+        FreeBlock* next = link_next(b);
+        if (((reinterpret_cast<uintptr_t>(b) - ss->base()) >> kSlabShift) !=
+            static_cast<uintptr_t>(slab)) {
+          link_set(b, kept);
+          kept = b;
+        }
+        b = next;
       }
+      box.free = kept;
     }
   }
   Magazine& mg = tc->mag[ss->slot];
@@ -348,6 +351,7 @@ void magazine_flush_push(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
   }
   for (uint32_t i = half; i < mg.count; ++i) items[i - half] = items[i];
   mg.count -= half;
+  HAK_POISON(p, ss->block_size);
   items[mg.count++] = p;
   uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
   ss->active_local.store(left, std::memory_order_relaxed);
@@ -381,9 +385,10 @@ void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* ca
     // Counted before the push, so remote_pending >= the list's length and the owner
     // cannot release the region while this block is still on its way.
     ss->remote_pending.fetch_add(1, std::memory_order_relaxed);
+    HAK_POISON(p, ss->block_size);  // before the push: once pushed the owner may reuse it
     uintptr_t head = ss->remote_head.load(std::memory_order_relaxed);
     while (!(head & kAbandonedTag)) {
-      static_cast<FreeBlock*>(p)->next = reinterpret_cast<FreeBlock*>(head);
+      link_set(static_cast<FreeBlock*>(p), reinterpret_cast<FreeBlock*>(head));
       // release: the owner's acquire exchange sees the link written above.
       if (ss->remote_head.compare_exchange_weak(head, reinterpret_cast<uintptr_t>(p),
                                                 std::memory_order_release,

@@ -59,6 +59,8 @@ void superslab_reset(SuperSlab* ss, bool decommit) noexcept {
     uintptr_t to = ss->base() + (uintptr_t{hi + 1} << kSlabShift);
     if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
   }
+  HAK_POISON(reinterpret_cast<char*>(ss) + ss->data_begin,
+             kRegionSize - ss->data_begin);  // uncarved
   ss->slab_free_mask = ss->slab_uncarved_mask = ss->slab_carved_mask = 0;
   for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
     SlabMeta& m = ss->slabs[i];
@@ -99,6 +101,7 @@ void superslab_unmap(SuperSlab* ss) noexcept {
   g_live[k].fetch_sub(1, std::memory_order_relaxed);
   g_released_total[k].fetch_add(1, std::memory_order_relaxed);
   ss->magic = 0;
+  HAK_UNPOISON(ss, kRegionSize);  // the range may be mapped again by anyone
   os_unmap(ss, kRegionSize);
 }
 
@@ -112,6 +115,8 @@ void superslab_reset_slab(SuperSlab* ss, unsigned i) noexcept {
   uintptr_t slab_end = ss->base() + (uintptr_t{i + 1} << kSlabShift);
   if (to > slab_end) to = slab_end;  // the next slab's pages are its own
   if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
+  HAK_POISON(reinterpret_cast<char*>(ss) + uintptr_t{m.first} * ss->block_size,
+             uintptr_t{m.end - m.first} * ss->block_size);
   m.free = nullptr;
   m.used = 0;
   m.carve_next = m.first;
@@ -125,7 +130,7 @@ uint32_t superslab_take(SuperSlab* ss, unsigned slab, void** out, uint32_t want)
   uint32_t n = 0;
   while (n < want && m.free) {
     out[n++] = m.free;
-    m.free = m.free->next;
+    m.free = link_next(m.free);
   }
   if (!m.free) ss->slab_free_mask &= ~(1u << slab);
   if (n < want && m.carve_next < m.end) {
@@ -144,7 +149,7 @@ void superslab_put(SuperSlab* ss, void* p) noexcept {
       static_cast<unsigned>((reinterpret_cast<uintptr_t>(p) - ss->base()) >> kSlabShift);
   SlabMeta& m = ss->slabs[slab];
   FreeBlock* b = static_cast<FreeBlock*>(p);
-  b->next = m.free;
+  link_set(b, m.free);
   m.free = b;
   ss->slab_free_mask |= 1u << slab;
 }
@@ -156,8 +161,8 @@ FreeBlock* superslab_carve_list(SuperSlab* ss, unsigned slab, uint32_t max) noex
   char* first = reinterpret_cast<char*>(ss) + uintptr_t{k} * ss->block_size;
   char* p = first;
   for (uint32_t i = k; i + 1 < stop; ++i, p += ss->block_size)
-    reinterpret_cast<FreeBlock*>(p)->next = reinterpret_cast<FreeBlock*>(p + ss->block_size);
-  reinterpret_cast<FreeBlock*>(p)->next = nullptr;
+    link_set(reinterpret_cast<FreeBlock*>(p), reinterpret_cast<FreeBlock*>(p + ss->block_size));
+  link_set(reinterpret_cast<FreeBlock*>(p), nullptr);
   m.carve_next = stop;
   ss->slab_carved_mask |= 1u << slab;
   if (stop == m.end) ss->slab_uncarved_mask &= ~(1u << slab);
@@ -167,7 +172,7 @@ FreeBlock* superslab_carve_list(SuperSlab* ss, unsigned slab, uint32_t max) noex
 uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept {
   uint32_t n = 0;
   for (FreeBlock* b = reinterpret_cast<FreeBlock*>(list & ~kAbandonedTag); b;) {
-    FreeBlock* next = b->next;
+    FreeBlock* next = link_next(b);
     uintptr_t off = reinterpret_cast<uintptr_t>(b) - ss->base();
     if (ss->checked) {
       BlockBit bit = superslab_bit(ss, off);

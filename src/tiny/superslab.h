@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "common/asan.h"
 #include "common/base.h"
 #include "regionmap/region_map.h"
 #include "regionmap/registry.h"
@@ -27,6 +28,15 @@ struct ThreadCache;
 struct FreeBlock {
   FreeBlock* next;
 };
+
+// A free block's link. Free blocks stay poisoned in ASan builds, so links are read and
+// written only through these two (not instrumented).
+HAK_NO_ASAN inline FreeBlock* link_next(const FreeBlock* b) {
+  return b->next;
+}
+HAK_NO_ASAN inline void link_set(FreeBlock* b, FreeBlock* next) {
+  b->next = next;
+}
 
 struct SlabMeta {
   FreeBlock* free = nullptr;  // owner-side free list

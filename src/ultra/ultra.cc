@@ -53,7 +53,7 @@ void* ultra_refill_slow() noexcept {
 
 void ultra_box_flush(UltraBox& box) noexcept {
   for (FreeBlock* b = box.free; b;) {
-    FreeBlock* next = b->next;
+    FreeBlock* next = link_next(b);
     superslab_put(box.seg, b);
     b = next;
   }
