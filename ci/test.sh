@@ -46,3 +46,4 @@ run_stage "release (clang)" build_and_test release-clang
 run_stage "hardened" build_and_test hardened
 run_stage "asan-ubsan" build_and_test asan-ubsan
 run_stage "tsan" build_and_test tsan
+run_stage "valgrind memcheck" build_and_test valgrind

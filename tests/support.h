@@ -3,6 +3,7 @@
 
 #include <hakmem/hakmem.h>
 #include <hakmem/inspect.h>
+#include <valgrind/valgrind.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -14,31 +15,28 @@
 namespace hk = hakmem::inspect;
 
 // Sanitizer builds: the program's malloc is the sanitizer's (not glibc's) and shadow
-// memory counts in RSS, so RSS figures and glibc comparisons do not apply there.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+// memory counts in RSS, so RSS figures and glibc comparisons do not apply there. TSan
+// also cannot start threads in the child of a multi-threaded fork (its limitation).
+#if defined(__has_feature)
+#define HAK_TEST_HAS_FEATURE(x) __has_feature(x)
+#else
+#define HAK_TEST_HAS_FEATURE(x) 0
+#endif
+#if defined(__SANITIZE_THREAD__) || HAK_TEST_HAS_FEATURE(thread_sanitizer)
+inline constexpr bool kThreadSanitized = true;
+#else
+inline constexpr bool kThreadSanitized = false;
+#endif
+#if defined(__SANITIZE_ADDRESS__) || HAK_TEST_HAS_FEATURE(address_sanitizer)
 inline constexpr bool kSanitized = true;
 #else
-inline constexpr bool kSanitized = false;
+inline constexpr bool kSanitized = kThreadSanitized;
 #endif
 
-// TSan cannot start threads in the child of a multi-threaded fork (a TSan limitation).
-#if defined(__SANITIZE_THREAD__)
-inline constexpr bool kThreadSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-inline constexpr bool kThreadSanitized = true;
-#else
-inline constexpr bool kThreadSanitized = false;
-#endif
-#else
-inline constexpr bool kThreadSanitized = false;
-#endif
-#else
-inline constexpr bool kSanitized = false;
-#endif
+// Under Valgrind the program's malloc is Valgrind's too.
+inline bool foreign_malloc() {
+  return kSanitized || RUNNING_ON_VALGRIND;
+}
 
 // Regions of a kind (and class, unless cls < 0) that are mapped now.
 inline size_t count_regions(hk::Kind kind, int cls = -1) {

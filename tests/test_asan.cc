@@ -16,7 +16,9 @@
 namespace {
 
 // Through a volatile pointer, so the compiler keeps the access.
-[[maybe_unused]] void write_byte(void* p, size_t off) { static_cast<volatile char*>(p)[off] = 1; }
+[[maybe_unused]] void write_byte(void* p, size_t off) {
+  static_cast<volatile char*>(p)[off] = 1;
+}
 
 }  // namespace
 

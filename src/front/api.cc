@@ -128,7 +128,10 @@ void* hak_calloc(size_t n, size_t size) {
   }
   void* p = malloc_fast(bytes);
   // Large runs come fresh from the kernel (or decommitted): already zero.
-  if (p && bytes <= kMidMax) memset(p, 0, bytes);
+  if (p && bytes <= kMidMax)
+    memset(p, 0, bytes);
+  else if (p)
+    HAK_MEM_ZEROED(p, bytes);
   return p;
 }
 

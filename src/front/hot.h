@@ -51,7 +51,7 @@ HAK_INLINE void ultra_free(void* p, const char* call) noexcept {
     SlabMeta& m = seg->slabs[pg];
     --m.used;
     FreeBlock* b = static_cast<FreeBlock*>(p);
-    HAK_POISON(b, kTinyMax);
+    HAK_MEM_FREED(b, kTinyMax);
     if (HAK_LIKELY(seg == tc->ultra.seg)) {
       link_set(b, tc->ultra.free);
       tc->ultra.free = b;
@@ -91,7 +91,7 @@ HAK_INLINE void free_fast(void* p, const char* call) noexcept {
       aw.store(a & ~b.mask, std::memory_order_relaxed);
       Magazine& mg = tc->mag[ss->slot];
       if (HAK_UNLIKELY(mg.count == mg.cap)) return magazine_flush_push(tc, ss, p);
-      HAK_POISON(p, ss->block_size);
+      HAK_MEM_FREED(p, ss->block_size);
       tc->items[ss->slot][mg.count++] = p;
       uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
       ss->active_local.store(left, std::memory_order_relaxed);

@@ -5,7 +5,7 @@
 #include <atomic>
 #include <new>
 
-#include "common/asan.h"
+#include "common/memtool.h"
 #include "config/config.h"
 #include "os/os.h"
 #include "regionmap/region_map.h"
@@ -66,7 +66,7 @@ void* large_malloc(size_t size, size_t align) noexcept {
     g_mapped_total.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   }
   g_live.fetch_add(1, std::memory_order_relaxed);
-  HAK_UNPOISON(mem, bytes);  // a cached run was kept poisoned
+  HAK_MEM_USABLE(mem, bytes);  // a cached run was kept inaccessible
   LargeHeader* h = new (mem) LargeHeader();
   h->magic = kLargeMagic;
   h->run_bytes = bytes;
@@ -75,6 +75,7 @@ void* large_malloc(size_t size, size_t align) noexcept {
   registry_add(&h->link);
   region_map_set(reinterpret_cast<uintptr_t>(mem), bytes >> kRegionShift, RegionKind::kLargeHead,
                  RegionKind::kLargeTail);
+  HAK_MEM_ALLOCATED(static_cast<char*>(mem) + user_off, h->user_bytes);
   return static_cast<char*>(mem) + user_off;
 }
 
@@ -99,6 +100,7 @@ void large_free(void* p, const char* call) noexcept {
   }
   size_t bytes = h->run_bytes;
   uintptr_t base = reinterpret_cast<uintptr_t>(h);
+  HAK_MEM_FREED(p, h->user_bytes);
   region_map_set(base, bytes >> kRegionShift, RegionKind::kNone, RegionKind::kNone);
   registry_remove(&h->link);
   h->magic = 0;
@@ -107,14 +109,14 @@ void large_free(void* p, const char* call) noexcept {
     SpinGuard g(g_lock);
     if (g_cached < kCacheSlots && g_cached_bytes + bytes <= kCacheMaxBytes) {
       os_decommit(h, bytes);
-      HAK_POISON(h, bytes);
+      HAK_MEM_NOACCESS(h, bytes);
       g_cache[g_cached++] = {base, bytes};
       g_cached_bytes += bytes;
       return;
     }
   }
   g_released_total.fetch_add(1, std::memory_order_relaxed);
-  HAK_UNPOISON(h, bytes);
+  HAK_MEM_USABLE(h, bytes);
   os_unmap(h, bytes);
 }
 
@@ -130,7 +132,7 @@ void large_cache_drain() noexcept {
     CachedRun r = g_cache[--g_cached];
     g_cached_bytes -= r.bytes;
     g_released_total.fetch_add(1, std::memory_order_relaxed);
-    HAK_UNPOISON(reinterpret_cast<void*>(r.base), r.bytes);
+    HAK_MEM_USABLE(reinterpret_cast<void*>(r.base), r.bytes);
     os_unmap(reinterpret_cast<void*>(r.base), r.bytes);
   }
 }

@@ -108,7 +108,7 @@ bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char*
     a.store(aw & ~b.mask, std::memory_order_relaxed);
   }
   if (ss->kind == RegionKind::kUltra) --ss->slabs[off >> kSlabShift].used;
-  HAK_POISON(p, ss->block_size);
+  HAK_MEM_FREED(p, ss->block_size);
   superslab_put(ss, p);
   uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
   ss->active_local.store(left, std::memory_order_relaxed);

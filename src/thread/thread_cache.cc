@@ -351,7 +351,7 @@ void magazine_flush_push(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
   }
   for (uint32_t i = half; i < mg.count; ++i) items[i - half] = items[i];
   mg.count -= half;
-  HAK_POISON(p, ss->block_size);
+  HAK_MEM_FREED(p, ss->block_size);
   items[mg.count++] = p;
   uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
   ss->active_local.store(left, std::memory_order_relaxed);
@@ -385,7 +385,7 @@ void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* ca
     // Counted before the push, so remote_pending >= the list's length and the owner
     // cannot release the region while this block is still on its way.
     ss->remote_pending.fetch_add(1, std::memory_order_relaxed);
-    HAK_POISON(p, ss->block_size);  // before the push: once pushed the owner may reuse it
+    HAK_MEM_FREED(p, ss->block_size);  // before the push: once pushed the owner may reuse it
     uintptr_t head = ss->remote_head.load(std::memory_order_relaxed);
     while (!(head & kAbandonedTag)) {
       link_set(static_cast<FreeBlock*>(p), reinterpret_cast<FreeBlock*>(head));

@@ -113,7 +113,7 @@ HAK_INLINE void* magazine_pop(ThreadCache* tc, unsigned slot) {
   uint32_t n = --tc->mag[slot].count;
   void* p = tc->items[slot][n];
   SuperSlab* ss = superslab_of(p);
-  HAK_UNPOISON(p, ss->block_size);
+  HAK_MEM_ALLOCATED(p, ss->block_size);
   superslab_mark_alloc(ss, reinterpret_cast<uintptr_t>(p) - ss->base());
   uint32_t a = ss->active_local.load(std::memory_order_relaxed);
   ss->active_local.store(a + 1, std::memory_order_relaxed);
@@ -127,7 +127,7 @@ HAK_INLINE void* ultra_pop(ThreadCache* tc) {
   FreeBlock* b = box.free;
   box.free = link_next(b);
   SuperSlab* seg = box.seg;
-  HAK_UNPOISON(b, kTinyMax);
+  HAK_MEM_ALLOCATED(b, kTinyMax);
   ++seg->slabs[(reinterpret_cast<uintptr_t>(b) - seg->base()) >> kSlabShift].used;
   if constexpr (kHardened) superslab_mark_alloc(seg, reinterpret_cast<uintptr_t>(b) - seg->base());
   uint32_t a = seg->active_local.load(std::memory_order_relaxed);

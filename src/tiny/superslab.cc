@@ -59,8 +59,8 @@ void superslab_reset(SuperSlab* ss, bool decommit) noexcept {
     uintptr_t to = ss->base() + (uintptr_t{hi + 1} << kSlabShift);
     if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
   }
-  HAK_POISON(reinterpret_cast<char*>(ss) + ss->data_begin,
-             kRegionSize - ss->data_begin);  // uncarved
+  HAK_MEM_NOACCESS(reinterpret_cast<char*>(ss) + ss->data_begin,
+                   kRegionSize - ss->data_begin);  // uncarved
   ss->slab_free_mask = ss->slab_uncarved_mask = ss->slab_carved_mask = 0;
   for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
     SlabMeta& m = ss->slabs[i];
@@ -101,7 +101,7 @@ void superslab_unmap(SuperSlab* ss) noexcept {
   g_live[k].fetch_sub(1, std::memory_order_relaxed);
   g_released_total[k].fetch_add(1, std::memory_order_relaxed);
   ss->magic = 0;
-  HAK_UNPOISON(ss, kRegionSize);  // the range may be mapped again by anyone
+  HAK_MEM_USABLE(ss, kRegionSize);  // the range may be mapped again by anyone
   os_unmap(ss, kRegionSize);
 }
 
@@ -115,8 +115,8 @@ void superslab_reset_slab(SuperSlab* ss, unsigned i) noexcept {
   uintptr_t slab_end = ss->base() + (uintptr_t{i + 1} << kSlabShift);
   if (to > slab_end) to = slab_end;  // the next slab's pages are its own
   if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
-  HAK_POISON(reinterpret_cast<char*>(ss) + uintptr_t{m.first} * ss->block_size,
-             uintptr_t{m.end - m.first} * ss->block_size);
+  HAK_MEM_NOACCESS(reinterpret_cast<char*>(ss) + uintptr_t{m.first} * ss->block_size,
+                   uintptr_t{m.end - m.first} * ss->block_size);
   m.free = nullptr;
   m.used = 0;
   m.carve_next = m.first;

@@ -15,8 +15,8 @@
 #include <atomic>
 #include <cstdint>
 
-#include "common/asan.h"
 #include "common/base.h"
+#include "common/memtool.h"
 #include "regionmap/region_map.h"
 #include "regionmap/registry.h"
 #include "tiny/size_class.h"
@@ -32,10 +32,15 @@ struct FreeBlock {
 // A free block's link. Free blocks stay poisoned in ASan builds, so links are read and
 // written only through these two (not instrumented).
 HAK_NO_ASAN inline FreeBlock* link_next(const FreeBlock* b) {
-  return b->next;
+  HAK_LINK_OPEN(b);
+  FreeBlock* next = b->next;
+  HAK_LINK_CLOSE(b);
+  return next;
 }
 HAK_NO_ASAN inline void link_set(FreeBlock* b, FreeBlock* next) {
+  HAK_LINK_OPEN(b);
   b->next = next;
+  HAK_LINK_CLOSE(b);
 }
 
 struct SlabMeta {
