@@ -9,6 +9,9 @@
 //   HAK_MEM_NOACCESS(p, n)   an area holds no block: never carved, or a cached run
 //   HAK_MEM_USABLE(p, n)     an area is hakmem's own again (headers, or about to unmap)
 //   HAK_MEM_ZEROED(p, n)     a live block known to be zero (fresh pages, for calloc)
+//   HAK_MEM_LARGE_ALLOCATED / HAK_MEM_LARGE_FREED: the same for large blocks, which may be
+//   huge: ASan leaves their shadow alone (a fresh mapping is clean; only cached runs, at
+//   most 32 MiB, are ever poisoned), memcheck is told as for any block.
 #pragma once
 
 #include <cstddef>
@@ -28,6 +31,8 @@
 #define HAK_MEM_NOACCESS(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define HAK_MEM_USABLE(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #define HAK_MEM_ZEROED(p, n) ((void)(p), (void)(n))
+#define HAK_MEM_LARGE_ALLOCATED(p, n) ((void)(p), (void)(n))
+#define HAK_MEM_LARGE_FREED(p, n) ((void)(p), (void)(n))
 #define HAK_LINK_OPEN(b) ((void)0)
 #define HAK_LINK_CLOSE(b) ((void)0)
 #define HAK_NO_ASAN __attribute__((no_sanitize("address")))
@@ -43,6 +48,8 @@
 #define HAK_MEM_USABLE(p, n) (void)VALGRIND_MAKE_MEM_UNDEFINED((p), (n))
 // A free block's link is hakmem's: readable while hakmem uses it, then no access again.
 #define HAK_MEM_ZEROED(p, n) (void)VALGRIND_MAKE_MEM_DEFINED((p), (n))
+#define HAK_MEM_LARGE_ALLOCATED(p, n) HAK_MEM_ALLOCATED(p, n)
+#define HAK_MEM_LARGE_FREED(p, n) HAK_MEM_FREED(p, n)
 #define HAK_LINK_OPEN(b) (void)VALGRIND_MAKE_MEM_DEFINED((b), sizeof(void*))
 #define HAK_LINK_CLOSE(b) (void)VALGRIND_MAKE_MEM_NOACCESS((b), sizeof(void*))
 #define HAK_NO_ASAN
@@ -52,6 +59,8 @@
 #define HAK_MEM_NOACCESS(p, n) ((void)(p), (void)(n))
 #define HAK_MEM_USABLE(p, n) ((void)(p), (void)(n))
 #define HAK_MEM_ZEROED(p, n) ((void)(p), (void)(n))
+#define HAK_MEM_LARGE_ALLOCATED(p, n) ((void)(p), (void)(n))
+#define HAK_MEM_LARGE_FREED(p, n) ((void)(p), (void)(n))
 #define HAK_LINK_OPEN(b) ((void)0)
 #define HAK_LINK_CLOSE(b) ((void)0)
 #define HAK_NO_ASAN

@@ -57,6 +57,7 @@ void* large_malloc(size_t size, size_t align) noexcept {
   }
   size_t bytes = align_up(user_off + (size ? size : 1), kRegionSize);
   void* mem = take_cached(bytes, map_align);
+  if (mem) HAK_MEM_USABLE(mem, bytes);  // a cached run was kept inaccessible (<= 32 MiB)
   if (!mem) {
     mem = os_map(bytes, map_align);
     if (!mem) {
@@ -66,7 +67,6 @@ void* large_malloc(size_t size, size_t align) noexcept {
     g_mapped_total.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   }
   g_live.fetch_add(1, std::memory_order_relaxed);
-  HAK_MEM_USABLE(mem, bytes);  // a cached run was kept inaccessible
   LargeHeader* h = new (mem) LargeHeader();
   h->magic = kLargeMagic;
   h->run_bytes = bytes;
@@ -75,7 +75,7 @@ void* large_malloc(size_t size, size_t align) noexcept {
   registry_add(&h->link);
   region_map_set(reinterpret_cast<uintptr_t>(mem), bytes >> kRegionShift, RegionKind::kLargeHead,
                  RegionKind::kLargeTail);
-  HAK_MEM_ALLOCATED(static_cast<char*>(mem) + user_off, h->user_bytes);
+  HAK_MEM_LARGE_ALLOCATED(static_cast<char*>(mem) + user_off, h->user_bytes);
   return static_cast<char*>(mem) + user_off;
 }
 
@@ -100,7 +100,7 @@ void large_free(void* p, const char* call) noexcept {
   }
   size_t bytes = h->run_bytes;
   uintptr_t base = reinterpret_cast<uintptr_t>(h);
-  HAK_MEM_FREED(p, h->user_bytes);
+  HAK_MEM_LARGE_FREED(p, h->user_bytes);
   region_map_set(base, bytes >> kRegionShift, RegionKind::kNone, RegionKind::kNone);
   registry_remove(&h->link);
   h->magic = 0;
@@ -116,8 +116,7 @@ void large_free(void* p, const char* call) noexcept {
     }
   }
   g_released_total.fetch_add(1, std::memory_order_relaxed);
-  HAK_MEM_USABLE(h, bytes);
-  os_unmap(h, bytes);
+  os_unmap(h, bytes);  // never poisoned: nothing to undo in the shadow
 }
 
 LargeCounters large_counters() noexcept {
