@@ -123,6 +123,20 @@ unsigned Model::pool_count(int slot) const {
 
 std::string Model::on_malloc(int t, int slot, size_t size, uintptr_t p, size_t usable,
                              const Snapshot& snap) {
+  // A refill of this slot may have been a collection point. It happens before the block
+  // is taken (refill collects, then picks a region), so it is applied first: the block
+  // may come from a region that the collection emptied and kept warm.
+  if (slot != kLargeSlot) {
+    bool collected = false;
+    for (const auto& [b, reg] : regions_) {
+      if (reg.owner != t || reg.slot != slot || reg.pending == 0) continue;
+      auto it = snap.find(b);
+      if (it == snap.end() || it->second.pending < reg.pending) collected = true;
+    }
+    if (collected) {
+      if (std::string e = collect_slot(t, slot, snap); !e.empty()) return e;
+    }
+  }
   Kind want = slot_kind(slot);
   Region* r = region_of_mut(p);
   if (!r) {
@@ -179,16 +193,6 @@ std::string Model::on_malloc(int t, int slot, size_t size, uintptr_t p, size_t u
   }
   r->live.insert(p);
   blocks_[p] = Block{p, size, usable, r->base};
-  // A refill of this slot may have been a collection point.
-  if (slot != kLargeSlot) {
-    bool collected = false;
-    for (const auto& [b, reg] : regions_) {
-      if (reg.owner != t || reg.slot != slot || reg.pending == 0) continue;
-      auto it = snap.find(b);
-      if (it == snap.end() || it->second.pending < reg.pending) collected = true;
-    }
-    if (collected) return collect_slot(t, slot, snap);
-  }
   return "";
 }
 
