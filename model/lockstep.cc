@@ -56,6 +56,7 @@ Snapshot snapshot() {
     v.pending = r.pending;
     v.warm = r.warm;
     v.abandoned = r.abandoned;
+    v.serial = r.serial;
     s[r.base] = v;
   }
   return s;

@@ -149,6 +149,7 @@ std::string Model::on_malloc(int t, int slot, size_t size, uintptr_t p, size_t u
     nr.base = v->base;
     nr.bytes = v->bytes;
     nr.kind = v->kind;
+    nr.serial = v->serial;
     nr.slot = slot;
     nr.owner = want == Kind::kLarge ? -1 : t;
     if (nr.kind != want)
@@ -249,7 +250,9 @@ std::string Model::keep_some(const std::vector<uintptr_t>& empties, unsigned kee
                              int owner, const Snapshot& snap, const char* what) {
   unsigned kept = 0;
   for (uintptr_t b : empties) {
-    if (snap.count(b)) {
+    auto it = snap.find(b);
+    // Same base and same mapping: kept. (A new region at the same address is another one.)
+    if (it != snap.end() && it->second.serial == regions_.at(b).serial) {
       ++kept;
       Region& r = regions_.at(b);
       r.state = kept_state;
@@ -329,6 +332,11 @@ std::string Model::compare(const Snapshot& snap, const std::map<int, uint64_t>& 
     bool warm = r.state == State::kWarm || r.state == State::kPooled;
     bool abandoned = r.state == State::kAbandoned;
     int cls = r.kind == Kind::kLarge ? -1 : slot_class(r.slot);
+    if (v.serial != r.serial) {
+      o << "region " << hex(b)
+        << " should be mapped; hakmem released it and mapped another there\n";
+      continue;
+    }
     if (v.kind != r.kind || v.bytes != r.bytes || v.cls != cls || v.owner != owner ||
         v.active != r.live.size() || v.pending != r.pending || v.warm != warm ||
         v.abandoned != abandoned) {

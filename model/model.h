@@ -45,6 +45,7 @@ struct RegionView {
   uint32_t pending = 0;
   bool warm = false;
   bool abandoned = false;
+  uint64_t serial = 0;  // distinct per mapping
 };
 using Snapshot = std::map<uintptr_t, RegionView>;  // by base
 
@@ -66,6 +67,7 @@ class Model {
     State state = State::kOwned;
     std::set<uintptr_t> live;
     uint32_t pending = 0;
+    uint64_t serial = 0;  // production's mapping serial, learnt when the region appeared
   };
   struct Block {
     uintptr_t addr = 0;

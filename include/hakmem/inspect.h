@@ -24,6 +24,7 @@ struct RegionInfo {
   uint64_t owner = 0;      // context id; 0 = no owner (abandoned, pooled)
   uint32_t active = 0;     // live blocks (exact when no free is in flight)
   uint32_t pending = 0;    // freed by other threads, not yet collected by the owner
+  uint64_t serial = 0;     // distinct per mapping: a region unmapped and mapped again differs
   bool warm = false;       // empty, kept in a warm reserve
   bool abandoned = false;  // owner exited with live blocks in it
 };

@@ -48,6 +48,7 @@ RegionInfo describe(uintptr_t base) {
     r.owner = owner_id(ss->owner.load(std::memory_order_relaxed));
     r.active = ss->active();
     r.pending = ss->remote_pending.load(std::memory_order_relaxed);
+    r.serial = ss->link.serial;
     r.warm = ss->warm;
     r.abandoned = ss->list == SuperSlabList::kAbandoned;
   } else if (k == RegionKind::kLargeHead) {
@@ -55,6 +56,7 @@ RegionInfo describe(uintptr_t base) {
     r.bytes = h->run_bytes;
     r.block_size = h->user_bytes;
     r.active = 1;
+    r.serial = h->link.serial;
   }
   return r;
 }

@@ -15,6 +15,8 @@ RegionLink* registry_head() noexcept {
 
 void registry_add(RegionLink* l) noexcept {
   SpinGuard g(g_lock);
+  static uint64_t serial = 0;
+  l->serial = ++serial;
   l->prev = nullptr;
   l->next = g_head;
   if (g_head) g_head->prev = l;

@@ -9,6 +9,7 @@ namespace hak {
 struct RegionLink {
   RegionLink* next = nullptr;
   RegionLink* prev = nullptr;
+  uint64_t serial = 0;  // distinct for every region ever registered (tells a remap apart)
 };
 
 void registry_add(RegionLink* l) noexcept;
