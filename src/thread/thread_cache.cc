@@ -131,20 +131,17 @@ void region_became_empty(ThreadCache* tc, SuperSlab* ss) {
   superslab_unmap(ss);
 }
 
-// Collects one owned region; returns true if it is still mapped.
-bool collect_region(ThreadCache* tc, SuperSlab* ss) {
+// Collects one owned region's remote frees; an empty region then goes through the
+// empty rule (warm or released).
+void collect_region(ThreadCache* tc, SuperSlab* ss) {
   // relaxed: a hint; the exchange below is the acquire that orders the blocks.
   if (ss->remote_pending.load(std::memory_order_relaxed) != 0) {
     uintptr_t list = ss->remote_head.exchange(0, std::memory_order_acquire);
     superslab_collect(ss, list);
     relist(tc->cls[ss->slot], ss);
   }
-  if (ss->active_local.load(std::memory_order_relaxed) == 0 && !ss->warm) {
-    bool unmapped = tc->cls[ss->slot].warm_count >= g_config.warm_regions;
+  if (ss->active_local.load(std::memory_order_relaxed) == 0 && !ss->warm)
     region_became_empty(tc, ss);
-    return !unmapped;
-  }
-  return true;
 }
 
 void collect_class(ThreadCache* tc, unsigned c) {
