@@ -46,4 +46,7 @@ run_stage "release (clang)" build_and_test release-clang
 run_stage "hardened" build_and_test hardened
 run_stage "asan-ubsan" build_and_test asan-ubsan
 run_stage "tsan" build_and_test tsan
+# libFuzzer (clang, ASan + UBSan): committed corpora and fuzz/regressions replayed, each
+# target fuzzed for 60 s from its corpus, the OSS-Fuzz build.sh contract.
+run_stage "fuzz (60 s per target)" build_and_test fuzz
 run_stage "valgrind memcheck" build_and_test valgrind
