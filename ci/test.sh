@@ -43,7 +43,6 @@ run_stage "format" ci/format.sh --check
 run_stage "release (gcc)" build_and_test release
 [ $quick -eq 1 ] && exit 0
 run_stage "release (clang)" build_and_test release-clang
-run_stage "hardened" build_and_test hardened
 run_stage "asan-ubsan" build_and_test asan-ubsan
 run_stage "tsan" build_and_test tsan
 # libFuzzer (clang, ASan + UBSan): committed corpora and fuzz/regressions replayed, each

@@ -88,9 +88,6 @@ class Runner {
   explicit Runner(const Trace& tr) : tr_(tr), model_(tr.cfg) {}
 
   Verdict go(const RunOptions& opt) {
-#ifdef HAKMEM_HARDENED
-    tr_.cfg.hardened = true;
-#endif
     hk::Settings s;
     s.warm_regions = 0;
     s.c7_ultra = tr_.cfg.ultra;
@@ -134,9 +131,7 @@ class Runner {
     return ctx_[t];
   }
 
-  bool fail(const std::string& m) {
-    return fail_at(index_, m);
-  }
+  bool fail(const std::string& m) { return fail_at(index_, m); }
   bool fail_at(size_t i, const std::string& m) {
     if (v_.ok) {
       v_.ok = false;
@@ -146,9 +141,7 @@ class Runner {
     return false;
   }
 
-  static uint8_t pattern(uint64_t id) {
-    return static_cast<uint8_t>(id * 131 + 7) | 1;
-  }
+  static uint8_t pattern(uint64_t id) { return static_cast<uint8_t>(id * 131 + 7) | 1; }
   static void fill(const LiveBlock& b) {
     auto* c = reinterpret_cast<unsigned char*>(b.p);
     size_t head = std::min<size_t>(b.size, 4096);
@@ -410,7 +403,7 @@ class Runner {
         if (live_.empty()) return;
         const LiveBlock& b = live_[i % live_.size()];
         const Model::Region* r = model_.region_of(b.p);
-        if (!r || !route_checked(r->kind, tr_.cfg.hardened)) return;  // unchecked route: undefined
+        if (!r) return;
         if (kind == BadKind::kInterior && b.usable < 16) return;
         p = b.p + (kind == BadKind::kInterior ? 8 : 1);
         break;
@@ -419,8 +412,6 @@ class Runner {
         if (freed_.empty()) return;
         p = freed_[i % freed_.size()];
         if (model_.block(p)) return;  // reused: a valid free now
-        const Model::Region* r = model_.region_of(p);
-        if (r && !route_checked(r->kind, tr_.cfg.hardened)) return;
         // Inside another live block: still an error (interior), fine.
         break;
       }

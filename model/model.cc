@@ -87,9 +87,6 @@ Kind slot_kind(int slot) {
   if (slot == kUltraSlot) return Kind::kUltra;
   return slot < 8 ? Kind::kSuperSlab : Kind::kMid;
 }
-bool route_checked(Kind k, bool hardened) {
-  return k != Kind::kUltra || hardened;
-}
 
 const Model::Region* Model::region_of(uintptr_t p) const {
   auto it = regions_.upper_bound(p);

@@ -32,7 +32,6 @@ int memalign_slot(size_t align, size_t n, bool ultra);  // align: a power of two
 size_t slot_block_size(int slot);
 int slot_class(int slot);
 Kind slot_kind(int slot);
-bool route_checked(Kind k, bool hardened);
 
 // What production shows of one region (from its inspect snapshot).
 struct RegionView {
@@ -52,7 +51,6 @@ using Snapshot = std::map<uintptr_t, RegionView>;  // by base
 struct Config {
   unsigned warm = 1;
   bool ultra = true;
-  bool hardened = false;
 };
 
 class Model {

@@ -265,8 +265,8 @@ TEST(UltraDeath, ABadPointerThatIsNotUltrasStillFailsFastOnV3) {
   hak_free(v3c7);
 }
 
-#ifdef HAKMEM_HARDENED
-TEST(UltraHardened, UltraFreesAreValidatedLikeV3) {
+// One fast path for every slot: ULTRA frees are validated like v3 frees in every build.
+TEST(UltraDeath, UltraFreesAreValidatedLikeV3) {
   GTEST_FLAG_SET(death_test_style, "fast");
   fresh_settings(1, true);
   char* p = static_cast<char*>(hak_malloc(1024));
@@ -278,7 +278,6 @@ TEST(UltraHardened, UltraFreesAreValidatedLikeV3) {
   EXPECT_DEATH(hak_free(p), expect("free", p, "double free"));
   hak_free(keep);
 }
-#endif
 
 TEST(Ultra, FreedBlocksInFullSegmentsAreReusedBeforeMappingMore) {
   // Regression: ULTRA frees into a segment on the full list must make it reusable; the

@@ -122,7 +122,7 @@ TEST(SuperSlab, GeometryEveryBlockInsideTheRegionAndAfterTheHeader) {
     std::vector<void*> out(kRegionSize / 8);
     size_t n = 0;
     for (unsigned i = 0; i < kSlabsPerRegion; ++i)
-      n += superslab_take(ss, i, out.data() + n, 1u << 30);
+      for (FreeBlock* b = superslab_carve_list(ss, i, 1u << 30); b; b = link_next(b)) out[n++] = b;
     EXPECT_EQ(n, total);
     std::set<void*> uniq(out.begin(), out.begin() + n);
     EXPECT_EQ(uniq.size(), n);

@@ -24,7 +24,6 @@ size_t usable_checked(void* p, const char* call) {
       free_bad_block(ss, p, off, call);
       return 0;
     }
-    if (!ss->checked) return ss->block_size;  // ULTRA keeps no allocation state
     BlockBit b = superslab_bit(ss, off);
     // relaxed: see free_fast.
     uint64_t a = ss->bits()[b.word].alloc.load(std::memory_order_relaxed);

@@ -96,18 +96,14 @@ void orphan_release_empty(SuperSlab* ss) noexcept {
 bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
   SpinGuard g(g_lock);
   if (!(ss->remote_head.load(std::memory_order_relaxed) & kAbandonedTag)) return false;  // adopted
-  if (ss->checked) {
-    BlockBit b = superslab_bit(ss, off);
-    std::atomic<uint64_t>& a = ss->bits()[b.word].alloc;
-    uint64_t aw = a.load(std::memory_order_relaxed);
-    if (!(aw & b.mask) || (ss->bits()[b.word].remote.load(std::memory_order_relaxed) & b.mask)) {
-      report_error(call, p,
-                   superslab_state_reason(ss, off, "double free (block is not allocated)"));
-      return true;
-    }
-    a.store(aw & ~b.mask, std::memory_order_relaxed);
+  BlockBit b = superslab_bit(ss, off);
+  std::atomic<uint64_t>& a = ss->bits()[b.word].alloc;
+  uint64_t aw = a.load(std::memory_order_relaxed);
+  if (!(aw & b.mask) || (ss->bits()[b.word].remote.load(std::memory_order_relaxed) & b.mask)) {
+    report_error(call, p, superslab_state_reason(ss, off, "double free (block is not allocated)"));
+    return true;
   }
-  if (ss->kind == RegionKind::kUltra) --ss->slabs[off >> kSlabShift].used;
+  a.store(aw & ~b.mask, std::memory_order_relaxed);
   HAK_MEM_FREED(p, ss->block_size);
   superslab_put(ss, p);
   uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;

@@ -25,16 +25,6 @@ uint64_t g_next_id = 1;
 
 constexpr size_t kContextBytes = align_up(sizeof(ThreadCache), kPageSize);
 
-uint32_t magazine_cap(unsigned c) {
-  if (c == kUltraSlot) return 0;  // the ULTRA box replaces the magazine
-  size_t s = class_size(c);
-  if (s <= 256) return 128;
-  if (s <= 1024) return 64;
-  if (s <= 4096) return 32;
-  if (s <= 32768) return 16;
-  return 4;
-}
-
 SuperSlab*& list_head(ClassCache& cc, SuperSlabList l) {
   return l == SuperSlabList::kPartial ? cc.partial : cc.full;
 }
@@ -70,35 +60,24 @@ void relist(ClassCache& cc, SuperSlab* ss) {
 // Drops cached free blocks of `ss` (in slab `slab` only, unless slab < 0): they are
 // about to be reset or unmapped.
 void purge_caches(ThreadCache* tc, SuperSlab* ss, int slab) {
-  UltraBox& box = tc->ultra;
-  if (box.seg == ss) {
-    if (slab < 0) {
-      box = UltraBox{};
-    } else {  // keep the box's blocks of other pages
-      FreeBlock* kept = nullptr;
-      for (FreeBlock* b = box.free; b;) {
-        FreeBlock* next = link_next(b);
-        if (((reinterpret_cast<uintptr_t>(b) - ss->base()) >> kSlabShift) !=
-            static_cast<uintptr_t>(slab)) {
-          link_set(b, kept);
-          kept = b;
-        }
-        b = next;
-      }
-      box.free = kept;
+  Box& box = tc->box[ss->slot];
+  if (box.seg != ss) return;
+  if (slab < 0) {
+    box = Box{};
+    return;
+  }
+  // Keep the box's blocks of other slabs.
+  FreeBlock* kept = nullptr;
+  for (FreeBlock* b = box.free; b;) {
+    FreeBlock* next = link_next(b);
+    if (((reinterpret_cast<uintptr_t>(b) - ss->base()) >> kSlabShift) !=
+        static_cast<uintptr_t>(slab)) {
+      link_set(b, kept);
+      kept = b;
     }
+    b = next;
   }
-  Magazine& mg = tc->mag[ss->slot];
-  void** items = tc->items[ss->slot];
-  uint32_t w = 0;
-  for (uint32_t i = 0; i < mg.count; ++i) {
-    void* p = items[i];
-    bool drop = superslab_of(p) == ss &&
-                (slab < 0 || ((reinterpret_cast<uintptr_t>(p) - ss->base()) >> kSlabShift) ==
-                                 static_cast<uintptr_t>(slab));
-    if (!drop) items[w++] = p;
-  }
-  mg.count = w;
+  box.free = kept;
 }
 
 // The owner's region has no live block and no pending remote free.
@@ -155,15 +134,6 @@ void collect_class(ThreadCache* tc, unsigned c) {
   }
 }
 
-bool refill(ThreadCache* tc, unsigned c) {
-  if (!thread_cache_ensure_slab(tc, c)) return false;
-  ClassCache& cc = tc->cls[c];
-  Magazine& mg = tc->mag[c];
-  uint32_t want = mg.cap / 2 ? mg.cap / 2 : 1;
-  mg.count += superslab_take(cc.cur, cc.cur_slab, tc->items[c] + mg.count, want);
-  return true;
-}
-
 void on_thread_exit(void* arg) {
   ThreadCache* tc = static_cast<ThreadCache*>(arg);
   tl_tc = &g_sentinel_tc;  // anything allocated from here on gets a fresh context
@@ -210,8 +180,8 @@ bool thread_cache_ensure_slab(ThreadCache* tc, unsigned slot) noexcept {
     if (!collected) {
       collected = true;
       collect_class(tc, slot);
-      // ULTRA frees push on page lists without relisting (it would cost the fast path a
-      // branch): regions on the full list may have free pages again.
+      // Frees outside the box push on slab lists without relisting (it would cost the
+      // fast path a branch): regions on the full list may have free slabs again.
       for (SuperSlab* ss = cc.full; ss;) {
         SuperSlab* next = ss->next;
         relist(cc, ss);
@@ -266,7 +236,6 @@ ThreadCache* thread_cache_create(ContextKind kind) noexcept {
     tc = static_cast<ThreadCache*>(mem);
   }
   new (tc) ThreadCache();
-  for (unsigned c = 0; c < kNumSlots; ++c) tc->mag[c].cap = magazine_cap(c);
   tc->kind = kind;
   SpinGuard g(g_registry_lock);
   tc->id = g_next_id++;
@@ -277,12 +246,9 @@ ThreadCache* thread_cache_create(ContextKind kind) noexcept {
 }
 
 void thread_cache_exit(ThreadCache* tc) noexcept {
-  ultra_box_flush(tc->ultra);
   for (unsigned c = 0; c < kNumSlots; ++c) {
     ClassCache& cc = tc->cls[c];
-    for (uint32_t i = 0; i < tc->mag[c].count; ++i)
-      superslab_put(superslab_of(tc->items[c][i]), tc->items[c][i]);
-    tc->mag[c].count = 0;
+    box_flush(tc->box[c]);
     cc.cur = nullptr;
     for (SuperSlabList l : {SuperSlabList::kPartial, SuperSlabList::kFull}) {
       while (SuperSlab* ss = list_head(cc, l)) {
@@ -322,37 +288,58 @@ void thread_cache_collect(ThreadCache* tc) noexcept {
   for (unsigned c = 0; c < kNumSlots; ++c) collect_class(tc, c);
 }
 
-void* malloc_class_slow(unsigned c) noexcept {
+// The box is empty. Cheapest first: another slab of the box's region whose free list is
+// not empty; then the full refill (collection, other regions, adoption, mapping).
+void* malloc_slot_slow(unsigned c) noexcept {
+  ThreadCache* tc = tl_tc;
+  Box& box = tc->box[c];
+  if (SuperSlab* ss = box.seg; ss && ss->slab_free_mask) {
+    unsigned i = __builtin_ctz(ss->slab_free_mask);
+    SlabMeta& m = ss->slabs[i];
+    box.free = m.free;
+    m.free = nullptr;
+    ss->slab_free_mask &= ~(1u << i);
+    tc->cls[c].cur_slab = i;
+    return box_pop(tc, box);
+  }
+  return box_refill_slow(c);
+}
+
+void* box_refill_slow(unsigned c) noexcept {
   ThreadCache* tc = thread_cache_current();
   if (HAK_UNLIKELY(!tc)) {
     errno = ENOMEM;
     return nullptr;
   }
-  if (tc->mag[c].count == 0 && !refill(tc, c)) {
-    errno = ENOMEM;
-    return nullptr;
+  Box& box = tc->box[c];
+  if (!box.free) {
+    if (!thread_cache_ensure_slab(tc, c)) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+    ClassCache& cc = tc->cls[c];
+    SuperSlab* ss = cc.cur;
+    unsigned i = cc.cur_slab;
+    SlabMeta& m = ss->slabs[i];
+    if (m.free) {  // the slab's whole free list moves into the box
+      box.free = m.free;
+      m.free = nullptr;
+      ss->slab_free_mask &= ~(1u << i);
+    } else {
+      box.free = superslab_carve_list(ss, i, kCarveBatch);
+    }
+    box.seg = ss;
   }
-  return magazine_pop(tc, c);
+  return box_pop(tc, box);
 }
 
-void magazine_flush_push(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
-  unsigned slot = ss->slot;
-  Magazine& mg = tc->mag[slot];
-  void** items = tc->items[slot];
-  ClassCache& cc = tc->cls[slot];
-  uint32_t half = mg.count / 2;
-  for (uint32_t i = 0; i < half; ++i) {
-    SuperSlab* s = superslab_of(items[i]);
-    superslab_put(s, items[i]);
-    relist(cc, s);
+void box_flush(Box& box) noexcept {
+  for (FreeBlock* b = box.free; b;) {
+    FreeBlock* next = link_next(b);
+    superslab_put(box.seg, b);
+    b = next;
   }
-  for (uint32_t i = half; i < mg.count; ++i) items[i - half] = items[i];
-  mg.count -= half;
-  HAK_MEM_FREED(p, ss->block_size);
-  items[mg.count++] = p;
-  uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
-  ss->active_local.store(left, std::memory_order_relaxed);
-  if (left == ss->remote_pending.load(std::memory_order_relaxed)) collect_region(tc, ss);
+  box = Box{};
 }
 
 void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
@@ -364,21 +351,31 @@ void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
 }
 
 void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept {
+  // The common case, a malloc/free ping-pong on the current region, in short: no remote
+  // free to collect, room in the warm reserve, no other slab to decommit. The same steps
+  // as collect_region + region_became_empty take for it.
+  ClassCache& cc = tc->cls[ss->slot];
+  if (ss == cc.cur && !ss->warm && cc.warm_count < g_config.warm_regions &&
+      ss->remote_pending.load(std::memory_order_relaxed) == 0 &&
+      (ss->slab_carved_mask & ~(1u << cc.cur_slab)) == 0) {
+    ++cc.warm_count;
+    ss->warm = 1;
+    relist(cc, ss);
+    return;
+  }
   collect_region(tc, ss);
 }
 
 void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
   BlockBit b = superslab_bit(ss, off);
   for (;;) {
-    if (ss->checked) {
-      // relaxed: the owner set this bit before the block reached us through the program.
-      if (!(ss->bits()[b.word].alloc.load(std::memory_order_relaxed) & b.mask))
-        return report_error(
-            call, p, superslab_state_reason(ss, off, "double free (block is not allocated)"));
-      // relaxed: the bit only has to be exclusive; the list push below publishes the block.
-      if (ss->bits()[b.word].remote.fetch_or(b.mask, std::memory_order_relaxed) & b.mask)
-        return report_error(call, p, "double free (block already freed by another thread)");
-    }
+    // relaxed: the owner set this bit before the block reached us through the program.
+    if (!(ss->bits()[b.word].alloc.load(std::memory_order_relaxed) & b.mask))
+      return report_error(call, p,
+                          superslab_state_reason(ss, off, "double free (block is not allocated)"));
+    // relaxed: the bit only has to be exclusive; the list push below publishes the block.
+    if (ss->bits()[b.word].remote.fetch_or(b.mask, std::memory_order_relaxed) & b.mask)
+      return report_error(call, p, "double free (block already freed by another thread)");
     // Counted before the push, so remote_pending >= the list's length and the owner
     // cannot release the region while this block is still on its way.
     ss->remote_pending.fetch_add(1, std::memory_order_relaxed);
@@ -393,7 +390,7 @@ void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* ca
         return;
     }
     ss->remote_pending.fetch_sub(1, std::memory_order_relaxed);
-    if (ss->checked) ss->bits()[b.word].remote.fetch_and(~b.mask, std::memory_order_relaxed);
+    ss->bits()[b.word].remote.fetch_and(~b.mask, std::memory_order_relaxed);
     if (superslab_free_abandoned(ss, p, off, call)) return;
   }
 }

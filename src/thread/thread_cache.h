@@ -1,7 +1,7 @@
-// ThreadCache: the per-thread context. Per class: a magazine (bounded stack of free
-// blocks of regions this context owns), the current region and slab it refills from, its
-// owned regions (partial / full lists) and its count of warm (empty, kept) regions.
-// One OS thread normally has one; inspect may run several in one OS thread.
+// ThreadCache: the per-thread context. Per slot (size class, or the ULTRA slot): a box (the
+// free list of the region it hands blocks out of), the current region and slab it refills
+// from, its owned regions (partial / full lists) and its count of warm (empty, kept)
+// regions. One OS thread normally has one; inspect may run several in one OS thread.
 #pragma once
 
 #include <cstdint>
@@ -9,18 +9,21 @@
 #include "common/base.h"
 #include "tiny/size_class.h"
 #include "tiny/superslab.h"
-#include "ultra/ultra.h"
 
 namespace hak {
 
-inline constexpr uint32_t kMagazineMax = 128;
-
-// Magazine bookkeeping, apart from the arrays so the hot fields of every slot share a few
-// cache lines.
-struct Magazine {
-  uint32_t count = 0;
-  uint32_t cap = 0;  // 0 in the sentinel context: every pop misses
+// The thread's cache of one slot: free blocks of one owned region (`seg`), any slab, in
+// a LIFO list (the block reused next is the one just freed, still in cache). malloc pops
+// it; a free into `seg` pushes on it, a free into another owned region pushes on that
+// region's slab list. Every slot works the same way, so the fast paths have no branch on
+// the class (the seed's ULTRA box, for every class).
+struct Box {
+  FreeBlock* free = nullptr;  // nullptr in the sentinel context: every pop misses
+  SuperSlab* seg = nullptr;
 };
+
+// Blocks carved into a box at once from a fresh slab (the rest stay uncarved).
+inline constexpr uint32_t kCarveBatch = 64;
 
 struct ClassCache {
   SuperSlab* cur = nullptr;
@@ -33,9 +36,7 @@ struct ClassCache {
 enum class ContextKind : uint8_t { kSentinel, kOsThread, kSimulated };
 
 struct ThreadCache {
-  UltraBox ultra;           // first: the ULTRA fast path touches only this and the segment
-  Magazine mag[kNumSlots];  // kUltraSlot's is unused (cap 0)
-  void* items[kNumSlots][kMagazineMax];
+  Box box[kNumSlots];         // first: the fast paths touch only this and the region
   ClassCache cls[kNumSlots];  // per class, and kUltraSlot
   ContextKind kind = ContextKind::kSentinel;
   ThreadCache* reg_next = nullptr;  // registry of contexts (cold)
@@ -47,16 +48,17 @@ struct ThreadCache {
 extern constinit thread_local ThreadCache* tl_tc __attribute__((tls_model("initial-exec")));
 extern ThreadCache g_sentinel_tc;
 
-// Hands out the block on top of the magazine (count > 0): it becomes live.
-HAK_INLINE void* magazine_pop(ThreadCache* tc, unsigned slot);
+// Hands out the box's first block (box.free != nullptr): it becomes live.
+HAK_INLINE void* box_pop(ThreadCache* tc, Box& box);
 
 // --- cold paths (thread_cache.cc) ---
 void thread_init_once() noexcept;
-// Refills class `cls` and returns a live block, or nullptr (errno = ENOMEM).
-void* malloc_class_slow(unsigned cls) noexcept;
-// The magazine is full: returns its older half to the slabs, then pushes p and finishes
-// the free (the rest of free_fast's work, out of line).
-void magazine_flush_push(ThreadCache* tc, SuperSlab* ss, void* p) noexcept;
+// The box of `slot` is empty: refills it and returns a live block, or nullptr (errno =
+// ENOMEM).
+void* malloc_slot_slow(unsigned slot) noexcept;
+void* box_refill_slow(unsigned slot) noexcept;
+// Gives the box's blocks back to their slabs (thread exit).
+void box_flush(Box& box) noexcept;
 // First live block of a region whose count was zero (it leaves the warm reserve);
 // returns p.
 void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept;
@@ -109,30 +111,15 @@ OrphanCounts orphan_counts() noexcept;
 void orphan_trim_pool() noexcept;
 
 // ---------------------------------------------------------------------------------------
-HAK_INLINE void* magazine_pop(ThreadCache* tc, unsigned slot) {
-  uint32_t n = --tc->mag[slot].count;
-  void* p = tc->items[slot][n];
-  SuperSlab* ss = superslab_of(p);
-  HAK_MEM_ALLOCATED(p, ss->block_size);
-  superslab_mark_alloc(ss, reinterpret_cast<uintptr_t>(p) - ss->base());
-  uint32_t a = ss->active_local.load(std::memory_order_relaxed);
-  ss->active_local.store(a + 1, std::memory_order_relaxed);
-  if (HAK_UNLIKELY(a == 0)) return superslab_left_empty(tc, ss, p);
-  return p;
-}
-
-// Hands out the box's next block (box.free != nullptr): it becomes live.
-HAK_INLINE void* ultra_pop(ThreadCache* tc) {
-  UltraBox& box = tc->ultra;
+HAK_INLINE void* box_pop(ThreadCache* tc, Box& box) {
   FreeBlock* b = box.free;
   box.free = link_next(b);
-  SuperSlab* seg = box.seg;
-  HAK_MEM_ALLOCATED(b, kTinyMax);
-  ++seg->slabs[(reinterpret_cast<uintptr_t>(b) - seg->base()) >> kSlabShift].used;
-  if constexpr (kHardened) superslab_mark_alloc(seg, reinterpret_cast<uintptr_t>(b) - seg->base());
-  uint32_t a = seg->active_local.load(std::memory_order_relaxed);
-  seg->active_local.store(a + 1, std::memory_order_relaxed);
-  if (HAK_UNLIKELY(a == 0)) return superslab_left_empty(tc, seg, b);
+  SuperSlab* ss = box.seg;
+  HAK_MEM_ALLOCATED(b, ss->block_size);
+  superslab_mark_alloc(ss, reinterpret_cast<uintptr_t>(b) - ss->base());
+  uint32_t a = ss->active_local.load(std::memory_order_relaxed);
+  ss->active_local.store(a + 1, std::memory_order_relaxed);
+  if (HAK_UNLIKELY(a == 0)) return superslab_left_empty(tc, ss, b);
   return b;
 }
 

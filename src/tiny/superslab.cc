@@ -25,7 +25,6 @@ void init_layout(SuperSlab* ss, unsigned slot) {
   ss->kind = slot_kind(slot);
   ss->cls = static_cast<uint8_t>(cls);
   ss->slot = static_cast<uint8_t>(slot);
-  ss->checked = ss->kind != RegionKind::kUltra || kHardened;
   ss->bit_shift = static_cast<uint8_t>(31 - __builtin_clz(bs));
   ss->warm = 0;
   ss->block_size = bs;
@@ -71,7 +70,6 @@ void superslab_reset(SuperSlab* ss, bool decommit) noexcept {
     if (e > nblocks) e = nblocks;
     if (f > e) f = e;
     m.free = nullptr;
-    m.used = 0;
     m.first = m.carve_next = f;
     m.end = e;
     if (f < e) ss->slab_uncarved_mask |= 1u << i;
@@ -118,40 +116,10 @@ void superslab_reset_slab(SuperSlab* ss, unsigned i) noexcept {
   HAK_MEM_NOACCESS(reinterpret_cast<char*>(ss) + uintptr_t{m.first} * ss->block_size,
                    uintptr_t{m.end - m.first} * ss->block_size);
   m.free = nullptr;
-  m.used = 0;
   m.carve_next = m.first;
   ss->slab_free_mask &= ~(1u << i);
   ss->slab_carved_mask &= ~(1u << i);
   if (m.first < m.end) ss->slab_uncarved_mask |= 1u << i;
-}
-
-uint32_t superslab_take(SuperSlab* ss, unsigned slab, void** out, uint32_t want) noexcept {
-  SlabMeta& m = ss->slabs[slab];
-  uint32_t n = 0;
-  while (n < want && m.free) {
-    out[n++] = m.free;
-    m.free = link_next(m.free);
-  }
-  if (!m.free) ss->slab_free_mask &= ~(1u << slab);
-  if (n < want && m.carve_next < m.end) {
-    uint32_t k = m.carve_next, stop = m.end - k < want - n ? m.end : k + (want - n);
-    char* p = reinterpret_cast<char*>(ss) + uintptr_t{k} * ss->block_size;
-    for (; k < stop; ++k, p += ss->block_size) out[n++] = p;
-    m.carve_next = stop;
-    ss->slab_carved_mask |= 1u << slab;
-    if (stop == m.end) ss->slab_uncarved_mask &= ~(1u << slab);
-  }
-  return n;
-}
-
-void superslab_put(SuperSlab* ss, void* p) noexcept {
-  unsigned slab =
-      static_cast<unsigned>((reinterpret_cast<uintptr_t>(p) - ss->base()) >> kSlabShift);
-  SlabMeta& m = ss->slabs[slab];
-  FreeBlock* b = static_cast<FreeBlock*>(p);
-  link_set(b, m.free);
-  m.free = b;
-  ss->slab_free_mask |= 1u << slab;
 }
 
 FreeBlock* superslab_carve_list(SuperSlab* ss, unsigned slab, uint32_t max) noexcept {
@@ -174,14 +142,11 @@ uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept {
   for (FreeBlock* b = reinterpret_cast<FreeBlock*>(list & ~kAbandonedTag); b;) {
     FreeBlock* next = link_next(b);
     uintptr_t off = reinterpret_cast<uintptr_t>(b) - ss->base();
-    if (ss->checked) {
-      BlockBit bit = superslab_bit(ss, off);
-      std::atomic<uint64_t>& a = ss->bits()[bit.word].alloc;
-      a.store(a.load(std::memory_order_relaxed) & ~bit.mask, std::memory_order_relaxed);
-      // relaxed: the bit is only a double-free guard; the list exchange ordered the block.
-      ss->bits()[bit.word].remote.fetch_and(~bit.mask, std::memory_order_relaxed);
-    }
-    if (ss->kind == RegionKind::kUltra) --ss->slabs[off >> kSlabShift].used;
+    BlockBit bit = superslab_bit(ss, off);
+    std::atomic<uint64_t>& a = ss->bits()[bit.word].alloc;
+    a.store(a.load(std::memory_order_relaxed) & ~bit.mask, std::memory_order_relaxed);
+    // relaxed: the bit is only a double-free guard; the list exchange ordered the block.
+    ss->bits()[bit.word].remote.fetch_and(~bit.mask, std::memory_order_relaxed);
     superslab_put(ss, b);
     ++n;
     b = next;

@@ -1,7 +1,7 @@
 // SuperSlab: a 2 MiB region of one size class, split into 32 slabs of 64 KiB, carved
 // lazily. Tiny classes (kind SUPERSLAB), mid classes (kind MID) and the C7 ULTRA
-// segments (kind ULTRA: its slabs are the ULTRA pages) share this engine; only their
-// fast paths differ.
+// segments (kind ULTRA: its slabs are the ULTRA pages) share this engine and one fast
+// path (front/hot.h); they differ in region kind only.
 //
 // Layout: [header | state bitmaps | blocks on the class grid ...]
 // Block k lives at base + k * block_size. Its state bit is (k * block_size) >> bit_shift,
@@ -48,7 +48,6 @@ struct SlabMeta {
   uint32_t carve_next = 0;    // next block index to carve
   uint32_t first = 0;         // first block index of the slab
   uint32_t end = 0;           // one past its last block index
-  uint32_t used = 0;          // ULTRA pages: live blocks, as the owner counts them
 };
 
 inline constexpr uint32_t kSuperSlabMagic = 0x53534B48;  // "HKSS"
@@ -63,9 +62,8 @@ struct alignas(64) SuperSlab {
   RegionKind kind;
   uint8_t cls;
   uint8_t bit_shift;
-  uint8_t warm;     // empty and kept in a warm reserve (owner's, or the pool)
-  uint8_t slot;     // class, or kUltraSlot
-  uint8_t checked;  // alloc/remote bits are kept (v3, mid; ULTRA only when hardened)
+  uint8_t warm;  // empty and kept in a warm reserve (owner's, or the pool)
+  uint8_t slot;  // class, or kUltraSlot
   uint32_t block_size;
   uint32_t size_mask;  // block_size - 1 for powers of two, else 0
   uint64_t inv;        // ceil(2^40 / block_size): boundary check for other sizes
@@ -103,12 +101,6 @@ struct alignas(64) SuperSlab {
   }
   bool has_free_space() const { return (slab_free_mask | slab_uncarved_mask) != 0; }
 };
-
-#ifdef HAKMEM_HARDENED
-inline constexpr bool kHardened = true;
-#else
-inline constexpr bool kHardened = false;
-#endif
 
 HAK_INLINE RegionKind slot_kind(unsigned s) {
   return s == kUltraSlot    ? RegionKind::kUltra
@@ -156,12 +148,18 @@ void superslab_unmap(SuperSlab* ss) noexcept;
 void superslab_reset(SuperSlab* ss, bool decommit) noexcept;
 // Resets one slab (its blocks must be in no cache) and gives its pages back.
 void superslab_reset_slab(SuperSlab* ss, unsigned slab) noexcept;
-// Moves up to `want` free blocks of `slab` into out[]; pops the free list, then carves.
-uint32_t superslab_take(SuperSlab* ss, unsigned slab, void** out, uint32_t want) noexcept;
 // Carves up to `max` never-used blocks of `slab` into a list (nullptr if none left).
 FreeBlock* superslab_carve_list(SuperSlab* ss, unsigned slab, uint32_t max) noexcept;
 // Returns a free block (alloc bit already clear) to its slab's free list.
-void superslab_put(SuperSlab* ss, void* p) noexcept;
+HAK_INLINE void superslab_put(SuperSlab* ss, void* p) noexcept {
+  unsigned slab =
+      static_cast<unsigned>((reinterpret_cast<uintptr_t>(p) - ss->base()) >> kSlabShift);
+  SlabMeta& m = ss->slabs[slab];
+  FreeBlock* b = static_cast<FreeBlock*>(p);
+  link_set(b, m.free);
+  m.free = b;
+  ss->slab_free_mask |= 1u << slab;
+}
 // Takes the remote list back into the slabs. Returns the number of blocks collected.
 // Caller is the owner, or holds the orphan lock for an ownerless region.
 uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept;
