@@ -18,14 +18,17 @@ HAK_COLD void free_bad_state(SuperSlab* ss, void* p, uintptr_t off, const char* 
 
 // Every slot (tiny, ULTRA, mid) takes the same path: the box of its slot.
 HAK_INLINE void* malloc_fast(size_t size) noexcept {
-  if (HAK_LIKELY(size <= kMidMax)) {
-    unsigned c = size_to_slot(size);
-    ThreadCache* tc = tl_tc;
-    Box& box = tc->box[c];
-    if (HAK_LIKELY(box.free != nullptr)) return box_pop(tc, box);
-    return malloc_slot_slow(c);
-  }
-  return malloc_large_slow(size);
+  unsigned c;
+  if (HAK_LIKELY(size <= kTinyMax))  // one compare on the tiny path
+    c = g_tiny_slot[(size + 7) >> 3];
+  else if (size <= kMidMax)
+    c = size_to_class(size);
+  else
+    return malloc_large_slow(size);
+  ThreadCache* tc = tl_tc;
+  Box& box = tc->box[c];
+  if (HAK_LIKELY(box.free != nullptr)) return box_pop(tc, box);
+  return malloc_slot_slow(c);
 }
 
 // SuperSlab, ULTRA and mid regions alike: validate (block boundary, live), then push on

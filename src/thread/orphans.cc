@@ -13,24 +13,6 @@ uint32_t g_pool_count[kNumSlots];
 SuperSlab* g_abandoned[kNumSlots];
 uint32_t g_abandoned_count[kNumSlots];
 
-void push(SuperSlab*& head, SuperSlab* ss, SuperSlabList l) {
-  ss->prev = nullptr;
-  ss->next = head;
-  if (head) head->prev = ss;
-  head = ss;
-  ss->list = l;
-}
-
-void unlink(SuperSlab*& head, SuperSlab* ss) {
-  if (ss->prev)
-    ss->prev->next = ss->next;
-  else
-    head = ss->next;
-  if (ss->next) ss->next->prev = ss->prev;
-  ss->next = ss->prev = nullptr;
-  ss->list = SuperSlabList::kNone;
-}
-
 // Lock held; ss is ownerless, empty and on no list.
 void release_empty_locked(SuperSlab* ss) {
   unsigned c = ss->slot;
@@ -39,7 +21,7 @@ void release_empty_locked(SuperSlab* ss) {
     ss->warm = 1;
     // Tagged so that a stray free takes the locked path (where it is rejected).
     ss->remote_head.store(kAbandonedTag, std::memory_order_relaxed);
-    push(g_pool[c], ss, SuperSlabList::kPool);
+    superslab_list_push(g_pool[c], ss, SuperSlabList::kPool);
     ++g_pool_count[c];
     return;
   }
@@ -58,14 +40,14 @@ SuperSlab* orphan_take(unsigned c, ThreadCache* tc) noexcept {
   for (SuperSlab* a = g_abandoned[c]; a; a = a->next) {
     if (a->has_free_space()) {
       ss = a;
-      unlink(g_abandoned[c], a);
+      superslab_list_unlink(g_abandoned[c], a);
       --g_abandoned_count[c];
       break;
     }
   }
   if (!ss && g_pool[c]) {
     ss = g_pool[c];
-    unlink(g_pool[c], ss);
+    superslab_list_unlink(g_pool[c], ss);
     --g_pool_count[c];
     ss->warm = 0;
   }
@@ -83,7 +65,7 @@ void orphan_abandon(SuperSlab* ss) noexcept {
   superslab_collect(ss, list);
   ss->owner.store(nullptr, std::memory_order_relaxed);
   if (ss->active_local.load(std::memory_order_relaxed) == 0) return release_empty_locked(ss);
-  push(g_abandoned[ss->slot], ss, SuperSlabList::kAbandoned);
+  superslab_list_push(g_abandoned[ss->slot], ss, SuperSlabList::kAbandoned);
   ++g_abandoned_count[ss->slot];
 }
 
@@ -109,7 +91,7 @@ bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char*
   uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
   ss->active_local.store(left, std::memory_order_relaxed);
   if (left == 0) {
-    unlink(g_abandoned[ss->slot], ss);
+    superslab_list_unlink(g_abandoned[ss->slot], ss);
     --g_abandoned_count[ss->slot];
     release_empty_locked(ss);
   }
@@ -131,7 +113,7 @@ void orphan_trim_pool() noexcept {
   for (unsigned c = 0; c < kNumSlots; ++c) {
     while (g_pool_count[c] > g_config.warm_regions) {
       SuperSlab* ss = g_pool[c];
-      unlink(g_pool[c], ss);
+      superslab_list_unlink(g_pool[c], ss);
       --g_pool_count[c];
       superslab_unmap(ss);
     }

@@ -30,23 +30,11 @@ SuperSlab*& list_head(ClassCache& cc, SuperSlabList l) {
 }
 
 void list_unlink(ClassCache& cc, SuperSlab* ss) {
-  SuperSlab*& head = list_head(cc, ss->list);
-  if (ss->prev)
-    ss->prev->next = ss->next;
-  else
-    head = ss->next;
-  if (ss->next) ss->next->prev = ss->prev;
-  ss->next = ss->prev = nullptr;
-  ss->list = SuperSlabList::kNone;
+  superslab_list_unlink(list_head(cc, ss->list), ss);
 }
 
 void list_push(ClassCache& cc, SuperSlab* ss, SuperSlabList l) {
-  SuperSlab*& head = list_head(cc, l);
-  ss->prev = nullptr;
-  ss->next = head;
-  if (head) head->prev = ss;
-  head = ss;
-  ss->list = l;
+  superslab_list_push(list_head(cc, l), ss, l);
 }
 
 // Keeps a region on the list that matches whether it has blocks to give.

@@ -141,6 +141,25 @@ HAK_INLINE void superslab_mark_alloc(SuperSlab* ss, uintptr_t off) {
   w.store(w.load(std::memory_order_relaxed) | b.mask, std::memory_order_relaxed);
 }
 
+// The intrusive region lists (a context's partial / full lists, the orphan pool and
+// abandoned lists): `l` names the list ss joins.
+inline void superslab_list_push(SuperSlab*& head, SuperSlab* ss, SuperSlabList l) {
+  ss->prev = nullptr;
+  ss->next = head;
+  if (head) head->prev = ss;
+  head = ss;
+  ss->list = l;
+}
+inline void superslab_list_unlink(SuperSlab*& head, SuperSlab* ss) {
+  if (ss->prev)
+    ss->prev->next = ss->next;
+  else
+    head = ss->next;
+  if (ss->next) ss->next->prev = ss->prev;
+  ss->next = ss->prev = nullptr;
+  ss->list = SuperSlabList::kNone;
+}
+
 // --- cold operations (superslab.cc) ---
 SuperSlab* superslab_map(unsigned slot) noexcept;  // nullptr: out of memory
 void superslab_unmap(SuperSlab* ss) noexcept;
