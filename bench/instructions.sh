@@ -33,8 +33,9 @@
 # so it holds the allocator's malloc and free, the calls into them (call, PLT jump, argument
 # set-up) and whatever else the allocator runs meanwhile (amortized refills, collection). The
 # second figure, "in the allocator's object", is the same difference counted only in the
-# preloaded library's own code (glibc: libc.so.6), parsed from the callgrind output; it
-# proves the preload took effect (a run whose object executes nothing per pair fails).
+# preloaded library's own code (glibc: libc.so.6; plus code callgrind places in no object,
+# see count()), parsed from the callgrind output; it proves the preload took effect (a run
+# whose object executes nothing per pair fails).
 #
 # Workloads: mixed-400 (bench_mixed --ws 400: sizes 16..1024), c7 (bench_mixed --ws 400,
 # 1024 B only), tiny-churn (bench_churn --size 16 --keep 1: malloc(16) then free, with one
@@ -133,7 +134,9 @@ count() {
   fi
   # Self cost per object: "ob=(id) name" sets the current object ("cob=" only names one),
   # cost lines "POSITION Ir" add to it, the line after "calls=" is a callee's inclusive cost
-  # (not self). The self costs must add up to the summary.
+  # (not self). The self costs must add up to the summary. Code callgrind places in no
+  # object ("???") counts as the allocator's: tcmalloc keeps malloc and free in a section of
+  # its own (google_malloc) that callgrind does not attribute to the library.
   awk -v obj="$obj" '
     /^summary:/ { total = $2; next }
     /^c?ob=/ {
@@ -148,7 +151,7 @@ count() {
     /^[0-9+*-]/ { if (skip) { skip = 0; next } self[cur] += $2; sum += $2; next }
     END {
       if (total == "" || sum != total) { print "parse mismatch: summary " total ", sum " sum > "/dev/stderr"; exit 1 }
-      for (id in self) if (name[id] == obj) o += self[id]
+      for (id in self) if (name[id] == obj || name[id] == "???") o += self[id]
       printf "%d %d\n", total, o
     }' "$out"
 }
@@ -202,7 +205,8 @@ case "$mode" in
       echo "Per pair = (I($ops2) - I($ops1)) / $d minus the same for the workload's --dry run"
       echo "(the loop without malloc/free): the allocator's malloc and free, the calls into them"
       echo "and anything it amortizes over the pairs. In parentheses: the part executed in the"
-      echo "allocator's own library (glibc: libc.so.6). bench/instructions.sh explains the method."
+      echo "allocator's own library (glibc: libc.so.6; with code callgrind places in no object, such"
+      echo "as tcmalloc's malloc section). bench/instructions.sh explains the method."
       echo
       printf '| allocator |'; for wl in "${wl_names[@]}"; do printf ' %s |' "$wl"; done; echo
       printf '|---|'; for _ in "${wl_names[@]}"; do printf -- '---:|'; done; echo
