@@ -93,4 +93,36 @@ inline bool arg_u64(int argc, char** argv, int& i, const char* key, uint64_t* ou
   return true;
 }
 
+// "--key" alone: returns true and sets *out when argv[i] is `key`.
+inline bool arg_flag(char** argv, int i, const char* key, bool* out) {
+  if (strcmp(argv[i], key) != 0) return false;
+  *out = true;
+  return true;
+}
+
+// "--key value" for a string (the pointer into argv is kept, no copy).
+inline bool arg_str(int argc, char** argv, int& i, const char* key, const char** out) {
+  if (strcmp(argv[i], key) != 0) return false;
+  if (i + 1 >= argc) {
+    fprintf(stderr, "missing value for %s\n", key);
+    exit(2);
+  }
+  *out = argv[++i];
+  return true;
+}
+
+// Stand-ins for malloc/free in the --dry runs (ci/bench.sh --instructions): the same loop
+// with the allocator left out, so its own instructions (RNG, slots, touching the block) can be
+// subtracted. The empty asm makes the size and pointer opaque: the compiler can neither drop
+// the work that feeds them nor assume anything about the block returned.
+inline char dry_block[64];
+inline void* dry_malloc(size_t size) {
+  void* p = dry_block;
+  asm volatile("" : "+r"(p) : "r"(size));
+  return p;
+}
+inline void dry_free(void* p) {
+  asm volatile("" : : "r"(p));
+}
+
 }  // namespace bench

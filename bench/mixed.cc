@@ -2,7 +2,11 @@
 // random slot, frees what is there (if anything) and mallocs a random size uniform in
 // [min, max], touching the first byte. Everything is freed at the end.
 //
-//   bench_mixed [--ws N] [--ops N] [--min S] [--max S] [--seed N] [--name NAME]
+//   bench_mixed [--ws N] [--ops N] [--min S] [--max S] [--seed N] [--name NAME] [--dry]
+//
+// --dry: the same loop (RNG, slots, touch) with malloc/free replaced by stand-ins that do
+// nothing (bench::dry_malloc); bench/instructions.sh subtracts its instructions to count the
+// allocator's alone. Its RESULT line ends in dry=1 and its mops mean nothing.
 //
 // Prints one line:
 //   RESULT name=mixed ws=400 ops=10000000 min=16 max=1024 seconds=... mops=...
@@ -14,21 +18,48 @@
 
 #include "common.h"
 
+namespace {
+
+// The operations loop, compiled twice so the measured one carries no --dry test.
+template <bool Dry>
+bool run_ops(void** slots, uint32_t nslots, uint64_t ops, size_t min, uint32_t range,
+             bench::Rng& rng) {
+  for (uint64_t i = 0; i < ops; ++i) {
+    uint32_t slot = rng.below(nslots);
+    size_t size = min + rng.below(range);
+    if (slots[slot]) {
+      if constexpr (Dry)
+        bench::dry_free(slots[slot]);
+      else
+        free(slots[slot]);
+    }
+    void* p = Dry ? bench::dry_malloc(size) : malloc(size);
+    if (!p) {
+      fprintf(stderr, "malloc(%zu) failed\n", size);
+      return false;
+    }
+    *static_cast<volatile char*>(p) = static_cast<char>(i);
+    slots[slot] = p;
+  }
+  return true;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   uint64_t ws = 400, ops = 10'000'000, min = 16, max = 1024, seed = 0x1234'5678'9ABC'DEF1ull;
   const char* name = "mixed";
+  bool dry = false;
   for (int i = 1; i < argc; ++i) {
     if (bench::arg_u64(argc, argv, i, "--ws", &ws) ||
         bench::arg_u64(argc, argv, i, "--ops", &ops) ||
         bench::arg_u64(argc, argv, i, "--min", &min) ||
         bench::arg_u64(argc, argv, i, "--max", &max) ||
-        bench::arg_u64(argc, argv, i, "--seed", &seed))
+        bench::arg_u64(argc, argv, i, "--seed", &seed) ||
+        bench::arg_str(argc, argv, i, "--name", &name) || bench::arg_flag(argv, i, "--dry", &dry))
       continue;
-    if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
-      name = argv[++i];
-      continue;
-    }
-    fprintf(stderr, "usage: %s [--ws N] [--ops N] [--min S] [--max S] [--seed N] [--name NAME]\n",
+    fprintf(stderr,
+            "usage: %s [--ws N] [--ops N] [--min S] [--max S] [--seed N] [--name NAME] [--dry]\n",
             argv[0]);
     return 2;
   }
@@ -52,23 +83,14 @@ int main(int argc, char** argv) {
 
   long rss_start = bench::rss_kb();
   double t0 = bench::now_seconds();
-  for (uint64_t i = 0; i < ops; ++i) {
-    uint32_t slot = rng.below(nslots);
-    size_t size = min + rng.below(range);
-    if (slots[slot]) free(slots[slot]);
-    void* p = malloc(size);
-    if (!p) {
-      fprintf(stderr, "malloc(%zu) failed\n", size);
-      return 1;
-    }
-    *static_cast<volatile char*>(p) = static_cast<char>(i);
-    slots[slot] = p;
-  }
+  bool ok = dry ? run_ops<true>(slots, nslots, ops, min, range, rng)
+                : run_ops<false>(slots, nslots, ops, min, range, rng);
+  if (!ok) return 1;
   double seconds = bench::now_seconds() - t0;
 
   long rss_peak = bench::rss_kb();
   for (uint32_t s = 0; s < nslots; ++s) {
-    free(slots[s]);
+    if (!dry) free(slots[s]);
     slots[s] = nullptr;
   }
   long rss_after = bench::rss_kb();
@@ -77,9 +99,9 @@ int main(int argc, char** argv) {
 
   printf(
       "RESULT name=%s ws=%llu ops=%llu min=%llu max=%llu seconds=%.6f mops=%.3f peak_rss_kb=%ld "
-      "rss_start_kb=%ld rss_peak_kb=%ld rss_after_kb=%ld\n",
+      "rss_start_kb=%ld rss_peak_kb=%ld rss_after_kb=%ld%s\n",
       name, (unsigned long long)ws, (unsigned long long)ops, (unsigned long long)min,
       (unsigned long long)max, seconds, static_cast<double>(ops) / seconds / 1e6, peak, rss_start,
-      rss_peak, rss_after);
+      rss_peak, rss_after, dry ? " dry=1" : "");
   return 0;
 }

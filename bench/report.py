@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns the runs of ci/bench.sh into the markdown report (stdlib only).
 
-usage: report.py META RAW > latest.md
+usage: report.py META RAW [--png PATH] > latest.md
 
 META: tab-separated lines written by ci/bench.sh
   KEY<TAB>VALUE                                  (date, nproc, cpu, ...)
@@ -9,24 +9,51 @@ META: tab-separated lines written by ci/bench.sh
   workload<TAB>NAME<TAB>COMMAND                   one per workload run
 RAW: one line per run
   WORKLOAD<TAB>ALLOCATOR<TAB>ROUND<TAB>EXIT<TAB>RESULT-LINE<TAB>HAKMEM-STATS-JSON
+--png PATH: also draw grouped bars of each allocator's speed relative to mimalloc (glibc
+  when mimalloc did not run) per workload, with matplotlib (Debian: python3-matplotlib).
+  Without matplotlib: a warning on stderr, no chart, the report is still written. The
+  report links the chart by its file name.
 """
 
 import json
+import os
 import statistics
 import sys
 
-THROUGHPUT_NOTE = (
-    "Mops/s = million malloc+free pairs per second in the operations loop (median of the rounds; "
-    "range = slowest..fastest round). Ratios divide this allocator's median throughput by the "
-    "peer's: above 1 is faster than the peer. RSS in KiB (whole process, median of the rounds): "
-    "start = before the loop, peak = high-water mark, after free = once every block is freed."
+RATIO_NOTE = (
+    "Median of the rounds; range = slowest..fastest round. Ratios divide this allocator's median "
+    "throughput by the peer's: above 1 is faster than the peer. RSS in KiB (whole process, median of "
+    "the rounds): start = before the loop, peak = high-water mark, after free = once every block is freed."
 )
+THROUGHPUT_NOTE = "Mops/s = million malloc+free pairs per second in the operations loop. " + RATIO_NOTE
 PHASE76_NOTE = (
     "1M malloc(16), then free all in allocation order. RSS in KiB (whole process, median of the "
     "rounds); kept = after free - start. hakmem regions: live regions (all kinds) at start, with "
     "everything allocated, and after the free (asked in-process through hak_stats_print); "
     "at exit: HAKMEM_STATS_JSON written when the process ends."
 )
+
+TINY_CHURN_NOTE = (
+    "ns/pair = nanoseconds per malloc(16)+free (1000 / Mops/s). One more 16-byte block stays live "
+    "throughout (--keep 1), so the block's page never empties: the allocator's fast path."
+)
+PRODCONS_NOTE = (
+    "Mops/s = million blocks per second: the producer thread mallocs (16 B..256 KiB, weighted to "
+    "small), the consumer thread frees (every free is remote); from the first malloc until the consumer "
+    "has freed the last block. RSS after free = once everything is freed and the consumer has exited."
+)
+SERVER_NOTE = (
+    "Mops/s = million operations per second over both threads; an operation replaces one object "
+    "(free + malloc of 16..4096 B); every 64 operations a thread hands 16 objects of mixed lifetimes "
+    "to the other, which frees them later. RSS after free = once both threads freed everything and "
+    "exited."
+)
+REAL_NOTE = (
+    "Wall seconds of the whole program (median of the rounds; lower is better); speed = the peer's "
+    "median seconds divided by this allocator's: above 1 is faster than the peer. user/sys = CPU "
+    "seconds of the program; peak RSS = its high-water mark (KiB)."
+)
+TIME_WORKLOADS = ("real", "phase76")  # seconds, lower is better
 
 
 def parse_result(line):
@@ -107,7 +134,7 @@ def hakmem_errors(rows):
     return sum(r.get("_json", {}).get("errors", 0) for r in rows)
 
 
-def throughput_section(wl, allocs, runs):
+def throughput_section(wl, allocs, runs, ns=False):
     med = {}
     for a in allocs:
         e = runs.get((wl, a["label"]))
@@ -121,20 +148,121 @@ def throughput_section(wl, allocs, runs):
         ok = e["ok"]
         name = a["label"] + (f" ({e['failed']} failed)" if e["failed"] else "")
         if not ok:
-            rows.append([name] + ["FAILED"] + ["–"] * 7)
+            rows.append([name] + ["FAILED"] + ["–"] * (8 if ns else 7))
             continue
         m = med[a["label"]]
         lo, hi = min(r["mops"] for r in ok), max(r["mops"] for r in ok)
-        rows.append([
-            name, f"{m:.1f}", f"{lo:.1f}..{hi:.1f}",
+        row = [name, f"{m:.1f}", f"{lo:.1f}..{hi:.1f}"]
+        if ns:
+            row.append(f"{1000 / m:.2f}" if m else "–")
+        rows.append(row + [
             fmt_ratio(m, med.get("mimalloc")), fmt_ratio(m, med.get("glibc")),
             fmt_int(median(ok, "rss_start_kb")), fmt_int(median(ok, "peak_rss_kb")),
             fmt_int(median(ok, "rss_after_kb")), len(ok),
         ])
         if hakmem_errors(ok):
             notes.append(f"{a['label']}: hakmem reported {hakmem_errors(ok)} errors (stats JSON)")
-    header = ["allocator", "Mops/s", "range", "vs mimalloc", "vs glibc", "RSS start", "peak RSS", "RSS after free", "runs"]
+    header = ["allocator", "Mops/s", "range"] + (["ns/pair"] if ns else []) + [
+        "vs mimalloc", "vs glibc", "RSS start", "peak RSS", "RSS after free", "runs"]
     return table(header, rows), notes
+
+
+def real_section(wl, allocs, runs):
+    med = {}
+    for a in allocs:
+        e = runs.get((wl, a["label"]))
+        if e and e["ok"]:
+            med[a["label"]] = median(e["ok"], "seconds")
+    rows, notes = [], []
+    for a in allocs:
+        e = runs.get((wl, a["label"]))
+        if not e:
+            continue
+        ok = e["ok"]
+        name = a["label"] + (f" ({e['failed']} failed)" if e["failed"] else "")
+        if not ok:
+            rows.append([name] + ["FAILED"] + ["–"] * 7)
+            continue
+        secs = med[a["label"]]
+        lo, hi = min(r["seconds"] for r in ok), max(r["seconds"] for r in ok)
+        user, sys_s = median(ok, "user_seconds"), median(ok, "sys_seconds")
+        rows.append([
+            name, f"{secs:.2f}", f"{lo:.2f}..{hi:.2f}",
+            fmt_ratio(med.get("mimalloc"), secs), fmt_ratio(med.get("glibc"), secs),
+            "–" if user is None else f"{user:.2f}", "–" if sys_s is None else f"{sys_s:.2f}",
+            fmt_int(median(ok, "peak_rss_kb")), len(ok),
+        ])
+        if hakmem_errors(ok):
+            notes.append(f"{a['label']}: hakmem reported {hakmem_errors(ok)} errors (stats JSON)")
+    header = ["allocator", "seconds", "range", "speed vs mimalloc", "speed vs glibc", "user s", "sys s",
+              "peak RSS", "runs"]
+    return table(header, rows), notes
+
+
+def relative_speeds(workloads, allocs, runs):
+    """-> (baseline label, {workload: {allocator: speed relative to the baseline}})."""
+    labels = {a["label"] for a in allocs}
+    base = "mimalloc" if "mimalloc" in labels else "glibc"
+    out = {}
+    for w in workloads:
+        name = w["name"]
+        key = "seconds" if name.startswith(TIME_WORKLOADS) else "mops"
+        med = {}
+        for a in allocs:
+            e = runs.get((name, a["label"]))
+            if e and e["ok"]:
+                v = median(e["ok"], key)
+                if v:
+                    med[a["label"]] = v
+        if base not in med:
+            continue
+        if key == "seconds":
+            out[name] = {lab: med[base] / v for lab, v in med.items()}
+        else:
+            out[name] = {lab: v / med[base] for lab, v in med.items()}
+    return base, out
+
+
+def draw_chart(path, workloads, allocs, runs, meta):
+    """Grouped bars, one group per workload; returns True when the PNG was written."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        print(f"report: WARNING: no chart ({e}; Debian: apt-get install python3-matplotlib)", file=sys.stderr)
+        return False
+    base, rel = relative_speeds(workloads, allocs, runs)
+    names = [w["name"] for w in workloads if w["name"] in rel]
+    if not names:
+        print("report: WARNING: no chart (no workload has a baseline figure)", file=sys.stderr)
+        return False
+    labels = [a["label"] for a in allocs if any(a["label"] in rel[n] for n in names)]
+    width = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(max(8, 1.5 * len(names) + 2), 5))
+    cmap = plt.get_cmap("tab10")
+    for i, lab in enumerate(labels):
+        xs = [k + (i - (len(labels) - 1) / 2) * width for k, n in enumerate(names) if lab in rel[n]]
+        ys = [rel[n][lab] for n in names if lab in rel[n]]
+        bars = ax.bar(xs, ys, width, label=lab, color=cmap(i % 10))
+        for b, y in zip(bars, ys):
+            ax.annotate(f"{y:.2f}", (b.get_x() + b.get_width() / 2, y), xytext=(0, 2),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=6, rotation=90)
+    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names)
+    ax.set_ylabel(f"speed relative to {base} (higher is better)")
+    ax.set_title(f"hakmem benchmarks, {meta.get('date', '?')}, commit {meta.get('commit', '?')}\n"
+                 f"throughput (real, phase76: 1 / time) relative to {base}; median of "
+                 f"{meta.get('repeats', '?')} rounds", fontsize=9)
+    ax.set_ylim(0, max(max(v.values()) for v in rel.values()) * 1.12)
+    ax.legend(fontsize=8, ncol=min(len(labels), 4), loc="upper center", bbox_to_anchor=(0.5, -0.07),
+              frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def phase76_section(wl, allocs, runs):
@@ -191,8 +319,19 @@ def command_prefix(a):
 
 
 def main():
-    meta, allocs, workloads = read_meta(sys.argv[1])
-    runs = read_runs(sys.argv[2])
+    args = sys.argv[1:]
+    png = None
+    if "--png" in args:
+        i = args.index("--png")
+        if i + 1 >= len(args):
+            sys.exit(__doc__)
+        png = args[i + 1]
+        del args[i:i + 2]
+    if len(args) != 2:
+        sys.exit(__doc__)
+    meta, allocs, workloads = read_meta(args[0])
+    runs = read_runs(args[1])
+    chart = bool(png) and draw_chart(png, workloads, allocs, runs, meta)
     out = ["# hakmem benchmarks", ""]
     out.append(f"- date: {meta.get('date', '?')}")
     out.append(f"- machine: {meta.get('nproc', '?')} cpus, {meta.get('cpu', '?')}, {meta.get('memory', '?')}, {meta.get('kernel', '?')}")
@@ -203,6 +342,9 @@ def main():
     out.append(f"- {meta.get('repeats', '?')} rounds, interleaved (each round runs every allocator once, "
                f"in an order rotated by one each round); medians; {meta.get('elapsed', '?')} s of runs")
     out.append("")
+    if chart:
+        base, _ = relative_speeds(workloads, allocs, runs)
+        out += [f"![speed relative to {base} per workload]({os.path.basename(png)})", ""]
     all_notes = []
     for w in workloads:
         out.append(f"## {w['name']}")
@@ -212,6 +354,18 @@ def main():
         if w["name"].startswith("phase76"):
             t, notes = phase76_section(w["name"], allocs, runs)
             note = PHASE76_NOTE
+        elif w["name"].startswith("real"):
+            t, notes = real_section(w["name"], allocs, runs)
+            note = REAL_NOTE
+        elif w["name"].startswith("tiny-churn"):
+            t, notes = throughput_section(w["name"], allocs, runs, ns=True)
+            note = TINY_CHURN_NOTE + " " + THROUGHPUT_NOTE
+        elif w["name"].startswith("prodcons"):
+            t, notes = throughput_section(w["name"], allocs, runs)
+            note = PRODCONS_NOTE + " " + RATIO_NOTE
+        elif w["name"].startswith("server"):
+            t, notes = throughput_section(w["name"], allocs, runs)
+            note = SERVER_NOTE + " " + RATIO_NOTE
         else:
             t, notes = throughput_section(w["name"], allocs, runs)
             note = THROUGHPUT_NOTE

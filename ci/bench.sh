@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
 # The benchmark job (README): installs what it needs, builds the release preset, then runs
-# each workload under every allocator side by side and writes bench/results/latest.md.
+# each workload under every allocator side by side and writes bench/results/latest.md (and
+# the chart bench/results/latest.png when python3-matplotlib is there).
 #
 #   ci/bench.sh                       all workloads, 5 repeats, 10M operations
-#   ci/bench.sh --quick               3 repeats, 2M operations
-#   ci/bench.sh --only NAME[,NAME]    some workloads: mixed-400 mixed-8192 c7 phase76
+#   ci/bench.sh --quick               3 repeats, 2M operations, real at half scale
+#   ci/bench.sh --only NAME[,NAME]    some workloads: mixed-400 mixed-8192 c7 tiny-churn
+#                                     prodcons server real phase76
 #                                     ("mixed" = both mixed-*)
-#   ci/bench.sh --repeats N --ops N   override the counts
+#   ci/bench.sh --repeats N --ops N   override the counts (--ops N: mixed-* and c7 N,
+#                                     tiny-churn 5N, prodcons N/2, server N)
 #   ci/bench.sh --variant 'LABEL:VAR=VAL[,VAR=VAL...]'
 #                                     one more hakmem column with these environment
 #                                     variables (repeatable), e.g.
 #                                     --variant 'hakmem (warm 0):HAKMEM_WARM_REGIONS=0'
 #   ci/bench.sh --no-build            skip ci/deps.sh and the build (use build/release as is)
+#   ci/bench.sh --instructions        instead of timing: instructions per malloc+free pair
+#                                     under callgrind for every allocator on mixed-400, c7,
+#                                     tiny-churn and tiny-churn-empty (bench/instructions.sh
+#                                     explains the method); a markdown table on stdout and
+#                                     in bench/results/instructions.md
+#
+# Workloads (bench/*.cc; each prints one RESULT line, see its header comment):
+#   mixed-400, mixed-8192  one thread, random sizes 16..1024 B, working set of 400/8192
+#   c7                     the same with 1024 B only
+#   tiny-churn             malloc(16) then free in a tight loop (one more block kept live)
+#   prodcons               one thread allocates 16 B..256 KiB, another frees (remote frees)
+#   server                 larson-like: two threads replace objects of mixed lifetimes and
+#                          hand batches of them to each other
+#   real                   python3 running bench/alloc_heavy.py (wall seconds, lower is better)
+#   phase76                1M malloc(16), free all: is the memory given back?
 #
 # Allocators: glibc (no preload), hakmem (build/release/libhakmem.so), mimalloc, jemalloc,
 # tcmalloc (Debian packages, LD_PRELOAD); a missing peer is skipped with a warning. For
@@ -28,17 +46,18 @@ invocation="ci/bench.sh${*:+$(printf ' %q' "$@")}"  # quoted so it can be pasted
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
-repeats=5 ops=10000000 only="" build=1
+repeats=5 ops=10000000 only="" build=1 instructions=0 real_scale=1
 repeats_set=0 ops_set=0
 declare -a extra_variants=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) [ $repeats_set -eq 1 ] || repeats=3; [ $ops_set -eq 1 ] || ops=2000000 ;;
+    --quick) [ $repeats_set -eq 1 ] || repeats=3; [ $ops_set -eq 1 ] || ops=2000000; real_scale=0.5 ;;
     --only) [ $# -ge 2 ] || usage; only=$2; shift ;;
     --repeats) [ $# -ge 2 ] || usage; repeats=$2; repeats_set=1; shift ;;
     --ops) [ $# -ge 2 ] || usage; ops=$2; ops_set=1; shift ;;
     --variant) [ $# -ge 2 ] || usage; extra_variants+=("$2"); shift ;;
     --no-build) build=0 ;;
+    --instructions) instructions=1 ;;
     -h|--help) usage ;;
     *) echo "bench: unknown argument: $1" >&2; usage ;;
   esac
@@ -56,9 +75,15 @@ if [ $build -eq 1 ]; then
 fi
 bin=$root/build/release/bench
 hakmem_so=$root/build/release/libhakmem.so
-for f in "$bin/bench_mixed" "$bin/bench_phase76" "$hakmem_so"; do
+for f in "$bin/bench_mixed" "$bin/bench_phase76" "$bin/bench_churn" "$bin/bench_prodcons" \
+  "$bin/bench_server" "$bin/bench_real" "$hakmem_so"; do
   [ -x "$f" ] || [ -f "$f" ] || { log "missing $f (build failed?)"; exit 1; }
 done
+
+# Debian's python3 (where python3-matplotlib lives) for the real workload and the report,
+# whatever else is first on PATH.
+py=/usr/bin/python3
+[ -x "$py" ] || py=$(command -v python3)
 
 # --- workloads: name and command (relative to the repository) ---
 declare -a wl_names=() wl_cmds=()
@@ -66,6 +91,10 @@ add_workload() { wl_names+=("$1"); wl_cmds+=("$2"); }
 add_workload mixed-400 "build/release/bench/bench_mixed --ws 400 --ops $ops --name mixed"
 add_workload mixed-8192 "build/release/bench/bench_mixed --ws 8192 --ops $ops --name mixed"
 add_workload c7 "build/release/bench/bench_mixed --ws 400 --ops $ops --min 1024 --max 1024 --name c7"
+add_workload tiny-churn "build/release/bench/bench_churn --size 16 --keep 1 --ops $((ops * 5)) --name tiny-churn"
+add_workload prodcons "build/release/bench/bench_prodcons --ops $((ops > 1 ? ops / 2 : 1))"
+add_workload server "build/release/bench/bench_server --ops $ops"
+add_workload real "build/release/bench/bench_real --name real -- $py -I bench/alloc_heavy.py --scale $real_scale"
 add_workload phase76 "build/release/bench/bench_phase76 --count 1000000 --size 16"
 
 selected() {  # workload name -> 0 if --only selects it
@@ -125,6 +154,20 @@ in_scope() {  # alloc index, workload name
   [ "$s" = all ] || [[ " $s " == *" $2 "* ]]
 }
 
+# --- --instructions: callgrind counts instead of timings (bench/instructions.sh) ---
+if [ $instructions -eq 1 ]; then
+  [ -z "$only" ] || log "note: --only does not apply to --instructions (fixed workloads)"
+  declare -a ispec=()
+  for ai in "${!al_labels[@]}"; do
+    ispec+=(--alloc "${al_labels[$ai]}|${al_preloads[$ai]}|${al_envs[$ai]}")
+  done
+  mkdir -p bench/results
+  t_start=$(date +%s)
+  bench/instructions.sh --build build/release "${ispec[@]}" --markdown bench/results/instructions.md
+  log "wrote bench/results/instructions.md; $(($(date +%s) - t_start)) s"
+  exit 0
+fi
+
 # --- run ---
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -160,7 +203,9 @@ run_one() {  # workload index, alloc index, round -> appends one line to $raw
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "${wl_names[$wi]}" "$label" "$r" "$rc" "$result" "$stats" >>"$raw"
   # progress: the headline number of this run
   local show
-  show=$(echo "$result" | grep -o 'mops=[0-9.]*\|rss_after_kb=[0-9]*' | tr '\n' ' ' || true)
+  local pat='mops=[0-9.]*\|rss_after_kb=[0-9]*'
+  [[ $result == *" mops="* ]] || pat=' seconds=[0-9.]*\|rss_after_kb=[0-9]*\|peak_rss_kb=[0-9]*'
+  show=$(echo "$result" | grep -o "$pat" | tr '\n' ' ' || true)
   printf 'bench:   %-12s round %d/%d  %-22s %s\n' "${wl_names[$wi]}" "$((r + 1))" "$repeats" "$label" \
     "${show:-FAILED}" >&2
 }
@@ -204,11 +249,16 @@ meta=$work/meta.tsv
 } >"$meta"
 
 mkdir -p bench/results
-python3 bench/report.py "$meta" "$raw" >"$work/latest.md"
+"$py" bench/report.py "$meta" "$raw" --png "$work/latest.png" >"$work/latest.md"
 cp "$work/latest.md" bench/results/latest.md
+if [ -f "$work/latest.png" ]; then
+  cp "$work/latest.png" bench/results/latest.png
+else
+  rm -f bench/results/latest.png  # report.py warned why; a stale chart would mislead
+fi
 cp "$raw" bench/results/latest-raw.tmp
 cat bench/results/latest.md
-log "wrote bench/results/latest.md (raw runs: bench/results/latest-raw.tmp); ${elapsed}s of runs"
+log "wrote bench/results/latest.md$([ -f bench/results/latest.png ] && echo ' and latest.png') (raw runs: bench/results/latest-raw.tmp); ${elapsed}s of runs"
 if [ $failures -gt 0 ]; then
   log "$failures run(s) failed"
   exit 1
