@@ -68,15 +68,28 @@ void purge_caches(ThreadCache* tc, SuperSlab* ss, int slab) {
   box.free = kept;
 }
 
+// How a region that became empty is kept warm.
+enum class Pages : bool {
+  kGiveBack,  // pages given back, except the slab the context is carving from
+  kKeep,      // found empty by a refill's collection: it is about to be carved again
+};
+
 // The owner's region has no live block and no pending remote free.
-void region_became_empty(ThreadCache* tc, SuperSlab* ss) {
+void region_became_empty(ThreadCache* tc, SuperSlab* ss, Pages pages) {
   ClassCache& cc = tc->cls[ss->slot];
   if (ss->warm) return;
   if (cc.warm_count < g_config.warm_regions) {
     // Kept: it stays mapped in this context, pages given back except the slab this
-    // context is carving from (so a malloc/free ping-pong costs no system call).
+    // context is carving from (so a malloc/free ping-pong costs no system call). A
+    // refill keeps them all: a producer whose blocks another thread frees finds its
+    // regions empty at every refill, and giving the pages back there made it fault them
+    // in again at once (DESIGN section 7: hysteresis).
     ++cc.warm_count;
     ss->warm = 1;
+    if (pages == Pages::kKeep) {
+      relist(cc, ss);
+      return;
+    }
     if (ss == cc.cur) {
       uint32_t others = ss->slab_carved_mask & ~(1u << cc.cur_slab);
       while (others) {
@@ -100,7 +113,7 @@ void region_became_empty(ThreadCache* tc, SuperSlab* ss) {
 
 // Collects one owned region's remote frees; an empty region then goes through the
 // empty rule (warm or released).
-void collect_region(ThreadCache* tc, SuperSlab* ss) {
+void collect_region(ThreadCache* tc, SuperSlab* ss, Pages pages) {
   // relaxed: a hint; the exchange below is the acquire that orders the blocks.
   if (ss->remote_pending.load(std::memory_order_relaxed) != 0) {
     uintptr_t list = ss->remote_head.exchange(0, std::memory_order_acquire);
@@ -108,15 +121,15 @@ void collect_region(ThreadCache* tc, SuperSlab* ss) {
     relist(tc->cls[ss->slot], ss);
   }
   if (ss->active_local.load(std::memory_order_relaxed) == 0 && !ss->warm)
-    region_became_empty(tc, ss);
+    region_became_empty(tc, ss, pages);
 }
 
-void collect_class(ThreadCache* tc, unsigned c) {
+void collect_class(ThreadCache* tc, unsigned c, Pages pages) {
   ClassCache& cc = tc->cls[c];
   for (SuperSlabList l : {SuperSlabList::kFull, SuperSlabList::kPartial}) {
     for (SuperSlab* ss = list_head(cc, l); ss;) {
       SuperSlab* next = ss->next;
-      collect_region(tc, ss);
+      collect_region(tc, ss, pages);
       ss = next;
     }
   }
@@ -167,7 +180,7 @@ bool thread_cache_ensure_slab(ThreadCache* tc, unsigned slot) noexcept {
     // Collection point: the current region is exhausted.
     if (!collected) {
       collected = true;
-      collect_class(tc, slot);
+      collect_class(tc, slot, Pages::kKeep);
       // Frees outside the box push on slab lists without relisting (it would cost the
       // fast path a branch): regions on the full list may have free slabs again.
       for (SuperSlab* ss = cc.full; ss;) {
@@ -273,7 +286,7 @@ ThreadCache* thread_cache_current() noexcept {
 }
 
 void thread_cache_collect(ThreadCache* tc) noexcept {
-  for (unsigned c = 0; c < kNumSlots; ++c) collect_class(tc, c);
+  for (unsigned c = 0; c < kNumSlots; ++c) collect_class(tc, c, Pages::kGiveBack);
 }
 
 // The box is empty. Cheapest first: another slab of the box's region whose free list is
@@ -351,7 +364,7 @@ void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept {
     relist(cc, ss);
     return;
   }
-  collect_region(tc, ss);
+  collect_region(tc, ss, Pages::kGiveBack);
 }
 
 void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
