@@ -31,7 +31,19 @@ struct RegionInfo {
 
 // Live regions (mapped and in use, warm or abandoned). Fills up to `cap`, returns total.
 size_t regions(RegionInfo* out, size_t cap);
-std::vector<RegionInfo> regions();  // convenience: allocates the vector outside any lock
+// Convenience: allocates the vector outside any lock. Inline, so the library itself needs
+// nothing from the C++ standard library.
+inline std::vector<RegionInfo> regions() {
+  std::vector<RegionInfo> v(64);
+  for (;;) {
+    size_t n = regions(v.data(), v.size());
+    if (n <= v.size()) {
+      v.resize(n);
+      return v;
+    }
+    v.resize(n * 2);
+  }
+}
 // The region containing p (interval search over live regions); false if none.
 bool region_of(const void* p, RegionInfo* out);
 Route route_of(const void* p);

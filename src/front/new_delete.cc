@@ -2,6 +2,7 @@
 #include <cstddef>
 #include <new>
 
+#include "front/cxx_runtime.h"
 #include "hakmem/hakmem.h"
 
 #define HAK_EXPORT __attribute__((visibility("default")))
@@ -11,8 +12,8 @@ namespace {
 void* new_or_throw(std::size_t n) {
   for (;;) {
     if (void* p = hak_malloc(n)) return p;
-    std::new_handler h = std::get_new_handler();
-    if (!h) throw std::bad_alloc();
+    hak::NewHandler h = hak::cxx_new_handler();
+    if (!h) hak::cxx_throw_bad_alloc();
     h();
   }
 }
@@ -20,8 +21,8 @@ void* new_or_throw(std::size_t n) {
 void* new_aligned_or_throw(std::size_t n, std::align_val_t a) {
   for (;;) {
     if (void* p = hak_memalign(static_cast<std::size_t>(a), n ? n : 1)) return p;
-    std::new_handler h = std::get_new_handler();
-    if (!h) throw std::bad_alloc();
+    hak::NewHandler h = hak::cxx_new_handler();
+    if (!h) hak::cxx_throw_bad_alloc();
     h();
   }
 }

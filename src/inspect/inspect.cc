@@ -125,18 +125,6 @@ size_t regions(RegionInfo* out, size_t cap) {
   return n;
 }
 
-std::vector<RegionInfo> regions() {
-  std::vector<RegionInfo> v(64);
-  for (;;) {
-    size_t n = regions(v.data(), v.size());
-    if (n <= v.size()) {
-      v.resize(n);
-      return v;
-    }
-    v.resize(n * 2);
-  }
-}
-
 bool region_of(const void* p, RegionInfo* out) {
   // Interval search: the model resolves by intervals too; this one walks the registry.
   uintptr_t a = reinterpret_cast<uintptr_t>(p);

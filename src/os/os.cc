@@ -33,16 +33,21 @@ class SystemOs final : public Os {
   void decommit(void* p, size_t size) override { madvise(p, size, MADV_DONTNEED); }
 };
 
-// Constructed on first use (constant-initialised storage, no malloc, no static-init order).
-alignas(SystemOs) unsigned char g_system_storage[sizeof(SystemOs)];
+// Constant-initialised (no malloc, no static-init order, no guard) and never destroyed:
+// frees arrive after exit handlers have run.
+union SystemOsStorage {
+  SystemOs os;
+  constexpr SystemOsStorage() : os() {}
+  ~SystemOsStorage() {}
+};
+constinit SystemOsStorage g_system;
 std::atomic<Os*> g_os{nullptr};
 std::atomic<uint64_t> g_maps, g_unmaps, g_decommits, g_bytes_mapped;
 
 }  // namespace
 
 Os& system_os() noexcept {
-  static SystemOs* s = new (g_system_storage) SystemOs();
-  return *s;
+  return g_system.os;
 }
 
 Os& os() noexcept {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <new>
 #include <string>
 
 namespace inspect = hakmem::inspect;
@@ -55,6 +56,16 @@ int main() {
   for (int i = 0; i < 2000; ++i) m[std::to_string(i)] = std::make_unique<std::string>(i % 300, 'x');
   CHECK(inspect::route_of(m.at("1999").get()) != inspect::Route::kInvalid);
   m.clear();
+
+  // Out of memory in operator new: std::bad_alloc (libhakmem.a throws it itself).
+  volatile size_t huge = SIZE_MAX / 4;
+  bool threw = false;
+  try {
+    ::operator delete(::operator new(huge));
+  } catch (const std::bad_alloc&) {
+    threw = true;
+  }
+  CHECK(threw);
 
   CHECK(hak_error_count() == 0);
   CHECK(inspect::os_counts().maps > 0);
