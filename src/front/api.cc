@@ -79,13 +79,13 @@ void* memalign_glibc(size_t align, size_t size) {
 
 }  // namespace
 
-void* malloc_large_slow(size_t size) noexcept {
+void* malloc_large_slow(size_t size, bool zero) noexcept {
   if (size > kMaxRequest) {
     errno = ENOMEM;
     return nullptr;
   }
   ensure_init();
-  return large_malloc(size, 0);
+  return large_malloc(size, 0, zero);
 }
 
 void free_slow(void* p, const char* call) noexcept {
@@ -125,12 +125,15 @@ void* hak_calloc(size_t n, size_t size) {
     errno = ENOMEM;
     return nullptr;
   }
+  if (bytes > kMidMax) {
+    // Large runs are zero from the kernel (fresh or decommitted); large_malloc clears a
+    // cached run that kept its pages.
+    void* p = malloc_large_slow(bytes, true);
+    if (p) HAK_MEM_ZEROED(p, bytes);
+    return p;
+  }
   void* p = malloc_fast(bytes);
-  // Large runs come fresh from the kernel (or decommitted): already zero.
-  if (p && bytes <= kMidMax)
-    memset(p, 0, bytes);
-  else if (p)
-    HAK_MEM_ZEROED(p, bytes);
+  if (p) memset(p, 0, bytes);
   return p;
 }
 

@@ -9,7 +9,8 @@
 
 namespace hak {
 
-void* malloc_large_slow(size_t size) noexcept;
+// zero: calloc (the first `size` bytes read as zero).
+void* malloc_large_slow(size_t size, bool zero = false) noexcept;
 void free_slow(void* p, const char* call) noexcept;
 HAK_COLD void free_bad_block(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
 // The alloc bit says the block is not live: a double free, or a grid position outside

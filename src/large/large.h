@@ -1,6 +1,6 @@
 // Large objects (above the mid classes, or alignments the classes cannot give): each gets
 // its own run of regions, mapped on malloc and released on free. A few freed runs are
-// kept, decommitted, for reuse.
+// kept for reuse, decommitted beyond the first 8 MiB.
 #pragma once
 
 #include <cstddef>
@@ -22,8 +22,9 @@ struct LargeHeader {
   RegionLink link;
 };
 
-// nullptr with errno = ENOMEM on failure. `align` is a power of two or 0.
-void* large_malloc(size_t size, size_t align) noexcept;
+// nullptr with errno = ENOMEM on failure. `align` is a power of two or 0. `zero`: the
+// first `size` bytes read as zero (calloc).
+void* large_malloc(size_t size, size_t align, bool zero = false) noexcept;
 // p resolved to a large run (head or tail kind). Validates, then releases.
 void large_free(void* p, const char* call) noexcept;
 // The header of the run whose user pointer is p, or nullptr (bad pointer).
