@@ -134,12 +134,19 @@ def hakmem_errors(rows):
     return sum(r.get("_json", {}).get("errors", 0) for r in rows)
 
 
-def throughput_section(wl, allocs, runs, ns=False):
+def medians(wl, allocs, runs, key):
+    """-> {allocator label: median of `key` over its good runs of workload wl}."""
     med = {}
     for a in allocs:
         e = runs.get((wl, a["label"]))
         if e and e["ok"]:
-            med[a["label"]] = median(e["ok"], "mops")
+            med[a["label"]] = median(e["ok"], key)
+    return med
+
+
+def allocator_section(wl, allocs, runs, header, row_cells):
+    """One row per allocator that ran wl: name, then row_cells(label, good runs) (a FAILED
+    row when none succeeded); notes for hakmem's reported errors."""
     rows, notes = [], []
     for a in allocs:
         e = runs.get((wl, a["label"]))
@@ -148,55 +155,51 @@ def throughput_section(wl, allocs, runs, ns=False):
         ok = e["ok"]
         name = a["label"] + (f" ({e['failed']} failed)" if e["failed"] else "")
         if not ok:
-            rows.append([name] + ["FAILED"] + ["–"] * (8 if ns else 7))
+            rows.append([name, "FAILED"] + ["–"] * (len(header) - 2))
             continue
-        m = med[a["label"]]
+        rows.append([name] + row_cells(a["label"], ok))
+        if hakmem_errors(ok):
+            notes.append(f"{a['label']}: hakmem reported {hakmem_errors(ok)} errors (stats JSON)")
+    return table(header, rows), notes
+
+
+def throughput_section(wl, allocs, runs, ns=False):
+    med = medians(wl, allocs, runs, "mops")
+
+    def cells(label, ok):
+        m = med[label]
         lo, hi = min(r["mops"] for r in ok), max(r["mops"] for r in ok)
-        row = [name, f"{m:.1f}", f"{lo:.1f}..{hi:.1f}"]
+        row = [f"{m:.1f}", f"{lo:.1f}..{hi:.1f}"]
         if ns:
             row.append(f"{1000 / m:.2f}" if m else "–")
-        rows.append(row + [
+        return row + [
             fmt_ratio(m, med.get("mimalloc")), fmt_ratio(m, med.get("glibc")),
             fmt_int(median(ok, "rss_start_kb")), fmt_int(median(ok, "peak_rss_kb")),
             fmt_int(median(ok, "rss_after_kb")), len(ok),
-        ])
-        if hakmem_errors(ok):
-            notes.append(f"{a['label']}: hakmem reported {hakmem_errors(ok)} errors (stats JSON)")
+        ]
+
     header = ["allocator", "Mops/s", "range"] + (["ns/pair"] if ns else []) + [
         "vs mimalloc", "vs glibc", "RSS start", "peak RSS", "RSS after free", "runs"]
-    return table(header, rows), notes
+    return allocator_section(wl, allocs, runs, header, cells)
 
 
 def real_section(wl, allocs, runs):
-    med = {}
-    for a in allocs:
-        e = runs.get((wl, a["label"]))
-        if e and e["ok"]:
-            med[a["label"]] = median(e["ok"], "seconds")
-    rows, notes = [], []
-    for a in allocs:
-        e = runs.get((wl, a["label"]))
-        if not e:
-            continue
-        ok = e["ok"]
-        name = a["label"] + (f" ({e['failed']} failed)" if e["failed"] else "")
-        if not ok:
-            rows.append([name] + ["FAILED"] + ["–"] * 7)
-            continue
-        secs = med[a["label"]]
+    med = medians(wl, allocs, runs, "seconds")
+
+    def cells(label, ok):
+        secs = med[label]
         lo, hi = min(r["seconds"] for r in ok), max(r["seconds"] for r in ok)
         user, sys_s = median(ok, "user_seconds"), median(ok, "sys_seconds")
-        rows.append([
-            name, f"{secs:.2f}", f"{lo:.2f}..{hi:.2f}",
+        return [
+            f"{secs:.2f}", f"{lo:.2f}..{hi:.2f}",
             fmt_ratio(med.get("mimalloc"), secs), fmt_ratio(med.get("glibc"), secs),
             "–" if user is None else f"{user:.2f}", "–" if sys_s is None else f"{sys_s:.2f}",
             fmt_int(median(ok, "peak_rss_kb")), len(ok),
-        ])
-        if hakmem_errors(ok):
-            notes.append(f"{a['label']}: hakmem reported {hakmem_errors(ok)} errors (stats JSON)")
+        ]
+
     header = ["allocator", "seconds", "range", "speed vs mimalloc", "speed vs glibc", "user s", "sys s",
               "peak RSS", "runs"]
-    return table(header, rows), notes
+    return allocator_section(wl, allocs, runs, header, cells)
 
 
 def relative_speeds(workloads, allocs, runs):
@@ -207,13 +210,7 @@ def relative_speeds(workloads, allocs, runs):
     for w in workloads:
         name = w["name"]
         key = "seconds" if name.startswith(TIME_WORKLOADS) else "mops"
-        med = {}
-        for a in allocs:
-            e = runs.get((name, a["label"]))
-            if e and e["ok"]:
-                v = median(e["ok"], key)
-                if v:
-                    med[a["label"]] = v
+        med = {lab: v for lab, v in medians(name, allocs, runs, key).items() if v}
         if base not in med:
             continue
         if key == "seconds":
@@ -266,16 +263,7 @@ def draw_chart(path, workloads, allocs, runs, meta):
 
 
 def phase76_section(wl, allocs, runs):
-    rows, notes = [], []
-    for a in allocs:
-        e = runs.get((wl, a["label"]))
-        if not e:
-            continue
-        ok = e["ok"]
-        name = a["label"] + (f" ({e['failed']} failed)" if e["failed"] else "")
-        if not ok:
-            rows.append([name] + ["FAILED"] + ["–"] * 8)
-            continue
+    def cells(label, ok):
         start, peak, after = (median(ok, k) for k in ("rss_start_kb", "rss_peak_kb", "rss_after_kb"))
         hwm = median(ok, "peak_rss_kb")
         if hwm is not None and peak is not None:
@@ -294,17 +282,16 @@ def phase76_section(wl, allocs, runs):
             ss_live = statistics.median(j.get("superslabs_live", 0) for j in js)
             ss_rel = statistics.median(j.get("superslabs_released", 0) for j in js)
             at_exit = f"{fmt_int(live)} regions, {fmt_int(ss_live)} superslabs live, {fmt_int(ss_rel)} released"
-        rows.append([
-            name, f"{secs * 1000:.1f}" if secs is not None else "–",
+        return [
+            f"{secs * 1000:.1f}" if secs is not None else "–",
             fmt_int(start), fmt_int(peak), fmt_int(after),
             fmt_int(None if after is None or start is None else after - start),
             regions, released, at_exit,
-        ])
-        if hakmem_errors(ok):
-            notes.append(f"{a['label']}: hakmem reported {hakmem_errors(ok)} errors (stats JSON)")
+        ]
+
     header = ["allocator", "alloc+free ms", "RSS start", "RSS peak", "RSS after free", "kept",
               "hakmem regions start / peak / after", "superslabs released", "hakmem at exit (JSON)"]
-    return table(header, rows), notes
+    return allocator_section(wl, allocs, runs, header, cells)
 
 
 def command_prefix(a):
