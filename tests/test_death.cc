@@ -1,4 +1,4 @@
-// Bad input on checked paths (DESIGN.md section 5): the message names the call, the
+// Bad input on checked paths (docs/DESIGN.md section 7): the message names the call, the
 // pointer and the reason, then hakmem aborts (the default HAKMEM_ON_ERROR=abort).
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// Region lifecycle (DESIGN.md section 4) with simulated threads: exact active counts,
+// Region lifecycle (model/SPEC.md section 4) with simulated threads: exact active counts,
 // empty-release with the warm reserve, remote frees, abandonment and adoption.
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // Options, read once from the environment at start (see README "Options"), and the
-// error policy for bad input (DESIGN.md section 5).
+// error policy for bad input (docs/DESIGN.md section 7).
 #pragma once
 
 #include <cstdint>

@@ -83,7 +83,7 @@ void region_became_empty(ThreadCache* tc, SuperSlab* ss, Pages pages) {
     // context is carving from (so a malloc/free ping-pong costs no system call). A
     // refill keeps them all: a producer whose blocks another thread frees finds its
     // regions empty at every refill, and giving the pages back there made it fault them
-    // in again at once (DESIGN section 7: hysteresis).
+    // in again at once (docs/DESIGN.md section 10: hysteresis).
     ++cc.warm_count;
     ss->warm = 1;
     if (pages == Pages::kKeep) {

@@ -9,7 +9,7 @@
 //  - alloc bit: set while the block is live. Written only by the owner (relaxed atomic
 //    load/store: other threads read it to reject double frees).
 //  - remote bit: set by a remote free until the owner collects the block (atomic RMW).
-// Exact active count: active = active_local - remote_pending (DESIGN.md section 4).
+// Exact active count: active = active_local - remote_pending (docs/DESIGN.md section 2).
 #pragma once
 
 #include <atomic>
