@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ clang libclang-rt-14-dev librapidcheck-dev libgtest-dev libgmock-dev
       libbenchmark-dev valgrind libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev
       sqlite3 git python3 python3-matplotlib pkg-config procps clang-format
-      spin z3 python3-z3 libz3-dev relacy-dev)
+      python3-yaml spin z3 python3-z3 libz3-dev relacy-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

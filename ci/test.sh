@@ -1,15 +1,36 @@
 #!/usr/bin/env bash
 # The test command (README): installs what it needs, builds, runs every test suite.
-#   ci/test.sh           everything
-#   ci/test.sh --quick   the release build's tests only
+#   ci/test.sh                 every stage, in order
+#   ci/test.sh --quick         format and the gcc release stage only
+#   ci/test.sh --stage NAME    one stage (what each GitHub Actions job runs)
+#   ci/test.sh --list-stages   the stage names, one per line
 set -euo pipefail
 cd "$(dirname "$0")/.."
-quick=0
-for a in "$@"; do
-  case "$a" in
-    --quick) quick=1 ;;
-    *) echo "usage: ci/test.sh [--quick]" >&2; exit 2 ;;
+
+# name | what it runs (a function below). The order is the order of a full run.
+stages=(
+  "format|format_and_lint"
+  "release|build_and_test release"
+  "release-clang|build_and_test release-clang"
+  "asan-ubsan|build_and_test asan-ubsan"
+  "tsan|build_and_test tsan"
+  "fuzz|build_and_test fuzz"
+  "valgrind|build_and_test valgrind"
+)
+stage_names_all() { for s in "${stages[@]}"; do echo "${s%%|*}"; done; }
+
+only=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) only=(format release) ;;
+    --stage)
+      [ $# -ge 2 ] || { echo "ci/test.sh: --stage needs a name ($(stage_names_all | tr '\n' ' '))" >&2; exit 2; }
+      stage_names_all | grep -qx -- "$2" || { echo "ci/test.sh: no stage '$2' ($(stage_names_all | tr '\n' ' '))" >&2; exit 2; }
+      only+=("$2"); shift ;;
+    --list-stages) stage_names_all; exit 0 ;;
+    *) echo "usage: ci/test.sh [--quick | --stage NAME... | --list-stages]" >&2; exit 2 ;;
   esac
+  shift
 done
 
 ci/deps.sh
@@ -33,6 +54,11 @@ summary() {
 }
 trap summary EXIT
 
+format_and_lint() {
+  ci/format.sh --check
+  ci/actionlint.sh
+}
+
 build_and_test() {  # preset
   cmake --preset "$1" >/dev/null
   cmake --build --preset "$1" -j "$jobs"
@@ -40,13 +66,14 @@ build_and_test() {  # preset
   ctest --preset "$1" -j "$jobs" --timeout 600 --no-tests=error
 }
 
-run_stage "format" ci/format.sh --check
-run_stage "release (gcc)" build_and_test release
-[ $quick -eq 1 ] && exit 0
-run_stage "release (clang)" build_and_test release-clang
-run_stage "asan-ubsan" build_and_test asan-ubsan
-run_stage "tsan" build_and_test tsan
-# libFuzzer (clang, ASan + UBSan): committed corpora and fuzz/regressions replayed, each
-# target fuzzed for 60 s from its corpus, the OSS-Fuzz build.sh contract.
-run_stage "fuzz (60 s per target)" build_and_test fuzz
-run_stage "valgrind memcheck" build_and_test valgrind
+# Stages, in brief: release and release-clang run every gtest suite, LD_PRELOAD program,
+# property and replay; asan-ubsan and tsan the same under the sanitizers; formal the Spin
+# model, the z3 proofs and the Relacy interleavings (formal/README.md); fuzz replays the
+# committed corpora and fuzz/regressions, fuzzes each target for 60 s from its corpus and
+# checks the OSS-Fuzz build.sh contract; valgrind runs a suite under memcheck.
+for s in "${stages[@]}"; do
+  name=${s%%|*}
+  if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " $name " ]]; then continue; fi
+  read -r -a cmd <<<"${s#*|}"
+  run_stage "$name" "${cmd[@]}"
+done

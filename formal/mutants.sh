@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# formal/mutants.sh [--props] [NAME...]: proof that the formal stage bites. Each mutant of
+# formal/*/mutants.txt injects one known bug into src/ of a scratch copy of the tree; the
+# copy's formal preset is built and its ctest run. A mutant is "caught" when a formal test
+# fails; the tests that failed are printed. With --props the property suite also runs on
+# each mutant (the release build of the copy), to show which stage catches what.
+# Nothing in this tree is changed.
+#
+# mutants.txt lines: name|file|perl -0 substitution (one match required); # comments.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+work=${MUTANTS_DIR:-/tmp/hakmem-formal-mutants}
+jobs=$(nproc)
+props=0
+want=()
+for a in "$@"; do
+  case "$a" in
+    --props) props=1 ;;
+    -h | --help) sed -n 2,9p "$0"; exit 0 ;;
+    *) want+=("$a") ;;
+  esac
+done
+
+mutants=()
+for f in formal/*/mutants.txt; do
+  [ -f "$f" ] || continue
+  while IFS= read -r line; do
+    [[ -z "$line" || "$line" == \#* ]] && continue
+    mutants+=("$line")
+  done <"$f"
+done
+[ ${#mutants[@]} -gt 0 ] || { echo "no mutants found in formal/*/mutants.txt" >&2; exit 2; }
+
+printf '%-34s %-8s %6s  %-8s  %s\n' mutant formal secs props "formal tests that failed"
+status=0
+for m in "${mutants[@]}"; do
+  IFS='|' read -r name file subst <<<"$m"
+  if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " =~ " $name " ]]; then continue; fi
+  dir=$work/$name
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  git -C "$root" ls-files -z | (cd "$root" && xargs -0 cp --parents -t "$dir")
+  if ! perl -0pi -e "\$n = ($subst); END { exit(\$n ? 0 : 1) }" "$dir/$file"; then
+    printf '%-34s %-8s\n' "$name" NOT-APPLIED
+    status=1
+    continue
+  fi
+  t0=$(date +%s)
+  if ! (cd "$dir" && cmake --preset formal >/dev/null && cmake --build --preset formal -j "$jobs") \
+      >"$dir/build.log" 2>&1; then
+    printf '%-34s %-8s (see %s)\n' "$name" NO-BUILD "$dir/build.log"
+    status=1
+    continue
+  fi
+  (cd "$dir" && ctest --preset formal -j "$jobs" --timeout 900 --no-tests=error) >"$dir/formal.log" 2>&1
+  rc=$?
+  secs=$(($(date +%s) - t0))
+  failed=$(grep -E '^\s+[0-9]+ - ' "$dir/formal.log" | sed -E 's/^\s+[0-9]+ - ([^ ]+).*/\1/' | tr '\n' ' ')
+  verdict=caught
+  if [ $rc -eq 0 ]; then
+    verdict=MISSED
+    status=1
+  fi
+  pverdict=-
+  if [ $props -eq 1 ]; then
+    if (cd "$dir" && cmake -S . -B build/props -G Ninja -DCMAKE_BUILD_TYPE=Release -DHAKMEM_BUILD_BENCH=OFF &&
+        cmake --build build/props --target hakmem_props -j "$jobs") >"$dir/props-build.log" 2>&1; then
+      (RC_PARAMS="${MUTANTS_RC_PARAMS:-max_success=500 seed=20261122}" timeout 900 \
+        "$dir/build/props/props/hakmem_props") >"$dir/props.log" 2>&1
+      [ $? -ne 0 ] && pverdict=caught || pverdict=missed
+    else
+      pverdict=no-build
+    fi
+  fi
+  printf '%-34s %-8s %6s  %-8s  %s\n' "$name" "$verdict" "$secs" "$pverdict" "$failed"
+done
+exit $status
