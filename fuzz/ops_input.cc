@@ -255,7 +255,7 @@ Trace decode(const uint8_t* data, size_t size, const OpTable& table) {
       case OpCode::kExit:
         break;
       case OpCode::kBadFree:
-        op.a = r.u8() % 4;
+        op.a = r.u8() % hakmodel::kBadKinds;
         op.b = r.u8();
         break;
     }
@@ -332,7 +332,7 @@ bool encode(const Trace& tr, const OpTable& table, std::vector<uint8_t>* out, st
       case OpCode::kExit:
         break;
       case OpCode::kBadFree:
-        o.push_back(static_cast<uint8_t>(op.a % 4));
+        o.push_back(static_cast<uint8_t>(op.a % hakmodel::kBadKinds));
         if (!idx(op.b)) return fail("index above 255");
         break;
     }

@@ -163,6 +163,21 @@ class Runner {
     return true;
   }
 
+  // The first nonzero byte a calloc check finds, or n: every byte of the first 4 KiB, 16
+  // bytes at the start of every later page, and the last 64 bytes (where fill() leaves a
+  // freed block's pattern).
+  static size_t first_nonzero(const unsigned char* c, size_t n) {
+    auto scan = [&](size_t from, size_t to) {
+      for (size_t i = from; i < to && i < n; ++i)
+        if (c[i]) return i;
+      return n;
+    };
+    if (size_t at = scan(0, 4096); at != n) return at;
+    for (size_t page = 4096; page < n; page += 4096)
+      if (size_t at = scan(page, page + 16); at != n) return at;
+    return scan(n > 64 ? n - 64 : 0, n);
+  }
+
   void compare() {
     std::string e = model_.compare(snapshot(), ids_, hk::error_count() - errors0_);
     if (!e.empty()) {
@@ -215,11 +230,10 @@ class Runner {
     if (hk::route_of(p) != route_for(slot_kind(slot)))
       return fail("block " + hex(a) + " routes to " + hk::route_name(hk::route_of(p)) +
                   ", expected " + hk::route_name(route_for(slot_kind(slot))));
-    if (zeroed) {
-      auto* c = static_cast<const unsigned char*>(p);
-      for (size_t i = 0; i < std::min<size_t>(size, 4096); ++i)
-        if (c[i]) return fail("calloc block " + hex(a) + " not zero at byte " + std::to_string(i));
-    }
+    if (zeroed)
+      if (size_t at = first_nonzero(static_cast<const unsigned char*>(p), size); at != size)
+        return fail("calloc block " + hex(a) + " of " + std::to_string(size) +
+                    " bytes not zero at byte " + std::to_string(at));
     const Model::Region* before = model_.region_of(a);
     if (before &&
         (before->state == Model::State::kPooled || before->state == Model::State::kAbandoned))
@@ -367,6 +381,7 @@ class Runner {
           if (p) fail("calloc overflow returned a block");
           break;
         }
+        if (total > 4096) ++v_.big_callocs;
         took(t, size_to_slot(total, ultra), total, 0, p, true);
         break;
       }
@@ -387,7 +402,7 @@ class Runner {
         break;
       }
       case OpCode::kBadFree:
-        bad_free(t, static_cast<BadKind>(op.a % 4), op.b);
+        bad_free(t, static_cast<BadKind>(op.a % kBadKinds), op.b);
         break;
     }
   }
@@ -404,8 +419,40 @@ class Runner {
         const LiveBlock& b = live_[i % live_.size()];
         const Model::Region* r = model_.region_of(b.p);
         if (!r) return;
-        if (kind == BadKind::kInterior && b.usable < 16) return;
-        p = b.p + (kind == BadKind::kInterior ? 8 : 1);
+        if (kind == BadKind::kMisaligned) {
+          p = b.p + 1;
+          break;
+        }
+        size_t off = interior_offset(b.usable, i / live_.size());
+        if (!off) return;
+        p = b.p + off;
+        break;
+      }
+      case BadKind::kTail: {
+        // A pointer k regions into a live large block: the region map says "large tail".
+        std::vector<const LiveBlock*> big;
+        for (const LiveBlock& b : live_)
+          if (b.usable > kRegionSize) big.push_back(&b);
+        if (big.empty()) return;
+        const LiveBlock& b = *big[i % big.size()];
+        uint64_t sel = i / big.size();
+        size_t regions = (b.usable - 1) / kRegionSize;  // whole regions after the first
+        p = b.p + (1 + sel % regions) * kRegionSize;
+        ++v_.tail_bad_frees;
+        if ((sel / regions) % 2) {
+          void* q;
+          {
+            hk::Use use(context(t));
+            q = hak_realloc(reinterpret_cast<void*>(p), 16);
+          }
+          if (q) {
+            fail("realloc of " + hex(p) + ", inside large block " + hex(b.p) + ", returned " +
+                 hex(reinterpret_cast<uintptr_t>(q)));
+            return;
+          }
+          model_.on_error();
+          return;
+        }
         break;
       }
       case BadKind::kDouble: {
@@ -421,6 +468,25 @@ class Runner {
       hak_free(reinterpret_cast<void*>(p));
     }
     model_.on_error();
+  }
+
+  // An interior offset of a block of `usable` bytes (8-aligned, so the pointer is not
+  // merely misaligned), 0 if the block has none. Besides 8: multiples of 16, the lowest set
+  // bit of the size (where a block-start check that tests only low bits of a
+  // non-power-of-two class would accept it) and half the block.
+  static size_t interior_offset(size_t usable, uint64_t sel) {
+    if (usable < 16) return 0;
+    size_t low = usable & (~usable + 1);
+    switch (sel % 4) {
+      case 0:
+        return 8;
+      case 1:
+        return usable >= 32 ? 16 * (1 + (sel / 4) % (usable / 16 - 1)) : 8;
+      case 2:
+        return low < usable ? low : usable / 2 / 8 * 8;
+      default:
+        return usable / 2 / 8 * 8;
+    }
   }
 
   void finish() {
@@ -523,10 +589,9 @@ Verdict run_isolated(const Trace& tr, const RunOptions& opt) {
     close(fds[0]);
     Verdict v = run(tr, opt);
     std::string out;
-    for (uint64_t x :
-         {uint64_t{v.ok}, uint64_t{v.op_index}, v.regions_mapped, v.regions_released, v.warm_kept,
-          v.remote_frees, v.adoptions, v.errors, v.ultra_blocks, v.large_blocks})
-      put(out, std::to_string(x));
+    put(out, std::to_string(v.ok));
+    put(out, std::to_string(v.op_index));
+    for (uint64_t* x : v.counters()) put(out, std::to_string(*x));
     put(out, v.message);
     put(out, v.trace);
     for (size_t off = 0; off < out.size();) {
@@ -544,7 +609,7 @@ Verdict run_isolated(const Trace& tr, const RunOptions& opt) {
   int status = 0;
   waitpid(pid, &status, 0);
   Verdict v;
-  std::string f[12];
+  std::string f[2 + std::tuple_size_v<decltype(v.counters())> + 2];
   size_t pos = 0;
   bool whole = true;
   for (std::string& s : f) whole = whole && take(in, pos, &s);
@@ -557,14 +622,12 @@ Verdict run_isolated(const Trace& tr, const RunOptions& opt) {
     v.trace = to_text(tr);
     return v;
   }
-  uint64_t* nums[] = {nullptr,         nullptr,         &v.regions_mapped, &v.regions_released,
-                      &v.warm_kept,    &v.remote_frees, &v.adoptions,      &v.errors,
-                      &v.ultra_blocks, &v.large_blocks};
   v.ok = f[0] == "1";
   v.op_index = std::stoul(f[1]);
-  for (int i = 2; i < 10; ++i) *nums[i] = std::stoull(f[i]);
-  v.message = f[10];
-  v.trace = f[11];
+  size_t i = 2;
+  for (uint64_t* x : v.counters()) *x = std::stoull(f[i++]);
+  v.message = f[i++];
+  v.trace = f[i];
   return v;
 }
 

@@ -3,6 +3,7 @@
 // One implementation for the properties, the fuzzers and hak-replay.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -19,6 +20,13 @@ struct Verdict {
   // What the run reached (for coverage tags).
   uint64_t regions_mapped = 0, regions_released = 0, warm_kept = 0, remote_frees = 0, adoptions = 0,
            errors = 0, ultra_blocks = 0, large_blocks = 0;
+  uint64_t tail_bad_frees = 0;  // bad frees / reallocs of a pointer into a large block's tail
+  uint64_t big_callocs = 0;     // callocs above 4 KiB (their zero check reads every page)
+  // Every counter above, in one list (run_isolated carries them across the fork).
+  std::array<uint64_t*, 10> counters() {
+    return {&regions_mapped, &regions_released, &warm_kept,    &remote_frees,   &adoptions,
+            &errors,         &ultra_blocks,     &large_blocks, &tail_bad_frees, &big_callocs};
+  }
 };
 
 struct RunOptions {

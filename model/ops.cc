@@ -18,7 +18,7 @@ constexpr Name kNames[] = {
     {OpCode::kExit, "exit", 0},        {OpCode::kBadFree, "bad_free", 2},
     {OpCode::kMallocN, "malloc_n", 2}, {OpCode::kFreeN, "free_n", 2},
 };
-const char* kBadNames[] = {"interior", "misaligned", "foreign", "double"};
+const char* kBadNames[kBadKinds] = {"interior", "misaligned", "foreign", "double", "tail"};
 
 const Name& name_of(OpCode c) {
   for (const Name& n : kNames)
@@ -33,7 +33,7 @@ std::string to_text(const Op& op) {
   std::ostringstream o;
   o << n.text << ' ' << op.t;
   if (op.code == OpCode::kBadFree) {
-    o << ' ' << kBadNames[op.a % 4] << ' ' << op.b;
+    o << ' ' << kBadNames[op.a % kBadKinds] << ' ' << op.b;
   } else {
     if (n.operands >= 1) o << ' ' << op.a;
     if (n.operands >= 2) o << ' ' << op.b;
@@ -91,10 +91,10 @@ bool parse(const std::string& text, Trace* out, std::string* err) {
     if (op.code == OpCode::kBadFree) {
       std::string kind;
       if (!(ls >> kind >> op.b)) return fail("expected KIND I");
-      op.a = 4;
-      for (uint64_t i = 0; i < 4; ++i)
+      op.a = kBadKinds;
+      for (uint64_t i = 0; i < kBadKinds; ++i)
         if (kind == kBadNames[i]) op.a = i;
-      if (op.a == 4) return fail("unknown bad_free kind");
+      if (op.a == kBadKinds) return fail("unknown bad_free kind");
     } else {
       if (n->operands >= 1 && !(ls >> op.a)) return fail("missing operand");
       if (n->operands >= 2 && !(ls >> op.b)) return fail("missing operand");

@@ -6,10 +6,13 @@
 //   free T I                realloc T I SIZE
 //   malloc_n T SIZE COUNT   free_n T I COUNT          (bulk: fill / drain in one step)
 //   collect T               exit T
-//   bad_free T KIND I       (KIND: interior misaligned foreign double)
+//   bad_free T KIND I       (KIND: interior misaligned foreign double tail)
 //
 // T is a simulated thread (0..kMaxThreads-1). I picks a live block: the (I mod n)-th of
-// the n live blocks, so any number is valid and shrinking never breaks a trace.
+// the n live blocks, so any number is valid and shrinking never breaks a trace. In bad_free,
+// I / n also picks the offset of an interior pointer (8, a multiple of 16, the lowest set
+// bit of the block size, half the block) and, for tail (a pointer k * 2 MiB into a live
+// large block of more than one region), k and whether it is freed or reallocated.
 #pragma once
 
 #include <cstdint>
@@ -34,7 +37,8 @@ enum class OpCode {
   kMallocN,
   kFreeN
 };
-enum class BadKind { kInterior, kMisaligned, kForeign, kDouble };
+enum class BadKind { kInterior, kMisaligned, kForeign, kDouble, kTail };
+inline constexpr uint64_t kBadKinds = 5;
 
 struct Op {
   OpCode code = OpCode::kMalloc;

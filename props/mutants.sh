@@ -17,6 +17,16 @@ mutants=(
   "wrong-segment-mask|src/front/hot.h|s#(void ultra_free\(void\* p, const char\* call\) noexcept \{\n  SuperSlab\* seg = )superslab_of\(p\);#\1reinterpret_cast<SuperSlab*>(reinterpret_cast<uintptr_t>(p) & ~((kRegionSize >> 1) - 1));#"
   "warm-reserve-ignored|src/thread/thread_cache.cc|s{  if \(cc.warm_count < g_config.warm_regions\) \{}{  if (false) \{}"
   "exit-forgets-remote-list|src/thread/orphans.cc|s{  superslab_collect\(ss, list\);\n  ss->owner.store\(nullptr}{  \(void\)list;\n  ss->owner.store\(nullptr}"
+  # The generator gaps of issue 15: each is caught only by the draws added for it.
+  # A block-start check of non-power-of-two classes that tests low bits only (all mid sizes
+  # are multiples of 256): caught by interior offsets at the size's lowest set bit.
+  "grid-low-bits-only|src/tiny/superslab.h|s{return \(\(off \* ss->inv\) >> 40\) \* ss->block_size == off;}{return (off & 255) == 0;}"
+  # A large free that compares the pointer's offset from the run modulo the region size:
+  # a pointer k * 2 MiB into the block passes (caught by bad_free tail).
+  "large-tail-pointer-accepted|src/large/large.cc|s{head \+ h->user_off != reinterpret_cast<uintptr_t>\(p\)}{((reinterpret_cast<uintptr_t>(p) - head) & kRegionMask) != (h->user_off & kRegionMask)}"
+  # calloc of a mid block clears only its first page (caught by calloc sizes above 4 KiB
+  # and the zero check of every page and the tail).
+  "calloc-clears-first-page|src/front/api.cc|s{if \(p\) memset\(p, 0, bytes\);}{if (p) memset(p, 0, bytes < 4096 ? bytes : 4096);}"
 )
 
 want=("$@")

@@ -68,17 +68,23 @@ rc::Gen<Op> gen_op(int threads, bool bad_frees) {
                                     [t](std::pair<uint32_t, uint64_t> p) {
                                       return Op{OpCode::kMemalign, t, p.first, p.second};
                                     });
+    // calloc draws its element size like malloc's (up to 3 MiB, class and large edges, so
+    // it often reuses a block of the same size just freed), mostly one element.
     auto calloc_op = rc::gen::map(
-        rc::gen::pair(rc::gen::inRange<uint64_t>(0, 40), rc::gen::inRange<uint64_t>(0, 300)),
+        rc::gen::pair(rc::gen::weightedOneOf<uint64_t>({{6, rc::gen::just<uint64_t>(1)},
+                                                        {2, rc::gen::inRange<uint64_t>(0, 40)}}),
+                      gen_size()),
         [t](std::pair<uint64_t, uint64_t> p) {
-          return Op{OpCode::kCalloc, t, p.first, p.second};
+          uint64_t size = p.first > 1 && p.second > (4u << 20) / p.first ? 300 : p.second;
+          return Op{OpCode::kCalloc, t, p.first, size};
         });
     auto collect_op = rc::gen::just(Op{OpCode::kCollect, t, 0, 0});
     auto exit_op = rc::gen::just(Op{OpCode::kExit, t, 0, 0});
-    auto bad_op = rc::gen::map(rc::gen::pair(rc::gen::inRange<uint64_t>(0, 4), idx),
-                               [t](std::pair<uint64_t, uint32_t> p) {
-                                 return Op{OpCode::kBadFree, t, p.first, p.second};
-                               });
+    auto bad_op =
+        rc::gen::map(rc::gen::pair(rc::gen::inRange<uint64_t>(0, hakmodel::kBadKinds), idx),
+                     [t](std::pair<uint64_t, uint32_t> p) {
+                       return Op{OpCode::kBadFree, t, p.first, p.second};
+                     });
     if (bad_frees)
       return rc::gen::weightedOneOf<Op>({{30, malloc_op},
                                          {30, free_op},
@@ -118,6 +124,8 @@ void check(const hakmodel::Trace& tr) {
   RC_CLASSIFY(v.ultra_blocks > 0, "ULTRA blocks");
   RC_CLASSIFY(v.large_blocks > 0, "large blocks");
   RC_CLASSIFY(v.errors > 0, "bad frees reported");
+  RC_CLASSIFY(v.tail_bad_frees > 0, "bad free into a large block's tail");
+  RC_CLASSIFY(v.big_callocs > 0, "calloc above 4 KiB");
   if (!v.ok) RC_FAIL(hakmodel::describe(v));
 }
 
@@ -160,5 +168,34 @@ RC_GTEST_PROP(Lockstep, BadFreesAreReportedAndChangeNothing, ()) {
   hakmodel::Trace tr;
   tr.cfg = gen_config();
   tr.ops = *rc::gen::container<std::vector<Op>>(*rc::gen::inRange(1, 150), gen_op(3, true));
+  check(tr);
+}
+
+// Pointers into large blocks of several regions: interior pointers of the head region and
+// pointers k * 2 MiB in (the region map says "large tail" there), freed and reallocated,
+// between mallocs, callocs and frees of such blocks.
+RC_GTEST_PROP(Lockstep, PointersIntoLargeBlocksAreRejected, ()) {
+  hakmodel::Trace tr;
+  tr.cfg = gen_config();
+  auto idx = rc::gen::arbitrary<uint32_t>();
+  auto big = rc::gen::inRange<uint64_t>((2u << 20) + 1, 9u << 20);
+  auto op = rc::gen::weightedOneOf<Op>(
+      {{4, rc::gen::map(big,
+                        [](uint64_t n) {
+                          return Op{OpCode::kMalloc, 0, n, 0};
+                        })},
+       {2, rc::gen::map(big,
+                        [](uint64_t n) {
+                          return Op{OpCode::kCalloc, 0, 1, n};
+                        })},
+       {3, rc::gen::map(idx,
+                        [](uint32_t i) {
+                          return Op{OpCode::kFree, 0, i, 0};
+                        })},
+       {5, rc::gen::map(rc::gen::pair(rc::gen::element<uint64_t>(0, 1, 4), idx),
+                        [](std::pair<uint64_t, uint32_t> p) {
+                          return Op{OpCode::kBadFree, 0, p.first, p.second};
+                        })}});
+  tr.ops = *rc::gen::container<std::vector<Op>>(*rc::gen::inRange(1, 40), op);
   check(tr);
 }

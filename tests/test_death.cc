@@ -46,6 +46,22 @@ TEST_F(Death, InteriorPointer) {
   hak_free(l);
 }
 
+// A pointer whole regions into a large block: its region is a large tail, and its offset
+// within the region is the block's own, so only the full pointer tells it apart.
+TEST_F(Death, PointerIntoALargeBlocksTail) {
+  constexpr size_t kRegion = size_t{2} << 20;
+  char* l = static_cast<char*>(hak_malloc(5 * kRegion));
+  ASSERT_NE(l, nullptr);
+  for (size_t k : {size_t{1}, size_t{4}}) {
+    char* q = l + k * kRegion;
+    EXPECT_DEATH(hak_free(q), expect("free", q, "interior pointer \\(inside a large block\\)"));
+    EXPECT_DEATH(hak_realloc(q, 16),
+                 expect("realloc", q, "interior pointer \\(inside a large block\\)"));
+  }
+  l[5 * kRegion - 1] = 1;  // still ours, whole
+  hak_free(l);
+}
+
 TEST_F(Death, PointerIntoARegionHeaderOnTheBlockGrid) {
   char* p = static_cast<char*>(hak_malloc(64));
   char* header =
