@@ -69,6 +69,28 @@ TEST(Api, CallocZeroesReusedMemory) {
 
 // Freed large runs are cached; the first 8 MiB of them keep their pages (a free/malloc
 // loop of one large block faults nothing in), the rest are decommitted at free.
+// inspect::set_region_recycling (the harnesses' OS layer): a region hakmem unmapped comes
+// back at the next map as fresh memory would, zero where it was written.
+TEST(Api, RecycledRegionsComeBackZeroed) {
+  hk::trim();
+  hk::set_region_recycling(true);
+  constexpr size_t kSize = size_t{1} << 20;  // a large block: one 2 MiB run
+  auto* p = static_cast<unsigned char*>(hak_malloc(kSize));
+  ASSERT_NE(p, nullptr);
+  memset(p, 0xab, kSize);
+  hak_free(p);
+  hk::trim();  // the cached run is unmapped: into the recycler
+  auto* q = static_cast<unsigned char*>(hak_calloc(1, kSize));  // a fresh run: no clearing
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q, p) << "the run did not come from the recycler";
+  size_t nonzero = 0;
+  for (size_t i = 0; i < kSize; ++i) nonzero += q[i] != 0;
+  EXPECT_EQ(nonzero, 0u);
+  hak_free(q);
+  hk::trim();
+  hk::set_region_recycling(false);
+}
+
 TEST(Api, LargeCacheKeepsTheFirst8MiBCommitted) {
   hk::trim();                        // an empty cache
   constexpr size_t kRun = 2u << 20;  // 1 MiB + the header page: one 2 MiB run
