@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "regionmap/region_map.h"
 #include "support.h"
 
 TEST(Api, MallocZeroIsAUniqueFreeablePointer) {
@@ -53,6 +54,67 @@ TEST(Api, ImpossibleSizesAreEnomem) {
   errno = 0;
   EXPECT_EQ(hak_pvalloc(SIZE_MAX - 10), nullptr);
   EXPECT_EQ(errno, ENOMEM);
+}
+
+// glibc's own entry points: the reference on this machine, whatever malloc the test
+// program has (sanitizers replace malloc, not these).
+extern "C" void* __libc_malloc(size_t);
+extern "C" void* __libc_calloc(size_t, size_t);
+extern "C" void* __libc_memalign(size_t, size_t);
+extern "C" void __libc_free(void*);
+
+// Requests larger than the machine can commit: glibc's mmap path lets the kernel's
+// overcommit policy refuse them (NULL, ENOMEM); hakmem must answer the same, not hand
+// out memory that kills the program when touched.
+TEST(Api, UncommittableSizesFailAsInGlibc) {
+  struct Case {
+    const char* what;
+    void* (*glibc)();
+    void* (*hakmem)();
+  };
+  const Case cases[] = {
+      {"malloc(2^45)", [] { return __libc_malloc(size_t{1} << 45); },
+       [] { return hak_malloc(size_t{1} << 45); }},
+      {"calloc(1, 2^44)", [] { return __libc_calloc(1, size_t{1} << 44); },
+       [] { return hak_calloc(1, size_t{1} << 44); }},
+      {"memalign(2^44, 1)", [] { return __libc_memalign(size_t{1} << 44, 1); },
+       [] { return hak_memalign(size_t{1} << 44, 1); }},
+  };
+  for (const Case& c : cases) {
+    errno = 0;
+    void* g = c.glibc();
+    int g_errno = errno;
+    errno = 0;
+    void* h = c.hakmem();
+    int h_errno = errno;
+    EXPECT_EQ(h == nullptr, g == nullptr) << c.what << ": glibc " << g << ", hakmem " << h;
+    if (!g) {
+      EXPECT_EQ(h_errno, g_errno) << c.what;
+    }
+    if (g) __libc_free(g);
+    if (h) hak_free(h);
+  }
+}
+
+// A large run costs O(1) region map entries: the head, and for runs aligned to 2 MiB or
+// more the user pointer's region. The others stay kNone (their route is still large).
+TEST(Api, LargeRunTouchesConstantRegionMapEntries) {
+  constexpr size_t kRegion = 2u << 20;
+  for (size_t align : {size_t{0}, size_t{4} << 20}) {
+    size_t size = size_t{64} << 20;
+    char* p = static_cast<char*>(align ? hak_memalign(align, size) : hak_malloc(size));
+    ASSERT_NE(p, nullptr);
+    uintptr_t head = (reinterpret_cast<uintptr_t>(p) - 1) & ~uintptr_t{kRegion - 1};
+    if (align) head = reinterpret_cast<uintptr_t>(p) - align;
+    size_t entries = 0;
+    for (uintptr_t r = head; r < reinterpret_cast<uintptr_t>(p) + size; r += kRegion)
+      entries += hak::region_kind_of(reinterpret_cast<void*>(r)) != hak::RegionKind::kNone;
+    EXPECT_EQ(entries, align ? 2u : 1u) << "align " << align;
+    EXPECT_EQ(hk::route_of(p + size - 1), hk::Route::kLarge);
+    EXPECT_GE(hak_malloc_usable_size(p), size);
+    EXPECT_EQ(hk::route_of(p + size / 2), hk::Route::kLarge);
+    hak_free(p);
+  }
 }
 
 TEST(Api, CallocZeroesReusedMemory) {

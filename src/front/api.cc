@@ -36,12 +36,8 @@ size_t usable_checked(void* p, const char* call) {
   }
   if (k == RegionKind::kLargeHead || k == RegionKind::kLargeTail) {
     if (LargeHeader* h = large_header_of(p)) return h->user_bytes;
-    report_error(call, p,
-                 (reinterpret_cast<uintptr_t>(p) & 15) ? "misaligned pointer"
-                                                       : "interior pointer (inside a large block)");
-    return 0;
   }
-  report_error(call, p, "invalid pointer (not allocated by hakmem, or already released)");
+  report_error(call, p, large_bad_reason(p));
   return 0;
 }
 
@@ -92,7 +88,8 @@ void free_slow(void* p, const char* call) noexcept {
   if (!p) return;
   RegionKind k = region_kind_of(p);
   if (k == RegionKind::kLargeHead || k == RegionKind::kLargeTail) return large_free(p, call);
-  report_error(call, p, "invalid pointer (not allocated by hakmem, or already released)");
+  // Most regions of a large run have no map entry (large.cc): the reason says which.
+  report_error(call, p, large_bad_reason(p));
 }
 
 void free_bad_block(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {

@@ -176,7 +176,8 @@ Route route_of(const void* p) {
     case RegionKind::kLargeTail:
       return Route::kLarge;
     case RegionKind::kNone:
-      return Route::kInvalid;
+      // The regions of a large run past its user pointer's have no map entry.
+      return large_run_containing(p) ? Route::kLarge : Route::kInvalid;
   }
   return Route::kInvalid;
 }

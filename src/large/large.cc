@@ -52,7 +52,62 @@ void* take_cached(size_t bytes, size_t align, bool* committed) {
   return nullptr;
 }
 
+// The region of the user pointer of a run aligned to 2 MiB or more is not the head's; its
+// entry is kLargeTail and the word just below it (run memory no block uses) holds the
+// head. Every other region of the run keeps kNone: O(1) map entries (and resident map
+// pages) per run, and an O(1) head lookup from the user pointer however far it is.
+uintptr_t* tail_back_pointer(uintptr_t tail_region) {
+  return reinterpret_cast<uintptr_t*>(tail_region) - 1;
+}
+
+void map_run(LargeHeader* h) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(h);
+  region_map_set(base, 1, RegionKind::kLargeHead, RegionKind::kLargeHead);
+  uintptr_t user_region = region_base(reinterpret_cast<void*>(base + h->user_off));
+  if (user_region != base) {
+    *tail_back_pointer(user_region) = base;
+    region_map_set(user_region, 1, RegionKind::kLargeTail, RegionKind::kLargeTail);
+  }
+}
+
+void unmap_run(LargeHeader* h) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(h);
+  uintptr_t user_region = region_base(reinterpret_cast<void*>(base + h->user_off));
+  if (user_region != base) region_map_set(user_region, 1, RegionKind::kNone, RegionKind::kNone);
+  region_map_set(base, 1, RegionKind::kNone, RegionKind::kNone);
+}
+
+// The head of the run that p's region entry names, or 0.
+uintptr_t run_head_of(const void* p) {
+  switch (region_kind_of(p)) {
+    case RegionKind::kLargeHead:
+      return region_base(p);
+    case RegionKind::kLargeTail:
+      return *tail_back_pointer(region_base(p));
+    default:
+      return 0;
+  }
+}
+
 }  // namespace
+
+LargeHeader* large_run_containing(const void* p) noexcept {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  LargeHeader* found = nullptr;
+  registry_for_each([&](uintptr_t base) {
+    if (region_kind_of(reinterpret_cast<void*>(base)) != RegionKind::kLargeHead) return;
+    LargeHeader* h = reinterpret_cast<LargeHeader*>(base);
+    if (a >= base && a - base < h->run_bytes) found = h;
+  });
+  return found;
+}
+
+const char* large_bad_reason(const void* p) noexcept {
+  if (!large_run_containing(p))
+    return "invalid pointer (not allocated by hakmem, or already released)";
+  return (reinterpret_cast<uintptr_t>(p) & 15) ? "misaligned pointer"
+                                               : "interior pointer (inside a large block)";
+}
 
 SpinLock& large_lock() noexcept {
   return g_lock;
@@ -84,8 +139,7 @@ void* large_malloc(size_t size, size_t align, bool zero) noexcept {
   h->user_off = user_off;
   h->user_bytes = bytes - user_off;
   registry_add(&h->link);
-  region_map_set(reinterpret_cast<uintptr_t>(mem), bytes >> kRegionShift, RegionKind::kLargeHead,
-                 RegionKind::kLargeTail);
+  map_run(h);
   HAK_MEM_LARGE_ALLOCATED(static_cast<char*>(mem) + user_off, h->user_bytes);
   char* user = static_cast<char*>(mem) + user_off;
   // Fresh and decommitted runs read as zero; a committed one holds its last contents.
@@ -94,7 +148,7 @@ void* large_malloc(size_t size, size_t align, bool zero) noexcept {
 }
 
 LargeHeader* large_header_of(const void* p) noexcept {
-  uintptr_t head = region_map_large_head(p);
+  uintptr_t head = run_head_of(p);
   if (!head) return nullptr;
   LargeHeader* h = reinterpret_cast<LargeHeader*>(head);
   if (h->magic != kLargeMagic || head + h->user_off != reinterpret_cast<uintptr_t>(p))
@@ -104,18 +158,11 @@ LargeHeader* large_header_of(const void* p) noexcept {
 
 void large_free(void* p, const char* call) noexcept {
   LargeHeader* h = large_header_of(p);
-  if (!h) {
-    uintptr_t head = region_map_large_head(p);
-    const char* why = (reinterpret_cast<uintptr_t>(p) & 15) ? "misaligned pointer"
-                      : head && reinterpret_cast<LargeHeader*>(head)->magic == kLargeMagic
-                          ? "interior pointer (inside a large block)"
-                          : "invalid pointer";
-    return report_error(call, p, why);
-  }
+  if (!h) return report_error(call, p, large_bad_reason(p));
   size_t bytes = h->run_bytes;
   uintptr_t base = reinterpret_cast<uintptr_t>(h);
   HAK_MEM_LARGE_FREED(p, h->user_bytes);
-  region_map_set(base, bytes >> kRegionShift, RegionKind::kNone, RegionKind::kNone);
+  unmap_run(h);
   registry_remove(&h->link);
   h->magic = 0;
   g_live.fetch_sub(1, std::memory_order_relaxed);

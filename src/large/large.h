@@ -29,6 +29,11 @@ void* large_malloc(size_t size, size_t align, bool zero = false) noexcept;
 void large_free(void* p, const char* call) noexcept;
 // The header of the run whose user pointer is p, or nullptr (bad pointer).
 LargeHeader* large_header_of(const void* p) noexcept;
+// The live run whose mapped bytes contain p, or nullptr. Cold (searches the registry):
+// for error messages and inspect, where p's region entry may be kNone.
+LargeHeader* large_run_containing(const void* p) noexcept;
+// Why p cannot be a large block's user pointer (for report_error).
+const char* large_bad_reason(const void* p) noexcept;
 SpinLock& large_lock() noexcept;
 
 struct LargeCounters {

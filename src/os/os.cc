@@ -19,8 +19,10 @@ class SystemOs final : public Os {
     }
     size_t span = size + align;
     if (span < size) return nullptr;
-    void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    // No MAP_NORESERVE: the kernel's overcommit policy decides, as for glibc's mmap path
+    // (which also asks for size + alignment), so a request the machine cannot commit
+    // fails here with ENOMEM instead of killing the program when it touches the pages.
+    void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) return nullptr;
     uintptr_t start = reinterpret_cast<uintptr_t>(raw);
     uintptr_t aligned = (start + align - 1) & ~(uintptr_t{align} - 1);
