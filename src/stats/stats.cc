@@ -12,6 +12,7 @@
 #include "os/os.h"
 #include "regionmap/region_map.h"
 #include "regionmap/registry.h"
+#include "thread/thread_cache.h"
 #include "tiny/superslab.h"
 
 namespace hak {
@@ -72,6 +73,7 @@ StatsSnapshot stats_snapshot() noexcept {
   s.large_released = lc.released_total;
   s.large_cached = lc.cached;
   s.errors = error_count();
+  thread_cache_for_each([&](ThreadCache*) { ++s.contexts_live; });
   s.os_maps = oc.maps;
   s.os_unmaps = oc.unmaps;
   s.os_decommits = oc.decommits;
@@ -116,6 +118,7 @@ void stats_print(int fd) noexcept {
   o.f("\n  os: %llu maps, %llu unmaps, %llu decommits, %llu bytes mapped now\n",
       (unsigned long long)s.os_maps, (unsigned long long)s.os_unmaps,
       (unsigned long long)s.os_decommits, (unsigned long long)s.bytes_mapped);
+  o.f("  contexts live: %llu\n", (unsigned long long)s.contexts_live);
   o.f("  errors: %llu\n", (unsigned long long)s.errors);
 }
 
@@ -144,6 +147,7 @@ bool stats_write_json(const char* path) noexcept {
     o.f("\"os\":{\"maps\":%llu,\"unmaps\":%llu,\"decommits\":%llu,\"bytes_mapped\":%llu},",
         (unsigned long long)s.os_maps, (unsigned long long)s.os_unmaps,
         (unsigned long long)s.os_decommits, (unsigned long long)s.bytes_mapped);
+    o.f("\"contexts_live\":%llu,", (unsigned long long)s.contexts_live);
     o.f("\"errors\":%llu}\n", (unsigned long long)s.errors);
   }
   close(fd);

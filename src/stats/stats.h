@@ -15,6 +15,7 @@ struct StatsSnapshot {
   uint64_t large_live, large_released, large_cached;
   uint64_t active_blocks[kNumClasses];
   uint64_t active_ultra;
+  uint64_t contexts_live;  // thread contexts created and not exited
   uint64_t errors;
   uint64_t os_maps, os_unmaps, os_decommits, bytes_mapped;
 };

@@ -135,10 +135,25 @@ void collect_class(ThreadCache* tc, unsigned c, Pages pages) {
   }
 }
 
+// Set once the thread's context has exited (its key destructor ran). Later allocations
+// (other keys' destructors) may come in the last destructor round, after which glibc
+// runs no destructor again: a context made then would own its regions forever. So each
+// of them gets a context that exits right after the allocation.
+constinit thread_local bool tl_exiting __attribute__((tls_model("initial-exec"))) = false;
+
 void on_thread_exit(void* arg) {
   ThreadCache* tc = static_cast<ThreadCache*>(arg);
   tl_tc = &g_sentinel_tc;  // anything allocated from here on gets a fresh context
+  tl_exiting = true;
   thread_cache_exit(tc);
+}
+
+// An allocation after the thread's context exited is done: its region is abandoned (or
+// released when empty), as at any thread exit.
+void* exit_late_context(ThreadCache* tc, void* p) {
+  tl_tc = &g_sentinel_tc;
+  thread_cache_exit(tc);
+  return p;
 }
 
 void fork_prepare() {
@@ -218,6 +233,9 @@ ThreadCache* thread_cache_registry_head() noexcept {
 
 void thread_init_once() noexcept {
   pthread_key_create(&g_key, on_thread_exit);
+}
+
+void thread_register_atfork() noexcept {
   pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -277,10 +295,13 @@ ThreadCache* thread_cache_current() noexcept {
   ThreadCache* tc = tl_tc;
   if (HAK_LIKELY(tc != &g_sentinel_tc)) return tc;
   ensure_init();
+  tc = tl_tc;  // a malloc nested in the initialisation may have made it meanwhile
+  if (tc != &g_sentinel_tc) return tc;
   tc = thread_cache_create(ContextKind::kOsThread);
   if (!tc) return nullptr;
   tl_tc = tc;
-  pthread_setspecific(g_key, tc);  // its destructor runs thread_cache_exit
+  // Its destructor runs thread_cache_exit; a late context exits at once (box_refill_slow).
+  if (!tl_exiting) pthread_setspecific(g_key, tc);
   return tc;
 }
 
@@ -330,7 +351,9 @@ void* box_refill_slow(unsigned c) noexcept {
     }
     box.seg = ss;
   }
-  return box_pop(tc, box);
+  void* p = box_pop(tc, box);
+  if (HAK_UNLIKELY(tl_exiting)) return exit_late_context(tc, p);
+  return p;
 }
 
 void box_flush(Box& box) noexcept {

@@ -52,7 +52,10 @@ extern ThreadCache g_sentinel_tc;
 HAK_INLINE void* box_pop(ThreadCache* tc, Box& box);
 
 // --- cold paths (thread_cache.cc) ---
+// The thread key (its destructor exits the thread's context). No allocation.
 void thread_init_once() noexcept;
+// The fork handlers; from the library constructor only (see config.cc).
+void thread_register_atfork() noexcept;
 // The box of `slot` is empty: refills it and returns a live block, or nullptr (errno =
 // ENOMEM).
 void* malloc_slot_slow(unsigned slot) noexcept;
