@@ -7,6 +7,7 @@
 #include "front/hot.h"
 #include "hakmem/hakmem.h"
 #include "large/large.h"
+#include "os/os.h"
 #include "stats/stats.h"
 
 namespace hak {
@@ -197,6 +198,25 @@ void* hak_pvalloc(size_t size) {
 size_t hak_malloc_usable_size(void* p) {
   if (!p) return 0;
   return usable_checked(p, "malloc_usable_size");
+}
+
+void hak_free_sized(void* p, size_t) {
+  free_fast(p, "free_sized");
+}
+
+void hak_free_aligned_sized(void* p, size_t, size_t) {
+  free_fast(p, "free_aligned_sized");
+}
+
+int hak_malloc_trim(size_t) {
+  OsCounters before = os_counters();
+  large_cache_drain();
+  ThreadCache* tc = tl_tc;
+  if (tc != &g_sentinel_tc) thread_cache_trim(tc);
+  // Pooled regions gave their pages back when pooled; other threads' warm regions are
+  // theirs to trim (no lock covers them).
+  OsCounters after = os_counters();
+  return after.unmaps != before.unmaps || after.decommits != before.decommits;
 }
 
 void hak_collect(void) {

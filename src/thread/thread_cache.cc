@@ -309,6 +309,20 @@ void thread_cache_collect(ThreadCache* tc) noexcept {
   for (unsigned c = 0; c < kNumSlots; ++c) collect_class(tc, c, Pages::kGiveBack);
 }
 
+void thread_cache_trim(ThreadCache* tc) noexcept {
+  thread_cache_collect(tc);
+  for (unsigned c = 0; c < kNumSlots; ++c) {
+    ClassCache& cc = tc->cls[c];
+    for (SuperSlab* ss = cc.partial; ss; ss = ss->next) {
+      if (!ss->warm) continue;
+      // All its pages, the slab being carved from included (the empty rule keeps those).
+      purge_caches(tc, ss, -1);
+      if (cc.cur == ss) cc.cur = nullptr;
+      superslab_reset(ss, true);
+    }
+  }
+}
+
 // The box is empty. Cheapest first: another slab of the box's region whose free list is
 // not empty; then the full refill (collection, other regions, adoption, mapping).
 void* malloc_slot_slow(unsigned c) noexcept {

@@ -78,6 +78,8 @@ void thread_cache_exit(ThreadCache* tc) noexcept;
 ThreadCache* thread_cache_current() noexcept;
 // Collection point: takes every remote free back and releases regions that are empty.
 void thread_cache_collect(ThreadCache* tc) noexcept;
+// malloc_trim: collect, then give back every page of tc's warm regions.
+void thread_cache_trim(ThreadCache* tc) noexcept;
 // Calls fn(tc) for every live context, under the context registry lock.
 template <class Fn>
 void thread_cache_for_each(Fn&& fn);

@@ -6,7 +6,8 @@
  *                 calloc while holding its atexit lock), then mallocs
  *   tls-rounds    a thread's key destructor re-arms itself for 4 rounds (glibc's limit)
  *                 and mallocs in each round
- *   fork          (see fork_mode) */
+ *   close-stderr  an atexit handler registered by main (so it runs before hakmem's)
+ *                 closes stderr, as coreutils' close_stdout does */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,10 @@ static void* tls_thread(void* arg) {
   return NULL;
 }
 
+static void close_stderr(void) {
+  close(2);
+}
+
 int main(int argc, char** argv) {
   const char* mode = argc > 1 ? argv[1] : "";
   if (strcmp(mode, "atexit-table") == 0) {
@@ -66,8 +71,11 @@ int main(int argc, char** argv) {
       return 1;
     }
     for (int i = 0; i < kRounds; ++i) free(g_late[i]);
+  } else if (strcmp(mode, "close-stderr") == 0) {
+    malloc_and_free(64);
+    atexit(close_stderr);
   } else {
-    fprintf(stderr, "usage: lifecycle_probe atexit-table|tls-rounds\n");
+    fprintf(stderr, "usage: lifecycle_probe atexit-table|tls-rounds|close-stderr\n");
     return 2;
   }
   printf("%s-done\n", mode);

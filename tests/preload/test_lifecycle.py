@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """preload.lifecycle: start-up, thread exit and fork under libhakmem.so never hang and
-leave no context behind (lifecycle_probe.c). Each run has HAKMEM_STATS=1 (the report's
+leave no context behind, and the exit report survives a program closing stderr
+(lifecycle_probe.c). Each run has HAKMEM_STATS=1 (the report's
 atexit handler once deadlocked start-up) and a timeout: a hang is a failure. The exit
 report must count one live context, the main thread's."""
 
@@ -14,6 +15,8 @@ import preload_common as pc  # noqa: E402
 MODES = {
     "atexit-table": "a constructor filling glibc's atexit table, then malloc",
     "tls-rounds": "a key destructor that mallocs in each of the 4 destructor rounds",
+    # The text report must still reach the caller's stderr (pc.run counts the reports).
+    "close-stderr": "an atexit handler that closes stderr before hakmem's report",
 }
 
 
