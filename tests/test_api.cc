@@ -179,6 +179,35 @@ TEST(Api, ReallocKeepsContentsAcrossClassesAndPaths) {
   EXPECT_EQ(hak_realloc(p, 0), nullptr);  // glibc: frees, returns NULL
 }
 
+// Shrinking keeps the block when the one malloc would give is not much smaller, and a
+// large block shrunk in place gives its tail regions back.
+TEST(Api, ReallocShrinksInPlace) {
+  void* p = hak_malloc(8);
+  ASSERT_NE(p, nullptr);
+  void* p2 = hak_realloc(p, 3);
+  EXPECT_EQ(p2, p) << "8 -> 3 bytes: malloc(3) is the same 8-byte class";
+  void* q = hak_malloc(1024);
+  void* q2 = hak_realloc(q, 600);
+  EXPECT_EQ(q2, q);
+  hak_free(p2);
+  hak_free(q2);
+
+  hk::trim();
+  constexpr size_t kMiB = size_t{1} << 20;
+  char* big = static_cast<char*>(hak_malloc(64 * kMiB));
+  ASSERT_NE(big, nullptr);
+  fill(big, 4096, 0x3c);
+  uint64_t mapped = hk::os_counts().bytes_mapped;
+  ASSERT_EQ(hak_realloc(big, 41 * kMiB), big);
+  EXPECT_TRUE(check(big, 4096, 0x3c));
+  EXPECT_GE(hak_malloc_usable_size(big), 41 * kMiB);
+  EXPECT_LT(hak_malloc_usable_size(big), 44 * kMiB);
+  // The run was 66 MiB (header page + 64 MiB, in regions); now 42 MiB.
+  EXPECT_EQ(mapped - hk::os_counts().bytes_mapped, 24 * kMiB);
+  hak_free(big);
+  hk::trim();
+}
+
 TEST(Api, ReallocFailureLeavesTheBlock) {
   void* p = hak_malloc(100);
   fill(p, 100, 3);

@@ -146,7 +146,19 @@ void* hak_realloc(void* p, size_t size) {
     errno = EINVAL;
     return nullptr;
   }
-  if (size <= usable && size >= usable / 2) return p;
+  if (size <= usable) {
+    RegionKind k = region_kind_of(p);
+    if (k == RegionKind::kLargeHead || k == RegionKind::kLargeTail) {
+      if (size > kMidMax) {
+        large_shrink(large_header_of(p), size);
+        return p;
+      }
+    } else if (class_size(size_to_class(size)) >= usable / 2) {
+      // The block malloc(size) would give is at least half of p's: moving saves little
+      // (8 -> 3 bytes stays; 256 KiB -> 1000 bytes moves).
+      return p;
+    }
+  }
   void* q = malloc_fast(size);
   if (!q) return nullptr;  // errno set; p untouched
   memcpy(q, p, size < usable ? size : usable);

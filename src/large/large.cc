@@ -184,6 +184,21 @@ void large_free(void* p, const char* call) noexcept {
   os_unmap(h, bytes);  // never poisoned: nothing to undo in the shadow
 }
 
+void large_shrink(LargeHeader* h, size_t size) noexcept {
+  size_t keep = align_up(h->user_off + (size ? size : 1), kRegionSize);
+  if (keep >= h->run_bytes) return;
+  size_t cut = h->run_bytes - keep;
+  {
+    // Under the registry lock: stats and large_run_containing read the header there.
+    SpinGuard g(registry_lock());
+    h->run_bytes = keep;
+    h->user_bytes = keep - h->user_off;
+  }
+  // The released regions have no map entry (map_run marks at most the head and the
+  // user pointer's region, both below `keep`).
+  os_unmap(reinterpret_cast<char*>(h) + keep, cut);
+}
+
 LargeCounters large_counters() noexcept {
   SpinGuard g(g_lock);
   return {g_live.load(std::memory_order_relaxed), g_mapped_total.load(std::memory_order_relaxed),
