@@ -168,13 +168,25 @@ void fork_parent() {
   large_lock().unlock();
   orphan_lock().unlock();
 }
+// A context of a thread that did not survive the fork, or nullptr.
+ThreadCache* lost_context(ThreadCache* self) {
+  SpinGuard g(g_registry_lock);
+  for (ThreadCache* t = g_registry; t; t = t->reg_next)
+    if (t->kind == ContextKind::kOsThread && t != self) return t;
+  return nullptr;
+}
+
 void fork_child() {
-  // The other threads are gone; their contexts stay as owners of their regions, which
-  // this process frees into through the remote path. The locks' holders are gone too.
+  // The locks' holders are gone.
   registry_lock().reset_in_child();
   g_registry_lock.reset_in_child();
   large_lock().reset_in_child();
   orphan_lock().reset_in_child();
+  // So are the other threads: their contexts exit as the threads would have (regions
+  // with live blocks abandoned, so this process adopts them and its frees release them;
+  // empty ones released). Else every child of a prefork server kept them all, owned by
+  // nobody who would ever collect.
+  while (ThreadCache* t = lost_context(tl_tc)) thread_cache_exit(t);
 }
 
 }  // namespace

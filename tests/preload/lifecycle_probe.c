@@ -7,7 +7,10 @@
  *   tls-rounds    a thread's key destructor re-arms itself for 4 rounds (glibc's limit)
  *                 and mallocs in each round
  *   close-stderr  an atexit handler registered by main (so it runs before hakmem's)
- *                 closes stderr, as coreutils' close_stdout does */
+ *                 closes stderr, as coreutils' close_stdout does
+ *   atfork        main registers a fork prepare handler that mallocs a large block
+ *                 (hakmem's large lock) before its first malloc, then forks: hakmem's
+ *                 prepare handler must run after it (registered earlier) */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +53,10 @@ static void* tls_thread(void* arg) {
   return NULL;
 }
 
+static void prepare_that_mallocs(void) {
+  malloc_and_free((size_t)4 << 20);
+}
+
 static void close_stderr(void) {
   close(2);
 }
@@ -74,8 +81,19 @@ int main(int argc, char** argv) {
   } else if (strcmp(mode, "close-stderr") == 0) {
     malloc_and_free(64);
     atexit(close_stderr);
+  } else if (strcmp(mode, "atfork") == 0) {
+    pthread_atfork(prepare_that_mallocs, NULL, NULL);
+    malloc_and_free(64);
+    pid_t pid = fork();
+    if (pid < 0) return 1;
+    if (pid == 0) {
+      malloc_and_free(100);
+      _exit(0);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
   } else {
-    fprintf(stderr, "usage: lifecycle_probe atexit-table|tls-rounds|close-stderr\n");
+    fprintf(stderr, "usage: lifecycle_probe atexit-table|tls-rounds|close-stderr|atfork\n");
     return 2;
   }
   printf("%s-done\n", mode);

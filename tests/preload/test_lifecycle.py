@@ -17,6 +17,7 @@ MODES = {
     "tls-rounds": "a key destructor that mallocs in each of the 4 destructor rounds",
     # The text report must still reach the caller's stderr (pc.run counts the reports).
     "close-stderr": "an atexit handler that closes stderr before hakmem's report",
+    "atfork": "a fork prepare handler, registered before the first malloc, that mallocs",
 }
 
 
