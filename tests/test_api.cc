@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <malloc.h>
 #include <stdint.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <vector>
 
@@ -206,6 +208,33 @@ TEST(Api, ReallocShrinksInPlace) {
   EXPECT_EQ(mapped - hk::os_counts().bytes_mapped, 24 * kMiB);
   hak_free(big);
   hk::trim();
+}
+
+// Growing a large block moves its pages (mremap) instead of copying them: the new
+// block's old part faults nothing in.
+TEST(Api, ReallocGrowsLargeBlocksWithoutCopying) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  constexpr size_t kOld = 64 * kMiB;
+  char* p = static_cast<char*>(hak_malloc(kOld));
+  ASSERT_NE(p, nullptr);
+  // 4 KiB pages, so a copy would fault in 16384 of them (huge pages: only 32).
+  madvise(reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t{4095}), kOld,
+          MADV_NOHUGEPAGE);
+  for (size_t i = 0; i < kOld; i += 4096) p[i] = static_cast<char>(i >> 12);
+  p[kOld - 1] = 0x7f;
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  char* q = static_cast<char*>(hak_realloc(p, 2 * kOld));
+  getrusage(RUSAGE_SELF, &after);
+  ASSERT_NE(q, nullptr);
+  EXPECT_LT(after.ru_minflt - before.ru_minflt, 1000) << "faults during the realloc";
+  bool intact = q[kOld - 1] == 0x7f;
+  for (size_t i = 0; i < kOld; i += 4096) intact &= q[i] == static_cast<char>(i >> 12);
+  EXPECT_TRUE(intact);
+  EXPECT_GE(hak_malloc_usable_size(q), 2 * kOld);
+  q[2 * kOld - 1] = 1;  // the new part is usable
+  EXPECT_EQ(hk::route_of(q), hk::Route::kLarge);
+  hak_free(q);
 }
 
 TEST(Api, ReallocFailureLeavesTheBlock) {

@@ -14,6 +14,9 @@ namespace hak {
 namespace {
 
 constexpr size_t kMaxRequest = PTRDIFF_MAX;
+// A large block of at least this many bytes grows by moving its pages (mremap); smaller
+// ones are copied, which costs about as much as the system calls and uses the cache.
+constexpr size_t kMoveMin = size_t{4} << 20;
 
 // Usable bytes of a live block, or 0 after reporting a bad pointer (report mode).
 size_t usable_checked(void* p, const char* call) {
@@ -146,9 +149,17 @@ void* hak_realloc(void* p, size_t size) {
     errno = EINVAL;
     return nullptr;
   }
+  RegionKind k = region_kind_of(p);
+  bool large = k == RegionKind::kLargeHead || k == RegionKind::kLargeTail;
+  if (large && size > usable && usable >= kMoveMin) {
+    if (size > kMaxRequest) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+    return large_grow(p, size);  // the pages move, nothing is copied
+  }
   if (size <= usable) {
-    RegionKind k = region_kind_of(p);
-    if (k == RegionKind::kLargeHead || k == RegionKind::kLargeTail) {
+    if (large) {
       if (size > kMidMax) {
         large_shrink(large_header_of(p), size);
         return p;

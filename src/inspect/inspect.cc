@@ -77,6 +77,11 @@ class RecordingOs final : public Os {
     if (rec) rec->on_decommit(p, size);
     system_os().decommit(p, size);
   }
+  bool move(void* from, size_t size, void* to) override {
+    if (!system_os().move(from, size, to)) return false;
+    if (rec) rec->on_unmap(from, size);  // the pages now live in `to`'s mapping
+    return true;
+  }
 };
 RecordingOs g_recording;
 

@@ -30,6 +30,10 @@ struct CachedRun {
   bool committed;  // pages kept (their old contents too): calloc must clear them
 };
 
+// Beyond any machine's memory (the kernel's overcommit check refuses far less); keeps
+// the run arithmetic below from overflowing.
+constexpr size_t kLargeMax = size_t{1} << 46;
+
 SpinLock g_lock;
 CachedRun g_cache[kCacheSlots];
 unsigned g_cached = 0;
@@ -116,7 +120,7 @@ SpinLock& large_lock() noexcept {
 void* large_malloc(size_t size, size_t align, bool zero) noexcept {
   size_t user_off = align > kPageSize ? align : kPageSize;
   size_t map_align = align > kRegionSize ? align : kRegionSize;
-  if (size > (size_t{1} << 46) || user_off > (size_t{1} << 46)) {
+  if (size > kLargeMax || user_off > kLargeMax) {
     errno = ENOMEM;
     return nullptr;
   }
@@ -197,6 +201,43 @@ void large_shrink(LargeHeader* h, size_t size) noexcept {
   // The released regions have no map entry (map_run marks at most the head and the
   // user pointer's region, both below `keep`).
   os_unmap(reinterpret_cast<char*>(h) + keep, cut);
+}
+
+void* large_grow(void* p, size_t size) noexcept {
+  LargeHeader* h = large_header_of(p);
+  size_t user_off = h->user_off, old_bytes = h->run_bytes, old_user = h->user_bytes;
+  if (size > kLargeMax) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  size_t bytes = align_up(user_off + size, kRegionSize);
+  // The run's base was aligned to max(alignment, region); user_off is max(alignment, page).
+  char* dst = static_cast<char*>(os_map(bytes, user_off > kRegionSize ? user_off : kRegionSize));
+  if (!dst) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  unmap_run(h);
+  registry_remove(&h->link);
+  if (!os_move(h, old_bytes, dst)) {  // nothing moved: the block stays where it was
+    registry_add(&h->link);
+    map_run(h);
+    os_unmap(dst, bytes);
+    errno = ENOMEM;
+    return nullptr;
+  }
+  HAK_MEM_LARGE_FREED(p, old_user);
+  LargeHeader* moved = reinterpret_cast<LargeHeader*>(dst);
+  moved->run_bytes = bytes;
+  moved->user_bytes = bytes - user_off;
+  registry_add(&moved->link);
+  map_run(moved);
+  // relaxed: statistics. One run released, one mapped: live is unchanged.
+  g_mapped_total.fetch_add(1, std::memory_order_relaxed);
+  g_released_total.fetch_add(1, std::memory_order_relaxed);
+  HAK_MEM_LARGE_ALLOCATED(dst + user_off, moved->user_bytes);
+  HAK_MEM_KEPT(dst + user_off, old_user);
+  return dst + user_off;
 }
 
 LargeCounters large_counters() noexcept {

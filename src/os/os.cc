@@ -33,6 +33,9 @@ class SystemOs final : public Os {
   }
   void unmap(void* p, size_t size) override { munmap(p, size); }
   void decommit(void* p, size_t size) override { madvise(p, size, MADV_DONTNEED); }
+  bool move(void* from, size_t size, void* to) override {
+    return mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED;
+  }
 };
 
 // Constant-initialised (no malloc, no static-init order, no guard) and never destroyed:
@@ -82,6 +85,13 @@ void os_unmap(void* p, size_t size) noexcept {
   os().unmap(p, size);
   g_unmaps.fetch_add(1, std::memory_order_relaxed);
   g_bytes_mapped.fetch_sub(size, std::memory_order_relaxed);
+}
+
+bool os_move(void* from, size_t size, void* to) noexcept {
+  if (!os().move(from, size, to)) return false;
+  g_unmaps.fetch_add(1, std::memory_order_relaxed);
+  g_bytes_mapped.fetch_sub(size, std::memory_order_relaxed);
+  return true;
 }
 
 void os_decommit(void* p, size_t size) noexcept {
