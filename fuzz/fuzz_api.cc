@@ -36,8 +36,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <gnu/libc-version.h>
-#include <sys/sysinfo.h>
 #include <hakmem/hakmem.h>
+#include <sys/sysinfo.h>
 
 #include <algorithm>
 #include <cstdio>
