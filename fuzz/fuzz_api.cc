@@ -4,8 +4,12 @@
 // (malloc/malloc.c: __libc_malloc, __libc_calloc, __libc_realloc, _mid_memalign,
 // __posix_memalign, __libc_valloc, __libc_pvalloc; malloc/reallocarray.c):
 //   - a request above PTRDIFF_MAX fails with ENOMEM (checked_request2size); so does one
-//     that cannot fit in the 47-bit address space; one of at most 64 MiB succeeds; one in
-//     between may do either, but a failure is ENOMEM;
+//     that cannot fit in the 47-bit address space, and one the kernel cannot commit
+//     (more than RAM + swap under the heuristic overcommit policy, more than CommitLimit
+//     under the strict one: glibc maps without MAP_NORESERVE, hakmem too); one of at most
+//     64 MiB succeeds; one in between may do either, but a failure is ENOMEM. A realloc
+//     of a live block is only sure to fail beyond the limit plus the block (glibc's
+//     mremap commits the growth alone);
 //   - calloc: n * size overflowing (glibc: into ptrdiff_t) -> NULL, ENOMEM; the block is
 //     zero;
 //   - realloc(NULL, n) = malloc(n); realloc(p, 0) frees p and returns NULL; a failed
@@ -33,6 +37,7 @@
 #include <errno.h>
 #include <gnu/libc-version.h>
 #include <hakmem/hakmem.h>
+#include <sys/sysinfo.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -61,6 +66,9 @@ constexpr uint64_t kPtrdiffMax = kMax >> 1;
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kSure = uint64_t{64} << 20;  // a request this big or smaller must succeed
 constexpr uint64_t kNever = uint64_t{1} << 47;  // the x86-64 user address space
+// Bytes no single request can commit (vm.overcommit_memory 0: RAM + swap; 2:
+// CommitLimit; 1: no limit). Set at start.
+uint64_t g_commit_limit = kNever;
 
 // ---------------------------------------------------------------- the oracle
 
@@ -79,6 +87,7 @@ const char* outcome_name(Outcome o) {
 struct Expect {
   Outcome out = Outcome::kOk;
   int err = 0;
+  bool uncommittable = false;  // kFail only because the kernel cannot commit `foot`
   uint64_t align = 1;
   uint64_t usable = 0;  // at least
   uint64_t foot = 0;    // bytes the request needs, alignment included
@@ -110,6 +119,10 @@ Expect sized(uint64_t n, uint64_t slack, uint64_t align) {
   if (__builtin_add_overflow(n, slack, &foot) || foot >= kNever) return fail(ENOMEM);
   Expect e;
   e.out = foot <= kSure ? Outcome::kOk : Outcome::kEither;
+  if (foot > g_commit_limit) {
+    e.out = Outcome::kFail;
+    e.uncommittable = true;
+  }
   e.err = ENOMEM;
   e.align = align;
   e.usable = n;
@@ -427,12 +440,12 @@ class Runner {
       case ApiOp::kReallocArray: {
         Block old = slot_[s];
         if (old.p && !intact(old, old.p, old.n)) die("block changed while it was live");
-        // A move copies min(old, new) bytes: past 64 MiB that commits memory the fuzzer's
-        // RSS limit does not have (blocks that big are untouched MAP_NORESERVE memory).
-        uint64_t want = c.op == ApiOp::kRealloc ? c.a : product_or_max(c.a, c.b);
-        if (old.p && (e.out == Outcome::kOk || e.out == Outcome::kEither) &&
-            std::min(old.usable, want) > kSure)
-          break;
+        // Growing in place commits the growth alone (glibc's mremap).
+        if (old.p && e.uncommittable && e.foot <= g_commit_limit + old.usable)
+          e.out = Outcome::kEither;
+        // Every realloc is made: neither side copies a big block (both move its pages with
+        // mremap; hakmem copies blocks below 4 MiB), so no copy commits memory that the
+        // fuzzer's RSS limit does not have.
         errno = 0;
         void* q =
             c.op == ApiOp::kRealloc ? api_.realloc(old.p, c.a) : api_.reallocarray(old.p, c.a, c.b);
@@ -567,9 +580,32 @@ void self_check() {
           g_glibc.name ? "; every input also runs on the system's glibc 2.36" : "");
 }
 
+// The kernel's limit for one request (mm/util.c, __vm_enough_memory).
+uint64_t commit_limit() {
+  FILE* f = fopen("/proc/sys/vm/overcommit_memory", "r");
+  int mode = f ? fgetc(f) : '0';
+  if (f) fclose(f);
+  if (mode == '1') return kNever;
+  if (mode == '2') {
+    if (FILE* m = fopen("/proc/meminfo", "r")) {
+      char line[256];
+      unsigned long long kib = 0;
+      while (fgets(line, sizeof line, m))
+        if (sscanf(line, "CommitLimit: %llu kB", &kib) == 1) break;
+      fclose(m);
+      if (kib) return kib << 10;
+    }
+    return kNever;
+  }
+  struct sysinfo si;
+  if (sysinfo(&si) != 0) return kNever;
+  return (uint64_t{si.totalram} + si.totalswap) * si.mem_unit;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  g_commit_limit = commit_limit();
   const char* p = getenv("HAKMEM_FUZZ_PRINT");
   g_print = p && *p == '1';
   if (const char* m = getenv("HAKMEM_FUZZ_API_GRAY_MAX"); m && *m)

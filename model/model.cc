@@ -238,7 +238,20 @@ std::string Model::on_resize(uintptr_t p, size_t size, size_t usable) {
   auto it = blocks_.find(p);
   if (it == blocks_.end()) return "realloc in place of a block the model does not have";
   if (size > it->second.usable) return "realloc kept " + hex(p) + " but the new size does not fit";
-  if (usable != it->second.usable) return "realloc in place changed the usable size";
+  auto r = regions_.find(it->second.region);
+  if (r != regions_.end() && r->second.kind == Kind::kLarge) {
+    // SPEC 3: a large block kept in place shrinks to the run malloc(size) would map at
+    // the same offset; the regions past it are released.
+    size_t off = p - r->second.base;
+    size_t run = (off + (size ? size : 1) + kRegionSize - 1) / kRegionSize * kRegionSize;
+    if (run < r->second.bytes) r->second.bytes = run;
+    if (usable != r->second.bytes - off)
+      return "realloc in place of a large block: usable " + std::to_string(usable) + ", expected " +
+             std::to_string(r->second.bytes - off);
+    it->second.usable = usable;
+  } else if (usable != it->second.usable) {
+    return "realloc in place changed the usable size";
+  }
   it->second.size = size;
   return "";
 }

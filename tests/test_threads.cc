@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <random>
 #include <thread>
 #include <vector>
 
 #include "support.h"
+#include "tiny/size_class.h"
 
 namespace {
 
@@ -195,6 +197,39 @@ TEST(Threads, ForkWhileOtherThreadsAllocate) {
   }
   stop = true;
   for (auto& t : ts) t.join();
+}
+
+// A fork child inherits the regions of the parent's other threads, which do not exist
+// in it: their contexts are exited at the fork, so the child's frees of those blocks
+// release the regions (down to the warm reserve), as after a thread exit.
+TEST(Threads, ForkChildReleasesTheRegionsOfThreadsItLost) {
+  fresh_settings(1);
+  constexpr size_t kSize = 3000;
+  constexpr int kBlocks = 2000;  // 3 mid regions of 3072-byte blocks
+  const int cls = static_cast<int>(hak::size_to_class(kSize));
+  std::vector<void*> blocks(kBlocks);
+  std::atomic<bool> filled{false}, done{false};
+  std::thread holder([&] {
+    for (void*& p : blocks) p = hak_malloc(kSize);
+    filled = true;
+    while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (void* p : blocks) hak_free(p);
+  });
+  while (!filled) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_GE(count_regions(hk::Kind::kMid, cls), 3u);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    for (void* p : blocks) hak_free(p);
+    // Exit status: the regions of that class still mapped (1: the pool's reserve).
+    _exit(static_cast<int>(count_regions(hk::Kind::kMid, cls)));
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << "mid regions of class " << cls << " left in the child";
+  done = true;
+  holder.join();
 }
 
 namespace {

@@ -9,6 +9,8 @@
 //   HAK_MEM_NOACCESS(p, n)   an area holds no block: never carved, or a cached run
 //   HAK_MEM_USABLE(p, n)     an area is hakmem's own again (headers, or about to unmap)
 //   HAK_MEM_ZEROED(p, n)     a live block known to be zero (fresh pages, for calloc)
+//   HAK_MEM_KEPT(p, n)       bytes of a new live block that hold the program's data (a
+//                            large realloc moved the old block's pages there)
 //   HAK_MEM_LARGE_ALLOCATED / HAK_MEM_LARGE_FREED: the same for large blocks, which may be
 //   huge: ASan leaves their shadow alone (a fresh mapping is clean; only cached runs, at
 //   most 32 MiB, are ever poisoned), memcheck is told as for any block.
@@ -31,6 +33,7 @@
 #define HAK_MEM_NOACCESS(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define HAK_MEM_USABLE(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #define HAK_MEM_ZEROED(p, n) ((void)(p), (void)(n))
+#define HAK_MEM_KEPT(p, n) ((void)(p), (void)(n))
 #define HAK_MEM_LARGE_ALLOCATED(p, n) ((void)(p), (void)(n))
 #define HAK_MEM_LARGE_FREED(p, n) ((void)(p), (void)(n))
 #define HAK_LINK_OPEN(b) ((void)0)
@@ -48,6 +51,7 @@
 #define HAK_MEM_USABLE(p, n) (void)VALGRIND_MAKE_MEM_UNDEFINED((p), (n))
 // A free block's link is hakmem's: readable while hakmem uses it, then no access again.
 #define HAK_MEM_ZEROED(p, n) (void)VALGRIND_MAKE_MEM_DEFINED((p), (n))
+#define HAK_MEM_KEPT(p, n) (void)VALGRIND_MAKE_MEM_DEFINED((p), (n))
 #define HAK_MEM_LARGE_ALLOCATED(p, n) HAK_MEM_ALLOCATED(p, n)
 #define HAK_MEM_LARGE_FREED(p, n) HAK_MEM_FREED(p, n)
 #define HAK_LINK_OPEN(b) (void)VALGRIND_MAKE_MEM_DEFINED((b), sizeof(void*))
@@ -59,6 +63,7 @@
 #define HAK_MEM_NOACCESS(p, n) ((void)(p), (void)(n))
 #define HAK_MEM_USABLE(p, n) ((void)(p), (void)(n))
 #define HAK_MEM_ZEROED(p, n) ((void)(p), (void)(n))
+#define HAK_MEM_KEPT(p, n) ((void)(p), (void)(n))
 #define HAK_MEM_LARGE_ALLOCATED(p, n) ((void)(p), (void)(n))
 #define HAK_MEM_LARGE_FREED(p, n) ((void)(p), (void)(n))
 #define HAK_LINK_OPEN(b) ((void)0)

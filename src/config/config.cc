@@ -53,20 +53,32 @@ bool is_initialized() noexcept {
 void ensure_init() noexcept {
   // acquire: pairs with the release below so the options are seen complete.
   if (HAK_LIKELY(g_init_state.load(std::memory_order_acquire) == 2)) return;
-  static thread_local bool in_init = false;
-  if (in_init) return;  // a call back into malloc from inside initialisation
   SpinGuard g(g_init_lock);
   if (g_init_state.load(std::memory_order_relaxed) == 2) return;
-  in_init = true;
+  // Nothing here allocates or takes a glibc lock: it may run inside any malloc (one that
+  // comes before the constructors, from glibc holding a lock of its own).
   g_config = config_from_env();
   set_c7_ultra(g_config.c7_ultra);
-  g_init_state.store(1, std::memory_order_relaxed);
-  // These may allocate (glibc keeps their tables on the heap); allocation works now.
   thread_init_once();
-  stats_init_once();
-  in_init = false;
   g_init_state.store(2, std::memory_order_release);
 }
+
+namespace {
+
+// The process-level handlers (pthread_atfork, atexit) are registered here and nowhere
+// else: glibc may call malloc while holding the locks those calls take (atexit grows its
+// table with calloc under __exit_funcs_lock), so registering them from inside a malloc
+// could deadlock. A library constructor runs before the program's constructors (whose
+// atfork handlers then come after ours: their prepare handlers run before hakmem takes
+// its locks, their child handlers after it released them). Priority 101: before other
+// constructors of the same object (libhakmem.a linked into a program).
+__attribute__((constructor(101))) void process_init() {
+  ensure_init();
+  thread_register_atfork();
+  stats_init_once();
+}
+
+}  // namespace
 
 uint64_t error_count() noexcept {
   return g_errors.load(std::memory_order_relaxed);

@@ -22,7 +22,8 @@ struct Config {
 // Read by hot paths; written at initialisation (and by inspect::set_config in tests).
 extern Config g_config;
 
-// Idempotent; never allocates through malloc before the options are in place.
+// Reads the options and creates the thread key. Idempotent; allocates nothing and takes
+// no glibc lock, so any malloc may call it (the library constructor calls it first).
 void ensure_init() noexcept;
 bool is_initialized() noexcept;
 

@@ -7,12 +7,16 @@
 #include "front/hot.h"
 #include "hakmem/hakmem.h"
 #include "large/large.h"
+#include "os/os.h"
 #include "stats/stats.h"
 
 namespace hak {
 namespace {
 
 constexpr size_t kMaxRequest = PTRDIFF_MAX;
+// A large block of at least this many bytes grows by moving its pages (mremap); smaller
+// ones are copied, which costs about as much as the system calls and uses the cache.
+constexpr size_t kMoveMin = size_t{4} << 20;
 
 // Usable bytes of a live block, or 0 after reporting a bad pointer (report mode).
 size_t usable_checked(void* p, const char* call) {
@@ -36,12 +40,8 @@ size_t usable_checked(void* p, const char* call) {
   }
   if (k == RegionKind::kLargeHead || k == RegionKind::kLargeTail) {
     if (LargeHeader* h = large_header_of(p)) return h->user_bytes;
-    report_error(call, p,
-                 (reinterpret_cast<uintptr_t>(p) & 15) ? "misaligned pointer"
-                                                       : "interior pointer (inside a large block)");
-    return 0;
   }
-  report_error(call, p, "invalid pointer (not allocated by hakmem, or already released)");
+  report_error(call, p, large_bad_reason(p));
   return 0;
 }
 
@@ -92,7 +92,8 @@ void free_slow(void* p, const char* call) noexcept {
   if (!p) return;
   RegionKind k = region_kind_of(p);
   if (k == RegionKind::kLargeHead || k == RegionKind::kLargeTail) return large_free(p, call);
-  report_error(call, p, "invalid pointer (not allocated by hakmem, or already released)");
+  // Most regions of a large run have no map entry (large.cc): the reason says which.
+  report_error(call, p, large_bad_reason(p));
 }
 
 void free_bad_block(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
@@ -148,7 +149,27 @@ void* hak_realloc(void* p, size_t size) {
     errno = EINVAL;
     return nullptr;
   }
-  if (size <= usable && size >= usable / 2) return p;
+  RegionKind k = region_kind_of(p);
+  bool large = k == RegionKind::kLargeHead || k == RegionKind::kLargeTail;
+  if (large && size > usable && usable >= kMoveMin) {
+    if (size > kMaxRequest) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+    return large_grow(p, size);  // the pages move, nothing is copied
+  }
+  if (size <= usable) {
+    if (large) {
+      if (size > kMidMax) {
+        large_shrink(large_header_of(p), size);
+        return p;
+      }
+    } else if (class_size(size_to_class(size)) >= usable / 2) {
+      // The block malloc(size) would give is at least half of p's: moving saves little
+      // (8 -> 3 bytes stays; 256 KiB -> 1000 bytes moves).
+      return p;
+    }
+  }
   void* q = malloc_fast(size);
   if (!q) return nullptr;  // errno set; p untouched
   memcpy(q, p, size < usable ? size : usable);
@@ -200,6 +221,25 @@ void* hak_pvalloc(size_t size) {
 size_t hak_malloc_usable_size(void* p) {
   if (!p) return 0;
   return usable_checked(p, "malloc_usable_size");
+}
+
+void hak_free_sized(void* p, size_t) {
+  free_fast(p, "free_sized");
+}
+
+void hak_free_aligned_sized(void* p, size_t, size_t) {
+  free_fast(p, "free_aligned_sized");
+}
+
+int hak_malloc_trim(size_t) {
+  OsCounters before = os_counters();
+  large_cache_drain();
+  ThreadCache* tc = tl_tc;
+  if (tc != &g_sentinel_tc) thread_cache_trim(tc);
+  // Pooled regions gave their pages back when pooled; other threads' warm regions are
+  // theirs to trim (no lock covers them).
+  OsCounters after = os_counters();
+  return after.unmaps != before.unmaps || after.decommits != before.decommits;
 }
 
 void hak_collect(void) {

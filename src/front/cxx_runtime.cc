@@ -48,7 +48,39 @@ void* runtime_symbol(const char* name) noexcept {
   abort();
 }
 
+// The runtime library's own definition of `name` (not the global one, which for
+// operator new is hakmem's).
+void* runtime_own_symbol(const char* name) noexcept {
+  static const char* const kRuntimes[] = {"libstdc++.so.6", "libc++.so.1"};
+  for (const char* lib : kRuntimes) {
+    void* h = dlopen(lib, RTLD_NOW | RTLD_NOLOAD);
+    if (!h) continue;
+    void* s = dlsym(h, name);
+    dlclose(h);
+    if (s) return s;
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+void* cxx_new_nothrow_retry(size_t n, size_t align) noexcept {
+  if (!cxx_new_handler()) return nullptr;
+  // The runtime's nothrow operator new is `try { return ::operator new(n); } catch (...)
+  // { return nullptr; }`, and that ::operator new is hakmem's (handler loop, then
+  // std::bad_alloc): the catch hakmem cannot have without linking the runtime.
+  using NothrowNew = void* (*)(size_t, const void*) noexcept;
+  using NothrowAlignedNew = void* (*)(size_t, size_t, const void*) noexcept;
+  static const char nothrow_tag = 0;  // std::nothrow_t is empty: any address will do
+  if (align) {
+    if (auto f = reinterpret_cast<NothrowAlignedNew>(
+            runtime_own_symbol("_ZnwmSt11align_val_tRKSt9nothrow_t")))
+      return f(n, align, &nothrow_tag);
+  } else if (auto f = reinterpret_cast<NothrowNew>(runtime_own_symbol("_ZnwmRKSt9nothrow_t"))) {
+    return f(n, &nothrow_tag);
+  }
+  return nullptr;  // no runtime found to catch with: as if the handler had given up
+}
 
 NewHandler cxx_new_handler() noexcept {
   using GetNewHandler = NewHandler (*)() noexcept;
@@ -86,6 +118,15 @@ NewHandler cxx_new_handler() noexcept {
 
 void cxx_throw_bad_alloc() {
   throw std::bad_alloc();
+}
+
+void* cxx_new_nothrow_retry(std::size_t n, std::size_t align) noexcept {
+  if (!std::get_new_handler()) return nullptr;
+  try {
+    return align ? ::operator new (n, std::align_val_t{align}) : ::operator new(n);
+  } catch (...) {
+    return nullptr;
+  }
 }
 
 }  // namespace hak

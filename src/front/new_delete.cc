@@ -35,11 +35,15 @@ HAK_EXPORT void* operator new(std::size_t n) {
 HAK_EXPORT void* operator new[](std::size_t n) {
   return new_or_throw(n);
 }
+// The nothrow forms run the new-handler protocol too (the standard: as if the throwing
+// form were called and std::bad_alloc caught).
 HAK_EXPORT void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  return hak_malloc(n);
+  if (void* p = hak_malloc(n)) return p;
+  return hak::cxx_new_nothrow_retry(n, 0);
 }
 HAK_EXPORT void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  return hak_malloc(n);
+  if (void* p = hak_malloc(n)) return p;
+  return hak::cxx_new_nothrow_retry(n, 0);
 }
 HAK_EXPORT void* operator new(std::size_t n, std::align_val_t a) {
   return new_aligned_or_throw(n, a);
@@ -48,10 +52,12 @@ HAK_EXPORT void* operator new[](std::size_t n, std::align_val_t a) {
   return new_aligned_or_throw(n, a);
 }
 HAK_EXPORT void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return hak_memalign(static_cast<std::size_t>(a), n ? n : 1);
+  if (void* p = hak_memalign(static_cast<std::size_t>(a), n ? n : 1)) return p;
+  return hak::cxx_new_nothrow_retry(n, static_cast<std::size_t>(a));
 }
 HAK_EXPORT void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return hak_memalign(static_cast<std::size_t>(a), n ? n : 1);
+  if (void* p = hak_memalign(static_cast<std::size_t>(a), n ? n : 1)) return p;
+  return hak::cxx_new_nothrow_retry(n, static_cast<std::size_t>(a));
 }
 HAK_EXPORT void operator delete(void* p) noexcept {
   hak_free(p);

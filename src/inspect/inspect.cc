@@ -77,6 +77,11 @@ class RecordingOs final : public Os {
     if (rec) rec->on_decommit(p, size);
     system_os().decommit(p, size);
   }
+  bool move(void* from, size_t size, void* to) override {
+    if (!system_os().move(from, size, to)) return false;
+    if (rec) rec->on_unmap(from, size);  // the pages now live in `to`'s mapping
+    return true;
+  }
 };
 RecordingOs g_recording;
 
@@ -176,7 +181,8 @@ Route route_of(const void* p) {
     case RegionKind::kLargeTail:
       return Route::kLarge;
     case RegionKind::kNone:
-      return Route::kInvalid;
+      // The regions of a large run past its user pointer's have no map entry.
+      return large_run_containing(p) ? Route::kLarge : Route::kInvalid;
   }
   return Route::kInvalid;
 }

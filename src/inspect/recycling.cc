@@ -38,6 +38,7 @@ class RecyclingOs final : public Os {
     system_os().unmap(p, size);
   }
   void decommit(void* p, size_t size) override { system_os().decommit(p, size); }
+  bool move(void* from, size_t size, void* to) override { return system_os().move(from, size, to); }
 
   // Returns every kept region to the kernel.
   void drain() {

@@ -30,6 +30,10 @@ struct CachedRun {
   bool committed;  // pages kept (their old contents too): calloc must clear them
 };
 
+// Beyond any machine's memory (the kernel's overcommit check refuses far less); keeps
+// the run arithmetic below from overflowing.
+constexpr size_t kLargeMax = size_t{1} << 46;
+
 SpinLock g_lock;
 CachedRun g_cache[kCacheSlots];
 unsigned g_cached = 0;
@@ -52,7 +56,62 @@ void* take_cached(size_t bytes, size_t align, bool* committed) {
   return nullptr;
 }
 
+// The region of the user pointer of a run aligned to 2 MiB or more is not the head's; its
+// entry is kLargeTail and the word just below it (run memory no block uses) holds the
+// head. Every other region of the run keeps kNone: O(1) map entries (and resident map
+// pages) per run, and an O(1) head lookup from the user pointer however far it is.
+uintptr_t* tail_back_pointer(uintptr_t tail_region) {
+  return reinterpret_cast<uintptr_t*>(tail_region) - 1;
+}
+
+void map_run(LargeHeader* h) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(h);
+  region_map_set(base, 1, RegionKind::kLargeHead, RegionKind::kLargeHead);
+  uintptr_t user_region = region_base(reinterpret_cast<void*>(base + h->user_off));
+  if (user_region != base) {
+    *tail_back_pointer(user_region) = base;
+    region_map_set(user_region, 1, RegionKind::kLargeTail, RegionKind::kLargeTail);
+  }
+}
+
+void unmap_run(LargeHeader* h) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(h);
+  uintptr_t user_region = region_base(reinterpret_cast<void*>(base + h->user_off));
+  if (user_region != base) region_map_set(user_region, 1, RegionKind::kNone, RegionKind::kNone);
+  region_map_set(base, 1, RegionKind::kNone, RegionKind::kNone);
+}
+
+// The head of the run that p's region entry names, or 0.
+uintptr_t run_head_of(const void* p) {
+  switch (region_kind_of(p)) {
+    case RegionKind::kLargeHead:
+      return region_base(p);
+    case RegionKind::kLargeTail:
+      return *tail_back_pointer(region_base(p));
+    default:
+      return 0;
+  }
+}
+
 }  // namespace
+
+LargeHeader* large_run_containing(const void* p) noexcept {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  LargeHeader* found = nullptr;
+  registry_for_each([&](uintptr_t base) {
+    if (region_kind_of(reinterpret_cast<void*>(base)) != RegionKind::kLargeHead) return;
+    LargeHeader* h = reinterpret_cast<LargeHeader*>(base);
+    if (a >= base && a - base < h->run_bytes) found = h;
+  });
+  return found;
+}
+
+const char* large_bad_reason(const void* p) noexcept {
+  if (!large_run_containing(p))
+    return "invalid pointer (not allocated by hakmem, or already released)";
+  return (reinterpret_cast<uintptr_t>(p) & 15) ? "misaligned pointer"
+                                               : "interior pointer (inside a large block)";
+}
 
 SpinLock& large_lock() noexcept {
   return g_lock;
@@ -61,7 +120,7 @@ SpinLock& large_lock() noexcept {
 void* large_malloc(size_t size, size_t align, bool zero) noexcept {
   size_t user_off = align > kPageSize ? align : kPageSize;
   size_t map_align = align > kRegionSize ? align : kRegionSize;
-  if (size > (size_t{1} << 46) || user_off > (size_t{1} << 46)) {
+  if (size > kLargeMax || user_off > kLargeMax) {
     errno = ENOMEM;
     return nullptr;
   }
@@ -84,8 +143,7 @@ void* large_malloc(size_t size, size_t align, bool zero) noexcept {
   h->user_off = user_off;
   h->user_bytes = bytes - user_off;
   registry_add(&h->link);
-  region_map_set(reinterpret_cast<uintptr_t>(mem), bytes >> kRegionShift, RegionKind::kLargeHead,
-                 RegionKind::kLargeTail);
+  map_run(h);
   HAK_MEM_LARGE_ALLOCATED(static_cast<char*>(mem) + user_off, h->user_bytes);
   char* user = static_cast<char*>(mem) + user_off;
   // Fresh and decommitted runs read as zero; a committed one holds its last contents.
@@ -94,7 +152,7 @@ void* large_malloc(size_t size, size_t align, bool zero) noexcept {
 }
 
 LargeHeader* large_header_of(const void* p) noexcept {
-  uintptr_t head = region_map_large_head(p);
+  uintptr_t head = run_head_of(p);
   if (!head) return nullptr;
   LargeHeader* h = reinterpret_cast<LargeHeader*>(head);
   if (h->magic != kLargeMagic || head + h->user_off != reinterpret_cast<uintptr_t>(p))
@@ -104,18 +162,11 @@ LargeHeader* large_header_of(const void* p) noexcept {
 
 void large_free(void* p, const char* call) noexcept {
   LargeHeader* h = large_header_of(p);
-  if (!h) {
-    uintptr_t head = region_map_large_head(p);
-    const char* why = (reinterpret_cast<uintptr_t>(p) & 15) ? "misaligned pointer"
-                      : head && reinterpret_cast<LargeHeader*>(head)->magic == kLargeMagic
-                          ? "interior pointer (inside a large block)"
-                          : "invalid pointer";
-    return report_error(call, p, why);
-  }
+  if (!h) return report_error(call, p, large_bad_reason(p));
   size_t bytes = h->run_bytes;
   uintptr_t base = reinterpret_cast<uintptr_t>(h);
   HAK_MEM_LARGE_FREED(p, h->user_bytes);
-  region_map_set(base, bytes >> kRegionShift, RegionKind::kNone, RegionKind::kNone);
+  unmap_run(h);
   registry_remove(&h->link);
   h->magic = 0;
   g_live.fetch_sub(1, std::memory_order_relaxed);
@@ -135,6 +186,58 @@ void large_free(void* p, const char* call) noexcept {
   }
   g_released_total.fetch_add(1, std::memory_order_relaxed);
   os_unmap(h, bytes);  // never poisoned: nothing to undo in the shadow
+}
+
+void large_shrink(LargeHeader* h, size_t size) noexcept {
+  size_t keep = align_up(h->user_off + (size ? size : 1), kRegionSize);
+  if (keep >= h->run_bytes) return;
+  size_t cut = h->run_bytes - keep;
+  {
+    // Under the registry lock: stats and large_run_containing read the header there.
+    SpinGuard g(registry_lock());
+    h->run_bytes = keep;
+    h->user_bytes = keep - h->user_off;
+  }
+  // The released regions have no map entry (map_run marks at most the head and the
+  // user pointer's region, both below `keep`).
+  os_unmap(reinterpret_cast<char*>(h) + keep, cut);
+}
+
+void* large_grow(void* p, size_t size) noexcept {
+  LargeHeader* h = large_header_of(p);
+  size_t user_off = h->user_off, old_bytes = h->run_bytes, old_user = h->user_bytes;
+  if (size > kLargeMax) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  size_t bytes = align_up(user_off + size, kRegionSize);
+  // The run's base was aligned to max(alignment, region); user_off is max(alignment, page).
+  char* dst = static_cast<char*>(os_map(bytes, user_off > kRegionSize ? user_off : kRegionSize));
+  if (!dst) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  unmap_run(h);
+  registry_remove(&h->link);
+  if (!os_move(h, old_bytes, dst)) {  // nothing moved: the block stays where it was
+    registry_add(&h->link);
+    map_run(h);
+    os_unmap(dst, bytes);
+    errno = ENOMEM;
+    return nullptr;
+  }
+  HAK_MEM_LARGE_FREED(p, old_user);
+  LargeHeader* moved = reinterpret_cast<LargeHeader*>(dst);
+  moved->run_bytes = bytes;
+  moved->user_bytes = bytes - user_off;
+  registry_add(&moved->link);
+  map_run(moved);
+  // relaxed: statistics. One run released, one mapped: live is unchanged.
+  g_mapped_total.fetch_add(1, std::memory_order_relaxed);
+  g_released_total.fetch_add(1, std::memory_order_relaxed);
+  HAK_MEM_LARGE_ALLOCATED(dst + user_off, moved->user_bytes);
+  HAK_MEM_KEPT(dst + user_off, old_user);
+  return dst + user_off;
 }
 
 LargeCounters large_counters() noexcept {

@@ -25,10 +25,22 @@ struct LargeHeader {
 // nullptr with errno = ENOMEM on failure. `align` is a power of two or 0. `zero`: the
 // first `size` bytes read as zero (calloc).
 void* large_malloc(size_t size, size_t align, bool zero = false) noexcept;
+// realloc in place to `size` (<= h->user_bytes, large): the regions past the run malloc
+// would map for `size` are unmapped (shrinking 1 GiB to 513 MiB gives 511 MiB back).
+void large_shrink(LargeHeader* h, size_t size) noexcept;
+// realloc of the large block p to `size` (> its usable bytes): a new run is mapped and
+// the old run's pages are moved into it (mremap, no copy). The new user pointer, or
+// nullptr with errno = ENOMEM (p untouched).
+void* large_grow(void* p, size_t size) noexcept;
 // p resolved to a large run (head or tail kind). Validates, then releases.
 void large_free(void* p, const char* call) noexcept;
 // The header of the run whose user pointer is p, or nullptr (bad pointer).
 LargeHeader* large_header_of(const void* p) noexcept;
+// The live run whose mapped bytes contain p, or nullptr. Cold (searches the registry):
+// for error messages and inspect, where p's region entry may be kNone.
+LargeHeader* large_run_containing(const void* p) noexcept;
+// Why p cannot be a large block's user pointer (for report_error).
+const char* large_bad_reason(const void* p) noexcept;
 SpinLock& large_lock() noexcept;
 
 struct LargeCounters {

@@ -19,8 +19,10 @@ class SystemOs final : public Os {
     }
     size_t span = size + align;
     if (span < size) return nullptr;
-    void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    // No MAP_NORESERVE: the kernel's overcommit policy decides, as for glibc's mmap path
+    // (which also asks for size + alignment), so a request the machine cannot commit
+    // fails here with ENOMEM instead of killing the program when it touches the pages.
+    void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) return nullptr;
     uintptr_t start = reinterpret_cast<uintptr_t>(raw);
     uintptr_t aligned = (start + align - 1) & ~(uintptr_t{align} - 1);
@@ -31,6 +33,9 @@ class SystemOs final : public Os {
   }
   void unmap(void* p, size_t size) override { munmap(p, size); }
   void decommit(void* p, size_t size) override { madvise(p, size, MADV_DONTNEED); }
+  bool move(void* from, size_t size, void* to) override {
+    return mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED;
+  }
 };
 
 // Constant-initialised (no malloc, no static-init order, no guard) and never destroyed:
@@ -80,6 +85,13 @@ void os_unmap(void* p, size_t size) noexcept {
   os().unmap(p, size);
   g_unmaps.fetch_add(1, std::memory_order_relaxed);
   g_bytes_mapped.fetch_sub(size, std::memory_order_relaxed);
+}
+
+bool os_move(void* from, size_t size, void* to) noexcept {
+  if (!os().move(from, size, to)) return false;
+  g_unmaps.fetch_add(1, std::memory_order_relaxed);
+  g_bytes_mapped.fetch_sub(size, std::memory_order_relaxed);
+  return true;
 }
 
 void os_decommit(void* p, size_t size) noexcept {

@@ -16,6 +16,9 @@ class Os {
   virtual void unmap(void* p, size_t size) = 0;
   // Gives the pages back (RSS drops) but keeps the address range; it reads as zero after.
   virtual void decommit(void* p, size_t size) = 0;
+  // Moves the pages of [from, from + size) to `to` (inside a mapping of this Os), with
+  // no copy; [from, from + size) is unmapped after. False on failure (nothing changed).
+  virtual bool move(void* from, size_t size, void* to) = 0;
 };
 
 // The OS itself: mmap / munmap / madvise(MADV_DONTNEED).
@@ -36,5 +39,7 @@ OsCounters os_counters() noexcept;
 void* os_map(size_t size, size_t align) noexcept;
 void os_unmap(void* p, size_t size) noexcept;
 void os_decommit(void* p, size_t size) noexcept;
+// Counted as an unmap of `from` (the destination was counted when mapped).
+bool os_move(void* from, size_t size, void* to) noexcept;
 
 }  // namespace hak

@@ -29,16 +29,4 @@ void region_map_set(uintptr_t base, size_t count, RegionKind first, RegionKind r
                                 std::memory_order_relaxed);
 }
 
-uintptr_t region_map_large_head(const void* p) noexcept {
-  uintptr_t idx = reinterpret_cast<uintptr_t>(p) >> kRegionShift;
-  if (idx >= kRegionMapEntries) return 0;
-  while (idx > 0 && static_cast<RegionKind>(g_region_map[idx].load(std::memory_order_relaxed)) ==
-                        RegionKind::kLargeTail)
-    --idx;
-  if (static_cast<RegionKind>(g_region_map[idx].load(std::memory_order_relaxed)) !=
-      RegionKind::kLargeHead)
-    return 0;
-  return idx << kRegionShift;
-}
-
 }  // namespace hak

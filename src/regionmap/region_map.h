@@ -17,7 +17,10 @@ enum class RegionKind : uint8_t {
   kUltra = 2,      // C7 ULTRA segment
   kMid = 3,        // mid classes (same SuperSlab engine, larger blocks)
   kLargeHead = 4,  // first region of a large run
-  kLargeTail = 5,  // following regions of a large run
+  // The region holding the user pointer of a run aligned to 2 MiB or more (a back pointer
+  // to the head sits just below it). The run's other regions stay kNone: a run costs
+  // O(1) map entries whatever its length (large.cc).
+  kLargeTail = 5,
 };
 
 const char* region_kind_name(RegionKind k) noexcept;
@@ -36,8 +39,5 @@ HAK_INLINE RegionKind region_kind_of(const void* p) noexcept {
 // Marks `count` consecutive regions starting at `base`; the first gets `first`, the rest
 // `rest`. Called before the region's memory is handed out, and with kNone before unmap.
 void region_map_set(uintptr_t base, size_t count, RegionKind first, RegionKind rest) noexcept;
-
-// For a pointer in a large run: the base of its head region (walks tail entries back).
-uintptr_t region_map_large_head(const void* p) noexcept;
 
 }  // namespace hak

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdarg>
@@ -12,6 +13,7 @@
 #include "os/os.h"
 #include "regionmap/region_map.h"
 #include "regionmap/registry.h"
+#include "thread/thread_cache.h"
 #include "tiny/superslab.h"
 
 namespace hak {
@@ -49,12 +51,27 @@ class Out {
   char buf_[4096];
 };
 
+// HAKMEM_STATS=1: a duplicate of stderr taken at start. Programs that close stderr at
+// exit (coreutils' close_stdout, an atexit handler that runs before ours) would lose the
+// report otherwise. If the descriptor was closed or now names another file (the program
+// dup2'd over it), the report goes to fd 2 instead: never into the program's files.
+int g_report_fd = -1;
+struct stat g_report_file;
+
 void at_exit() {
-  if (g_config.stats) stats_print(2);
+  if (g_config.stats) stats_print(stats_fd());
   if (g_config.stats_json[0]) stats_write_json(g_config.stats_json);
 }
 
 }  // namespace
+
+int stats_fd() noexcept {
+  struct stat now;
+  if (g_report_fd >= 0 && fstat(g_report_fd, &now) == 0 && now.st_dev == g_report_file.st_dev &&
+      now.st_ino == g_report_file.st_ino && now.st_rdev == g_report_file.st_rdev)
+    return g_report_fd;
+  return 2;
+}
 
 StatsSnapshot stats_snapshot() noexcept {
   StatsSnapshot s{};
@@ -72,6 +89,7 @@ StatsSnapshot stats_snapshot() noexcept {
   s.large_released = lc.released_total;
   s.large_cached = lc.cached;
   s.errors = error_count();
+  thread_cache_for_each([&](ThreadCache*) { ++s.contexts_live; });
   s.os_maps = oc.maps;
   s.os_unmaps = oc.unmaps;
   s.os_decommits = oc.decommits;
@@ -82,14 +100,28 @@ StatsSnapshot stats_snapshot() noexcept {
     if (k == RegionKind::kSuperSlab || k == RegionKind::kMid) {
       SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
       s.active_blocks[ss->cls] += ss->active();
+      s.bytes_in_blocks += uint64_t{ss->active()} * ss->block_size;
     } else if (k == RegionKind::kUltra) {
-      s.active_ultra += reinterpret_cast<SuperSlab*>(base)->active();
+      SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
+      s.active_ultra += ss->active();
+      s.bytes_in_blocks += uint64_t{ss->active()} * ss->block_size;
+    } else if (k == RegionKind::kLargeHead) {
+      const LargeHeader* h = reinterpret_cast<const LargeHeader*>(base);
+      s.bytes_in_blocks += h->user_bytes;
+      s.large_bytes += h->run_bytes;
     }
   });
   return s;
 }
 
 void stats_init_once() noexcept {
+  if (g_config.stats) {
+    g_report_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    if (g_report_fd >= 0 && fstat(g_report_fd, &g_report_file) != 0) {
+      close(g_report_fd);
+      g_report_fd = -1;
+    }
+  }
   if (g_config.stats || g_config.stats_json[0]) atexit(at_exit);
 }
 
@@ -116,6 +148,9 @@ void stats_print(int fd) noexcept {
   o.f("\n  os: %llu maps, %llu unmaps, %llu decommits, %llu bytes mapped now\n",
       (unsigned long long)s.os_maps, (unsigned long long)s.os_unmaps,
       (unsigned long long)s.os_decommits, (unsigned long long)s.bytes_mapped);
+  o.f("  bytes: %llu in live blocks, %llu in large runs\n", (unsigned long long)s.bytes_in_blocks,
+      (unsigned long long)s.large_bytes);
+  o.f("  contexts live: %llu\n", (unsigned long long)s.contexts_live);
   o.f("  errors: %llu\n", (unsigned long long)s.errors);
 }
 
@@ -144,6 +179,9 @@ bool stats_write_json(const char* path) noexcept {
     o.f("\"os\":{\"maps\":%llu,\"unmaps\":%llu,\"decommits\":%llu,\"bytes_mapped\":%llu},",
         (unsigned long long)s.os_maps, (unsigned long long)s.os_unmaps,
         (unsigned long long)s.os_decommits, (unsigned long long)s.bytes_mapped);
+    o.f("\"bytes_in_blocks\":%llu,\"large_bytes\":%llu,", (unsigned long long)s.bytes_in_blocks,
+        (unsigned long long)s.large_bytes);
+    o.f("\"contexts_live\":%llu,", (unsigned long long)s.contexts_live);
     o.f("\"errors\":%llu}\n", (unsigned long long)s.errors);
   }
   close(fd);

@@ -135,10 +135,25 @@ void collect_class(ThreadCache* tc, unsigned c, Pages pages) {
   }
 }
 
+// Set once the thread's context has exited (its key destructor ran). Later allocations
+// (other keys' destructors) may come in the last destructor round, after which glibc
+// runs no destructor again: a context made then would own its regions forever. So each
+// of them gets a context that exits right after the allocation.
+constinit thread_local bool tl_exiting __attribute__((tls_model("initial-exec"))) = false;
+
 void on_thread_exit(void* arg) {
   ThreadCache* tc = static_cast<ThreadCache*>(arg);
   tl_tc = &g_sentinel_tc;  // anything allocated from here on gets a fresh context
+  tl_exiting = true;
   thread_cache_exit(tc);
+}
+
+// An allocation after the thread's context exited is done: its region is abandoned (or
+// released when empty), as at any thread exit.
+void* exit_late_context(ThreadCache* tc, void* p) {
+  tl_tc = &g_sentinel_tc;
+  thread_cache_exit(tc);
+  return p;
 }
 
 void fork_prepare() {
@@ -153,13 +168,25 @@ void fork_parent() {
   large_lock().unlock();
   orphan_lock().unlock();
 }
+// A context of a thread that did not survive the fork, or nullptr.
+ThreadCache* lost_context(ThreadCache* self) {
+  SpinGuard g(g_registry_lock);
+  for (ThreadCache* t = g_registry; t; t = t->reg_next)
+    if (t->kind == ContextKind::kOsThread && t != self) return t;
+  return nullptr;
+}
+
 void fork_child() {
-  // The other threads are gone; their contexts stay as owners of their regions, which
-  // this process frees into through the remote path. The locks' holders are gone too.
+  // The locks' holders are gone.
   registry_lock().reset_in_child();
   g_registry_lock.reset_in_child();
   large_lock().reset_in_child();
   orphan_lock().reset_in_child();
+  // So are the other threads: their contexts exit as the threads would have (regions
+  // with live blocks abandoned, so this process adopts them and its frees release them;
+  // empty ones released). Else every child of a prefork server kept them all, owned by
+  // nobody who would ever collect.
+  while (ThreadCache* t = lost_context(tl_tc)) thread_cache_exit(t);
 }
 
 }  // namespace
@@ -218,6 +245,9 @@ ThreadCache* thread_cache_registry_head() noexcept {
 
 void thread_init_once() noexcept {
   pthread_key_create(&g_key, on_thread_exit);
+}
+
+void thread_register_atfork() noexcept {
   pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -277,15 +307,32 @@ ThreadCache* thread_cache_current() noexcept {
   ThreadCache* tc = tl_tc;
   if (HAK_LIKELY(tc != &g_sentinel_tc)) return tc;
   ensure_init();
+  tc = tl_tc;  // a malloc nested in the initialisation may have made it meanwhile
+  if (tc != &g_sentinel_tc) return tc;
   tc = thread_cache_create(ContextKind::kOsThread);
   if (!tc) return nullptr;
   tl_tc = tc;
-  pthread_setspecific(g_key, tc);  // its destructor runs thread_cache_exit
+  // Its destructor runs thread_cache_exit; a late context exits at once (box_refill_slow).
+  if (!tl_exiting) pthread_setspecific(g_key, tc);
   return tc;
 }
 
 void thread_cache_collect(ThreadCache* tc) noexcept {
   for (unsigned c = 0; c < kNumSlots; ++c) collect_class(tc, c, Pages::kGiveBack);
+}
+
+void thread_cache_trim(ThreadCache* tc) noexcept {
+  thread_cache_collect(tc);
+  for (unsigned c = 0; c < kNumSlots; ++c) {
+    ClassCache& cc = tc->cls[c];
+    for (SuperSlab* ss = cc.partial; ss; ss = ss->next) {
+      if (!ss->warm) continue;
+      // All its pages, the slab being carved from included (the empty rule keeps those).
+      purge_caches(tc, ss, -1);
+      if (cc.cur == ss) cc.cur = nullptr;
+      superslab_reset(ss, true);
+    }
+  }
 }
 
 // The box is empty. Cheapest first: another slab of the box's region whose free list is
@@ -330,7 +377,9 @@ void* box_refill_slow(unsigned c) noexcept {
     }
     box.seg = ss;
   }
-  return box_pop(tc, box);
+  void* p = box_pop(tc, box);
+  if (HAK_UNLIKELY(tl_exiting)) return exit_late_context(tc, p);
+  return p;
 }
 
 void box_flush(Box& box) noexcept {

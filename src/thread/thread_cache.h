@@ -52,7 +52,10 @@ extern ThreadCache g_sentinel_tc;
 HAK_INLINE void* box_pop(ThreadCache* tc, Box& box);
 
 // --- cold paths (thread_cache.cc) ---
+// The thread key (its destructor exits the thread's context). No allocation.
 void thread_init_once() noexcept;
+// The fork handlers; from the library constructor only (see config.cc).
+void thread_register_atfork() noexcept;
 // The box of `slot` is empty: refills it and returns a live block, or nullptr (errno =
 // ENOMEM).
 void* malloc_slot_slow(unsigned slot) noexcept;
@@ -75,6 +78,8 @@ void thread_cache_exit(ThreadCache* tc) noexcept;
 ThreadCache* thread_cache_current() noexcept;
 // Collection point: takes every remote free back and releases regions that are empty.
 void thread_cache_collect(ThreadCache* tc) noexcept;
+// malloc_trim: collect, then give back every page of tc's warm regions.
+void thread_cache_trim(ThreadCache* tc) noexcept;
 // Calls fn(tc) for every live context, under the context registry lock.
 template <class Fn>
 void thread_cache_for_each(Fn&& fn);

@@ -58,6 +58,9 @@ int handler_calls = 0;
 void give_up_on_third_call() {
   if (++handler_calls == 3) std::set_new_handler(nullptr);
 }
+void throw_bad_alloc_from_handler() {
+  throw std::bad_alloc();
+}
 void throw_from_handler() {
   throw std::runtime_error("from the new-handler");
 }
@@ -95,6 +98,20 @@ extern "C" __attribute__((visibility("default"))) int hakmem_cxx_runtime_checks(
   CHECK(throws_bad_alloc([] { ::operator delete(::operator new(launder_value(kHuge))); }));
   CHECK(handler_calls == 3);
   CHECK(std::get_new_handler() == nullptr);
+
+  // The nothrow forms run the handler too, and give nullptr once it is gone...
+  handler_calls = 0;
+  std::set_new_handler(give_up_on_third_call);
+  CHECK(::operator new(launder_value(kHuge), std::nothrow) == nullptr);
+  CHECK(handler_calls == 3);
+  handler_calls = 0;
+  std::set_new_handler(give_up_on_third_call);
+  CHECK(::operator new[](launder_value(kHuge), std::align_val_t{4096}, std::nothrow) == nullptr);
+  CHECK(handler_calls == 3);
+  // ... or once it throws std::bad_alloc.
+  std::set_new_handler(throw_bad_alloc_from_handler);
+  CHECK(::operator new(launder_value(kHuge), std::nothrow) == nullptr);
+  std::set_new_handler(nullptr);
 
   // An exception from the handler unwinds through hakmem's operator new.
   std::set_new_handler(throw_from_handler);
