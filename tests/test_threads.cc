@@ -13,6 +13,7 @@
 
 #include "support.h"
 #include "tiny/size_class.h"
+#include "tiny/superslab.h"
 
 namespace {
 
@@ -200,8 +201,10 @@ TEST(Threads, ForkWhileOtherThreadsAllocate) {
 }
 
 // A fork child inherits the regions of the parent's other threads, which do not exist
-// in it: their contexts are exited at the fork, so the child's frees of those blocks
-// release the regions (down to the warm reserve), as after a thread exit.
+// in it: the regions are given up at the fork, so the child's frees of those blocks
+// release them (down to the warm reserve), as after a thread exit. blocks[0] is being
+// freed by a third thread at the fork, caught between its remote bit and the push (as
+// superslab_free_remote leaves it): the child completes that free.
 TEST(Threads, ForkChildReleasesTheRegionsOfThreadsItLost) {
   fresh_settings(1);
   constexpr size_t kSize = 3000;
@@ -217,10 +220,14 @@ TEST(Threads, ForkChildReleasesTheRegionsOfThreadsItLost) {
   });
   while (!filled) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   ASSERT_GE(count_regions(hk::Kind::kMid, cls), 3u);
+  hak::SuperSlab* ss = hak::superslab_of(blocks[0]);
+  hak::BlockBit bit = hak::superslab_bit(ss, reinterpret_cast<uintptr_t>(blocks[0]) - ss->base());
+  ss->bits()[bit.word].remote.fetch_or(bit.mask);
+  ss->remote_pending.fetch_add(1);
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    for (void* p : blocks) hak_free(p);
+    for (size_t i = 1; i < blocks.size(); ++i) hak_free(blocks[i]);
     // Exit status: the regions of that class still mapped (1: the pool's reserve).
     _exit(static_cast<int>(count_regions(hk::Kind::kMid, cls)));
   }
@@ -228,6 +235,8 @@ TEST(Threads, ForkChildReleasesTheRegionsOfThreadsItLost) {
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 1) << "mid regions of class " << cls << " left in the child";
+  ss->remote_pending.fetch_sub(1);  // the parent's free never started after all
+  ss->bits()[bit.word].remote.fetch_and(~bit.mask);
   done = true;
   holder.join();
 }

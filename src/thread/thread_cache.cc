@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "large/large.h"
 #include "os/os.h"
+#include "regionmap/registry.h"
 
 namespace hak {
 
@@ -168,12 +169,21 @@ void fork_parent() {
   large_lock().unlock();
   orphan_lock().unlock();
 }
-// A context of a thread that did not survive the fork, or nullptr.
-ThreadCache* lost_context(ThreadCache* self) {
-  SpinGuard g(g_registry_lock);
-  for (ThreadCache* t = g_registry; t; t = t->reg_next)
-    if (t->kind == ContextKind::kOsThread && t != self) return t;
-  return nullptr;
+// A context of a thread that did not survive the fork (an OS thread's, not the caller's).
+bool lost_in_fork(const ThreadCache* t) {
+  return t && t != tl_tc && t->kind == ContextKind::kOsThread;
+}
+
+// A class region whose owner was lost in the fork, or nullptr.
+SuperSlab* region_of_lost_context() {
+  SuperSlab* found = nullptr;
+  registry_for_each([&](uintptr_t base) {
+    RegionKind k = region_kind_of(reinterpret_cast<void*>(base));
+    if (found || static_cast<unsigned>(k) - 1u >= 3u) return;  // class regions only
+    SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
+    if (lost_in_fork(ss->owner.load(std::memory_order_relaxed))) found = ss;
+  });
+  return found;
 }
 
 void fork_child() {
@@ -182,11 +192,38 @@ void fork_child() {
   g_registry_lock.reset_in_child();
   large_lock().reset_in_child();
   orphan_lock().reset_in_child();
-  // So are the other threads: their contexts exit as the threads would have (regions
-  // with live blocks abandoned, so this process adopts them and its frees release them;
-  // empty ones released). Else every child of a prefork server kept them all, owned by
-  // nobody who would ever collect.
-  while (ThreadCache* t = lost_context(tl_tc)) thread_cache_exit(t);
+  // So are the other threads. Their regions are given up as at a thread exit
+  // (abandoned, so this process adopts them and its frees release them; released when
+  // empty): else every child of a prefork server kept them all, owned by nobody who
+  // would ever collect. Such a thread may have stopped inside any owner operation, so
+  // its context's lists and boxes are not trusted: each region is rebuilt from its
+  // bitmaps, found through the region registry (consistent: its lock was held).
+  while (SuperSlab* ss = region_of_lost_context()) {
+    {
+      SpinGuard g(orphan_lock());
+      superslab_rebuild(ss);
+    }
+    ss->warm = 0;
+    ss->list = SuperSlabList::kNone;
+    orphan_abandon(ss);
+  }
+  // Then the contexts themselves are recycled, their contents unread.
+  SpinGuard g(g_registry_lock);
+  for (ThreadCache* t = g_registry; t;) {
+    ThreadCache* next = t->reg_next;
+    if (lost_in_fork(t)) {
+      if (t->reg_prev)
+        t->reg_prev->reg_next = next;
+      else
+        g_registry = next;
+      if (next) next->reg_prev = t->reg_prev;
+      t->kind = ContextKind::kSentinel;
+      t->reg_prev = nullptr;
+      t->reg_next = g_recycled;
+      g_recycled = t;
+    }
+    t = next;
+  }
 }
 
 }  // namespace

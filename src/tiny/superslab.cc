@@ -159,6 +159,39 @@ uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept {
   return n;
 }
 
+uint32_t superslab_rebuild(SuperSlab* ss) noexcept {
+  uint32_t live = 0;
+  ss->slab_free_mask = 0;
+  ss->slab_uncarved_mask = 0;
+  for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
+    SlabMeta& m = ss->slabs[i];
+    m.free = nullptr;
+    if (m.carve_next < m.end) ss->slab_uncarved_mask |= 1u << i;
+    if (m.carve_next > m.first) ss->slab_carved_mask |= 1u << i;
+    // Top down, so the free list runs in address order.
+    for (uint32_t k = m.carve_next; k-- > m.first;) {
+      uintptr_t off = uintptr_t{k} * ss->block_size;
+      BlockBit b = superslab_bit(ss, off);
+      SuperSlab::BitWords& w = ss->bits()[b.word];
+      uint64_t a = w.alloc.load(std::memory_order_relaxed);
+      uint64_t r = w.remote.load(std::memory_order_relaxed);
+      if ((a & b.mask) && !(r & b.mask)) {
+        ++live;
+        continue;
+      }
+      // Free: never allocated, freed, or freed by another context (listed or mid-push).
+      w.alloc.store(a & ~b.mask, std::memory_order_relaxed);
+      w.remote.store(r & ~b.mask, std::memory_order_relaxed);
+      if (a & b.mask) HAK_MEM_FREED(reinterpret_cast<char*>(ss) + off, ss->block_size);
+      superslab_put(ss, reinterpret_cast<char*>(ss) + off);
+    }
+  }
+  ss->active_local.store(live, std::memory_order_relaxed);
+  ss->remote_pending.store(0, std::memory_order_relaxed);
+  ss->remote_head.store(0, std::memory_order_relaxed);
+  return live;
+}
+
 const char* superslab_bad_reason(const SuperSlab* ss, uintptr_t off) noexcept {
   if (off & 7) return "misaligned pointer";
   if (off < ss->data_begin) return "invalid pointer (inside a SuperSlab header)";

@@ -182,6 +182,12 @@ HAK_INLINE void superslab_put(SuperSlab* ss, void* p) noexcept {
 // Takes the remote list back into the slabs. Returns the number of blocks collected.
 // Caller is the owner, or holds the orphan lock for an ownerless region.
 uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept;
+// A fork child's repair of a region whose owner did not survive the fork (and may have
+// stopped in the middle of any owner operation): the slab lists, live count and remote
+// state are rebuilt from the bitmaps alone. A block is live when its alloc bit is set
+// and its remote bit is not (a remote free caught mid-push completes here). Returns the
+// live count. Caller holds the orphan lock.
+uint32_t superslab_rebuild(SuperSlab* ss) noexcept;
 // Whether a slab has a block to give.
 HAK_INLINE bool superslab_slab_has_free(const SuperSlab* ss, unsigned slab) {
   return ((ss->slab_free_mask | ss->slab_uncarved_mask) >> slab) & 1;
