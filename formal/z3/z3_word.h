@@ -11,15 +11,22 @@
 //     z3's signed operator<;
 //   - a << n and a >> n shift the promoted a (>> is logical: lshr); n < width of the
 //     promoted a is an obligation.
+// Control flow: a template's if / ?: / while on a symbolic condition is a decision. A
+// template runs inside all_paths(f), which runs f once per feasible sequence of decisions
+// (depth first; z3 says which ways a decision can go under the path so far) and joins the
+// results with ite on the path conditions. A decision whose condition simplifies to a
+// constant is not one (concrete inputs run once, anywhere).
 // Obligations (conditions without which the C++ code has undefined behaviour) are recorded
-// with the path condition of the select()s that lead to them; a proof then asks z3 for an
-// input that breaks the claim or any obligation (formal/z3/prove_arith.cc).
+// with the condition of the path that reaches them; a proof then asks z3 for an input that
+// breaks the claim or any obligation (formal/z3/prove_arith.cc).
 #pragma once
 
 #include <z3++.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -38,7 +45,7 @@ struct Obligation {
   z3::expr holds;  // path condition implies the requirement
   std::string what;
 };
-// The path condition (one entry per enclosing select branch) and the obligations so far.
+// The path condition (one entry per decision taken so far) and the obligations so far.
 struct Trace {
   std::vector<z3::expr> path;
   std::vector<Obligation> obligations;
@@ -85,6 +92,8 @@ struct Bv {
   Bv(const Bv<M>& o)  // NOLINT
       : e(z3::zext(o.e, N - M)) {}
   static constexpr uint64_t mask() { return N == 64 ? ~uint64_t{0} : (uint64_t{1} << N) - 1; }
+  // if (word): word != 0, a decision.
+  explicit operator bool() const;
 };
 
 // A comparison result, or a constant truth value.
@@ -92,6 +101,9 @@ struct Pred {
   z3::expr e;
   explicit Pred(const z3::expr& x) : e(x) {}
   Pred(bool b) : e(ctx().bool_val(b)) {}  // NOLINT
+  // A decision (implicit, so that HAK_LIKELY's __builtin_expect takes it too): which way
+  // this run of all_paths goes.
+  operator bool() const;  // NOLINT
 };
 inline Pred operator!(const Pred& a) {
   return Pred(!a.e);
@@ -231,6 +243,21 @@ Bv<std::max(32u, N)> operator~(const Bv<N>& a) {
   return Bv<std::max(32u, N)>(~widen<std::max(32u, N)>(a).e);
 }
 
+#define FORMAL_BV_ASSIGN(op)                                                       \
+  template <unsigned N, class B, std::enable_if_t<kIsOperand<B>, int> = 0>         \
+  Bv<N>& operator op##=(Bv<N>& a, const B& b) {                                    \
+    a = resize<N>(a op b); /* C++: computed at the common width, converted back */ \
+    return a;                                                                      \
+  }
+FORMAL_BV_ASSIGN(+)
+FORMAL_BV_ASSIGN(-)
+FORMAL_BV_ASSIGN(*)
+FORMAL_BV_ASSIGN(&)
+FORMAL_BV_ASSIGN(|)
+FORMAL_BV_ASSIGN(<<)
+FORMAL_BV_ASSIGN(>>)
+#undef FORMAL_BV_ASSIGN
+
 // c ? a : b for words, predicates, and structs that list their members with fields().
 template <class T>
 T ite_value(const Pred& c, const T& a, const T& b);
@@ -268,18 +295,6 @@ struct Z3Word {
   using u64 = Bv<64>;
   using boolean = Pred;
 
-  template <class F, class G>
-  static auto select(const Pred& c, F f, G g) {
-    trace().path.push_back(c.e);
-    auto a = f();
-    trace().path.back() = !c.e;
-    auto b = g();
-    trace().path.pop_back();
-    static_assert(std::is_same_v<decltype(a), decltype(b)>, "select: both arms of one type");
-    return ite_value(c, a, b);
-  }
-  static Pred likely(const Pred& c) { return c; }
-  static Pred unlikely(const Pred& c) { return c; }
   template <class T>
   static u8 to_u8(const T& x) {
     return resize<8>(x);
@@ -307,5 +322,92 @@ struct Z3Word {
     return Bv<w>(r);
   }
 };
+
+// --- decisions and all_paths ---
+
+struct Explorer {
+  bool active = false;
+  uint64_t paths = 0, feasibility_checks = 0;  // totals, for the report
+  std::vector<bool> taken;                     // the decisions of the current run, in order
+  std::vector<bool> both_ways;                 // whether the other way was feasible too
+  size_t next = 0;                             // index of the next decision in this run
+};
+inline Explorer& explorer() {
+  static Explorer x;
+  return x;
+}
+inline bool feasible(const z3::expr& c) {
+  ++explorer().feasibility_checks;
+  z3::solver s(ctx());
+  s.add(path_condition() && c);
+  return s.check() != z3::unsat;
+}
+inline bool decide(const z3::expr& cond) {
+  z3::expr c = cond.simplify();
+  if (c.is_true()) return true;
+  if (c.is_false()) return false;
+  Explorer& x = explorer();
+  if (!x.active) {
+    std::fprintf(stderr, "formal: a decision on a symbolic value outside all_paths\n");
+    std::abort();
+  }
+  bool d;
+  if (x.next < x.taken.size()) {
+    d = x.taken[x.next];  // replaying the prefix of the path being explored
+  } else {
+    bool can_true = feasible(c), can_false = feasible(!c);
+    d = can_true || !can_false;
+    x.taken.push_back(d);
+    x.both_ways.push_back(can_true && can_false);
+  }
+  ++x.next;
+  trace().path.push_back(d ? c : !c);
+  return d;
+}
+inline Pred::operator bool() const {
+  return decide(e);
+}
+template <unsigned N>
+Bv<N>::operator bool() const {
+  return decide(e != 0);
+}
+
+// f() on every feasible path, joined: ite(path 1, value 1, ite(path 2, value 2, ...)). The
+// paths are disjoint and cover every input, so the join is f's value.
+template <class F>
+auto all_paths(F f) {
+  Explorer& x = explorer();
+  if (x.active) {
+    std::fprintf(stderr, "formal: all_paths does not nest\n");
+    std::abort();
+  }
+  x.active = true;
+  x.taken.clear();
+  x.both_ways.clear();
+  using Value = decltype(f());
+  std::vector<std::pair<z3::expr, Value>> paths;
+  for (;;) {
+    x.next = 0;
+    trace().path.clear();
+    Value v = f();
+    paths.emplace_back(path_condition(), v);
+    ++x.paths;
+    // The next path: flip the last decision that could go the other way and has not yet.
+    x.taken.resize(x.next);
+    x.both_ways.resize(x.next);
+    while (!x.taken.empty() && !(x.both_ways.back() && x.taken.back())) {
+      x.taken.pop_back();
+      x.both_ways.pop_back();
+    }
+    if (x.taken.empty()) break;
+    x.taken.back() = false;
+  }
+  trace().path.clear();
+  x.active = false;
+  Value joined = paths.back().second;
+  for (size_t i = paths.size() - 1; i-- > 0;)
+    joined = ite_value(Pred(paths[i].first), paths[i].second, joined);
+  return joined;
+}
 
 }  // namespace formal

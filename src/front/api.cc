@@ -44,8 +44,8 @@ size_t usable_checked(void* p, const char* call) {
   return 0;
 }
 
-// glibc's memalign semantics; the decision is arith::memalign_route (one copy of it: the
-// five aligned entry points call this).
+// glibc's memalign; where the request goes is arith::memalign_route. Out of line: one copy
+// for the five aligned entry points.
 HAK_NOINLINE void* memalign_glibc(size_t align, size_t size) {
   arith::MemalignRoute<NativeWord> r = arith::memalign_route<NativeWord>(align, size);
   if (HAK_LIKELY(r.kind == arith::kRouteMalloc)) return malloc_fast(r.size);

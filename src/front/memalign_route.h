@@ -28,80 +28,36 @@ struct MemalignRoute {
   word32<W> kind;
   word64<W> size;   // the request for kRouteMalloc and kRouteLarge
   word64<W> align;  // kRouteLarge only
-  // The members in order, for policies whose select() builds a value member by member.
+  // The members, for the z3 policy (it joins the routes of several paths member by member).
   auto fields() { return std::tie(kind, size, align); }
 };
 
-// `align` a power of two > 16. Tiny blocks sit on a grid of their (power-of-two) size from
-// a 2 MiB-aligned base; every mid size is a multiple of 256, and the powers of two from
-// 2 KiB to 256 KiB are mid classes: those serve the larger alignments up to 256 KiB.
+// `align` a power of two > 16.
 template <class W>
 HAK_INLINE MemalignRoute<W> aligned_route(word64<W> align, word64<W> size) {
-  using Route = MemalignRoute<W>;
-  return W::select(
-      size > kMaxRequest - align,
-      [&] {
-        return Route{kRouteEnomem, 0, 0};
-      },
-      [&] {
-        word64<W> s = W::select(
-            size < align, [&] { return align; }, [&] { return size; });
-        Route large{kRouteLarge, size, align};
-        return W::select(
-            s <= kTinyMax,
-            [&] {
-              return Route{kRouteMalloc, s, 0};
-            },
-            [&] {
-              return W::select(
-                  s <= kMidMax,
-                  [&] {
-                    return W::select(
-                        align <= 256,
-                        [&] {
-                          return Route{kRouteMalloc, s, 0};
-                        },
-                        [&] {
-                          word64<W> p2 = size_t{1} << (64 - W::clz64(s - 1));
-                          return W::select(
-                              p2 <= kMidMax,
-                              [&] {
-                                return Route{kRouteMalloc, p2, 0};
-                              },
-                              [&] { return large; });
-                        });
-                  },
-                  [&] { return large; });
-            });
-      });
+  if (size > kMaxRequest - align) return {kRouteEnomem, 0, 0};
+  word64<W> s = size < align ? align : size;
+  // Tiny blocks sit on a grid of their (power-of-two) size from a 2 MiB-aligned base.
+  if (s <= kTinyMax) return {kRouteMalloc, s, 0};
+  if (s <= kMidMax) {
+    if (align <= 256) return {kRouteMalloc, s, 0};  // every mid size is a multiple of 256
+    word64<W> p2 = size_t{1} << (64 - W::clz64(s - 1));
+    if (p2 <= kMidMax) return {kRouteMalloc, p2, 0};  // powers of two are mid classes too
+  }
+  return {kRouteLarge, size, align};
 }
 
-// glibc's _mid_memalign (2.36): small alignments are malloc; others round up to a power of
-// two (at least 32, as align > 16 there).
+// glibc's _mid_memalign (2.36): small alignments are malloc; others round up to a power of two.
 template <class W>
 HAK_INLINE MemalignRoute<W> memalign_route(word64<W> align, word64<W> size) {
-  using Route = MemalignRoute<W>;
-  return W::select(
-      align <= 16,
-      [&] {
-        return Route{kRouteMalloc,
-                     W::select(
-                         size < align, [&] { return align; }, [&] { return size; }),
-                     0};
-      },
-      [&] {
-        return W::select(
-            align > SIZE_MAX / 2 + 1,
-            [&] {
-              return Route{kRouteEinval, 0, 0};
-            },
-            [&] {
-              word64<W> a = W::select(
-                  is_pow2<W>(align), [&] { return align; },
-                  [&] { return size_t{1} << (64 - W::clz64(align - 1)); });
-              return aligned_route<W>(a, size);
-            });
-      });
+  if (align <= 16) return {kRouteMalloc, size < align ? align : size, 0};
+  if (align > SIZE_MAX / 2 + 1) return {kRouteEinval, 0, 0};
+  if (!is_pow2<W>(align)) {
+    word64<W> a = 32;
+    while (a < align) a <<= 1;
+    align = a;
+  }
+  return aligned_route<W>(align, size);
 }
 
 }  // namespace arith

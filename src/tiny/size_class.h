@@ -22,14 +22,11 @@ namespace arith {
 // The block size of class c (c < kNumClasses), over a word policy (common/word.h).
 template <class W>
 HAK_INLINE constexpr word64<W> class_size_calc(word32<W> c) {
-  return W::select(
-      c < kTinyClasses, [&] { return size_t{8} << c; },
-      [&] {
-        word32<W> m = c - kTinyClasses;  // 0..31
-        word32<W> e = 11 + m / 4;        // group (2^(e-1), 2^e]
-        word64<W> step = size_t{1} << (e - 3);
-        return (size_t{1} << (e - 1)) + (m % 4 + 1) * step;
-      });
+  if (c < kTinyClasses) return size_t{8} << c;
+  word32<W> m = c - kTinyClasses;  // 0..31
+  word32<W> e = 11 + m / 4;        // group (2^(e-1), 2^e]
+  word64<W> step = size_t{1} << (e - 3);
+  return (size_t{1} << (e - 1)) + (m % 4 + 1) * step;
 }
 }  // namespace arith
 
@@ -61,15 +58,12 @@ namespace arith {
 // mid sizes find their doubling and their quarter of it.
 template <class W>
 HAK_INLINE word32<W> size_to_class(word64<W> size) {
-  return W::select(
-      W::likely(size <= kTinyMax),
-      [&] { return W::to_u32(W::lookup(kClasses.tiny_by_qword, (size + 7) >> 3)); },
-      [&] {
-        word32<W> e = 64 - W::clz64(size - 1);  // 2^(e-1) < size <= 2^e
-        word64<W> half = size_t{1} << (e - 1), step = size_t{1} << (e - 3);
-        word32<W> idx = W::to_u32((size - half + step - 1) >> (e - 3));  // 1..4
-        return kTinyClasses + (e - 11) * 4 + idx - 1;
-      });
+  if (HAK_LIKELY(size <= kTinyMax))
+    return W::to_u32(W::lookup(kClasses.tiny_by_qword, (size + 7) >> 3));
+  word32<W> e = 64 - W::clz64(size - 1);  // 2^(e-1) < size <= 2^e
+  word64<W> half = size_t{1} << (e - 1), step = size_t{1} << (e - 3);
+  word32<W> idx = W::to_u32((size - half + step - 1) >> (e - 3));  // 1..4
+  return kTinyClasses + (e - 11) * 4 + idx - 1;
 }
 }  // namespace arith
 

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <tuple>
 
 #include "common/base.h"
 #include "common/memtool.h"
@@ -128,6 +129,9 @@ struct ClassLayout {
   word32<W> bitmap_bytes;  // of each of the two bitmaps (alloc, remote)
   word32<W> data_begin;    // first block start: the first grid position past the bitmaps
   word32<W> data_end;      // one past the last block start: the last block ends by 2 MiB
+  auto fields() {
+    return std::tie(block_size, bit_shift, size_mask, inv, bitmap_bytes, data_begin, data_end);
+  }
 };
 template <class W>
 HAK_INLINE ClassLayout<W> class_layout(word32<W> block_size, word32<W> header_bytes) {
@@ -138,8 +142,7 @@ HAK_INLINE ClassLayout<W> class_layout(word32<W> block_size, word32<W> header_by
   word32<W> header_end = header_bytes + 2 * bitmap;
   return {block_size,
           shift,
-          W::select(
-              is_pow2<W>(block_size), [&] { return block_size - 1; }, [&] { return word32<W>(0); }),
+          is_pow2<W>(block_size) ? block_size - 1 : 0,
           ((uint64_t{1} << 40) + block_size - 1) / block_size,
           bitmap,
           (header_end + block_size - 1) / block_size * block_size,
@@ -150,17 +153,15 @@ HAK_INLINE ClassLayout<W> class_layout(word32<W> block_size, word32<W> header_by
 // size, by the mask or by the reciprocal (no division on the free path).
 template <class W, class L>
 HAK_INLINE boolean<W> on_grid(const L& ss, word64<W> off) {
-  return W::select(
-      ss.size_mask != 0, [&] { return (off & ss.size_mask) == 0; },
-      [&] { return ((off * ss.inv) >> 40) * ss.block_size == off; });
+  if (ss.size_mask) return (off & ss.size_mask) == 0;
+  return ((off * ss.inv) >> 40) * ss.block_size == off;
 }
 
 // True when `off` is the start of a block: inside [data_begin, data_end) and on the grid.
 template <class W, class L>
 HAK_INLINE boolean<W> is_block_start(const L& ss, word64<W> off) {
-  return W::select(
-      W::unlikely(off - ss.data_begin >= ss.data_end - ss.data_begin),
-      [&] { return boolean<W>(false); }, [&] { return on_grid<W>(ss, off); });
+  if (HAK_UNLIKELY(off - ss.data_begin >= ss.data_end - ss.data_begin)) return false;
+  return on_grid<W>(ss, off);
 }
 
 // The state bit of the grid position `off`: word `word` of the bitmaps, bit `mask`.
@@ -168,6 +169,7 @@ template <class W>
 struct BlockBitOf {
   word32<W> word;
   word64<W> mask;
+  auto fields() { return std::tie(word, mask); }
 };
 template <class W, class L>
 HAK_INLINE BlockBitOf<W> block_bit(const L& ss, word64<W> off) {
