@@ -24,6 +24,7 @@
 #include <z3++.h>
 
 #include <algorithm>
+#include <cinttypes>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -342,6 +343,27 @@ inline bool feasible(const z3::expr& c) {
   s.add(path_condition() && c);
   return s.check() != z3::unsat;
 }
+// Every loop in the templates ends within 64 iterations: a path this long is a loop that
+// does not end (or one that takes too long to explore). Reported with an input on it.
+inline constexpr size_t kMaxDecisions = 1000;
+[[noreturn]] inline void too_many_decisions() {
+  std::printf("  FAILED  a path of more than %zu decisions (a loop that does not end?)\n",
+              kMaxDecisions);
+  z3::solver s(ctx());
+  s.add(path_condition());
+  if (s.check() == z3::sat) {
+    z3::model m = s.get_model();
+    std::printf("    an input on it:\n");
+    for (unsigned i = 0; i < m.size(); ++i) {
+      z3::func_decl d = m[i];
+      z3::expr v = m.get_const_interp(d);
+      uint64_t n = v.is_numeral() ? v.get_numeral_uint64() : 0;
+      std::printf("      %-22s 0x%" PRIx64 " (%" PRIu64 ")\n", d.name().str().c_str(), n, n);
+    }
+  }
+  std::fflush(stdout);
+  std::_Exit(1);
+}
 inline bool decide(const z3::expr& cond) {
   z3::expr c = cond.simplify();
   if (c.is_true()) return true;
@@ -351,6 +373,7 @@ inline bool decide(const z3::expr& cond) {
     std::fprintf(stderr, "formal: a decision on a symbolic value outside all_paths\n");
     std::abort();
   }
+  if (x.next >= kMaxDecisions) too_many_decisions();
   bool d;
   if (x.next < x.taken.size()) {
     d = x.taken[x.next];  // replaying the prefix of the path being explored
