@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 work=${MUTANTS_DIR:-/tmp/hakmem-z3-mutants}
-groups=(region grid bits layout classes alignment memalign policy)
+groups=(region grid bits slabs layout classes alignment memalign policy)
 
 want=("$@")
 printf '%-28s %-8s %8s  %-28s %s\n' mutant result seconds caught-by first-counterexample-value

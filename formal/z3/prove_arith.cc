@@ -4,8 +4,9 @@
 // (an input breaking the claim, or reaching undefined behaviour); "proved" means z3 found
 // none (unsat). A counterexample is printed with its values and the program exits 1.
 //
-//   prove_arith [GROUP...]   GROUP: region grid bits layout classes alignment memalign
-//                            policy (default: all). README.md says what each proves.
+//   prove_arith [GROUP...]   GROUP: region grid bits slabs layout classes alignment
+//                            memalign policy (default: all). README.md says what each
+//                            proves.
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -288,6 +289,43 @@ void prove_bits() {
 }
 
 // ---------------------------------------------------------------------------------------
+void prove_slabs() {
+  std::printf("slabs: superslab_reset's block ranges against superslab_put's slab index\n");
+  z3::expr h = bv32("header_bytes"), i = bv32("slab"), k = bv32("block");
+  for_every_class(
+      "block k is in slab i's [first, end) iff it is a block of the region (data_begin <= "
+      "k * block_size < data_end) starting in slab i (slab_index(k * block_size) == i), "
+      "every slab, every k < 2^21",
+      [&](unsigned c, uint32_t bs) {
+        Layout l = layout_of(bs, h);
+        arith::BlockRange<W> blocks = arith::region_blocks<W>(l);
+        arith::BlockRange<W> r =
+            all_paths([&] { return arith::slab_blocks<W>(Bv<32>(k32(bs)), blocks, Bv<32>(i)); });
+        Bv<64> off = Bv<64>(z3::zext(k, 32) * k64(bs));
+        Bv<32> slab = arith::slab_index<W>(off);
+        z3::expr in_slab = z3::ule(r.first.e, k) && z3::ult(k, r.end.e);
+        z3::expr block_of_slab =
+            z3::ule(z64(l.data_begin), off.e) && z3::ult(off.e, z64(l.data_end)) && slab.e == i;
+        return prove(class_name(c, bs),
+                     header_in_range(h) && z3::ult(i, k32(hak::kSlabsPerRegion)) &&
+                         z3::ult(k, k32(uint64_t{1} << 21)),
+                     in_slab == block_of_slab && z3::ule(r.first.e, r.end.e) &&
+                         z3::ule(r.end.e, blocks.end.e) &&
+                         blocks.first.e * k32(bs) == l.data_begin.e &&
+                         blocks.end.e * k32(bs) == l.data_end.e,
+                     {{"header_bytes", h},
+                      {"slab", i},
+                      {"block", k},
+                      {"first", r.first.e},
+                      {"end", r.end.e},
+                      {"slab_index(k * bs)", slab.e},
+                      {"data_begin", l.data_begin.e},
+                      {"data_end", l.data_end.e}},
+                     true);
+      });
+}
+
+// ---------------------------------------------------------------------------------------
 void prove_layout() {
   std::printf("layout: init_layout's numbers (every class, any header of <= 16 KiB)\n");
   z3::expr h = bv32("header_bytes");
@@ -551,6 +589,14 @@ void prove_policy() {
       expect("layout.bitmap_bytes", n.bitmap_bytes, z.bitmap_bytes.e, bs, h);
       expect("layout.data_begin", n.data_begin, z.data_begin.e, bs, h);
       expect("layout.data_end", n.data_end, z.data_end.e, bs, h);
+      arith::BlockRange<NativeWord> nb = arith::region_blocks<NativeWord>(n);
+      arith::BlockRange<W> zb = arith::region_blocks<W>(z);
+      for (uint32_t i = 0; i < hak::kSlabsPerRegion; ++i) {
+        arith::BlockRange<NativeWord> nr = arith::slab_blocks<NativeWord>(bs, nb, i);
+        arith::BlockRange<W> zr = arith::slab_blocks<W>(Bv<32>(k32(bs)), zb, Bv<32>(k32(i)));
+        expect("slab_blocks.first", nr.first, zr.first.e, bs, i);
+        expect("slab_blocks.end", nr.end, zr.end.e, bs, i);
+      }
       for (int i = 0; i < 40; ++i) {
         uint64_t off = i < 20 ? (rng() % (hak::kRegionSize / bs)) * bs : rng() % hak::kRegionSize;
         Bv<64> so(k64(off));
@@ -635,9 +681,9 @@ struct Group {
   void (*run)();
 };
 constexpr Group kGroups[] = {
-    {"region", prove_region},     {"grid", prove_grid},       {"bits", prove_bits},
-    {"layout", prove_layout},     {"classes", prove_classes}, {"alignment", prove_alignment},
-    {"memalign", prove_memalign}, {"policy", prove_policy},
+    {"region", prove_region},       {"grid", prove_grid},         {"bits", prove_bits},
+    {"slabs", prove_slabs},         {"layout", prove_layout},     {"classes", prove_classes},
+    {"alignment", prove_alignment}, {"memalign", prove_memalign}, {"policy", prove_policy},
 };
 
 }  // namespace

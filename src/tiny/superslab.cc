@@ -41,9 +41,7 @@ void init_layout(SuperSlab* ss, unsigned slot) {
 }  // namespace
 
 void superslab_reset(SuperSlab* ss, bool decommit) noexcept {
-  uint32_t bs = ss->block_size;
-  // Block indices on the class grid: [data_begin / bs, data_end / bs).
-  uint32_t first_block = ss->data_begin / bs, nblocks = ss->data_end / bs;
+  arith::BlockRange<NativeWord> blocks = arith::region_blocks<NativeWord>(*ss);
   if (decommit && ss->slab_carved_mask) {
     // One call for the whole carved span; untouched pages in it cost nothing.
     unsigned lo = __builtin_ctz(ss->slab_carved_mask),
@@ -59,16 +57,11 @@ void superslab_reset(SuperSlab* ss, bool decommit) noexcept {
   ss->slab_free_mask = ss->slab_uncarved_mask = ss->slab_carved_mask = 0;
   for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
     SlabMeta& m = ss->slabs[i];
-    uint64_t lo = (uint64_t{i} << kSlabShift), hi = (uint64_t{i + 1} << kSlabShift);
-    uint32_t f = static_cast<uint32_t>((lo + bs - 1) / bs),
-             e = static_cast<uint32_t>((hi + bs - 1) / bs);
-    if (f < first_block) f = first_block;
-    if (e > nblocks) e = nblocks;
-    if (f > e) f = e;
+    arith::BlockRange<NativeWord> r = arith::slab_blocks<NativeWord>(ss->block_size, blocks, i);
     m.free = nullptr;
-    m.first = m.carve_next = f;
-    m.end = e;
-    if (f < e) ss->slab_uncarved_mask |= 1u << i;
+    m.first = m.carve_next = r.first;
+    m.end = r.end;
+    if (r.first < r.end) ss->slab_uncarved_mask |= 1u << i;
   }
 }
 

@@ -183,6 +183,30 @@ HAK_INLINE word32<W> slab_index(word64<W> off) {
   return W::to_u32(off >> kSlabShift);
 }
 
+// A range [first, end) of block indices (block k starts at offset k * block_size).
+template <class W>
+struct BlockRange {
+  word32<W> first, end;
+  auto fields() { return std::tie(first, end); }
+};
+// The blocks of a region: [data_begin, data_end) in block indices.
+template <class W, class L>
+HAK_INLINE BlockRange<W> region_blocks(const L& ss) {
+  return {ss.data_begin / ss.block_size, ss.data_end / ss.block_size};
+}
+// The blocks of slab i (those that start in it) among the region's `blocks`: the blocks
+// superslab_put gives back to slab i.
+template <class W>
+HAK_INLINE BlockRange<W> slab_blocks(word32<W> block_size, BlockRange<W> blocks, word32<W> i) {
+  word64<W> lo = W::to_u64(i) << kSlabShift, hi = W::to_u64(i + 1) << kSlabShift;
+  word32<W> f = W::to_u32((lo + block_size - 1) / block_size),
+            e = W::to_u32((hi + block_size - 1) / block_size);
+  if (f < blocks.first) f = blocks.first;
+  if (e > blocks.end) e = blocks.end;
+  if (f > e) f = e;
+  return {f, e};
+}
+
 }  // namespace arith
 
 // True when `off` is on the class grid. Grid positions outside the block range (the
