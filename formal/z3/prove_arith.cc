@@ -610,7 +610,7 @@ void prove_policy() {
       }
     }
   }
-  for (uint64_t n = 0; n <= hak::kMidMax; n += (n < 4096 ? 1 : 1 + rng() % 97))
+  for (uint64_t n = 0; n <= hak::kMidMax; n += (n < 1100 ? 1 : 1 + rng() % 199))
     expect("size_to_class", arith::size_to_class<NativeWord>(n),
            arith::size_to_class<W>(Bv<64>(k64(n))).e, n, 0);
   std::vector<uint64_t> aligns = {0,

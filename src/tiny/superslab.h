@@ -5,7 +5,8 @@
 //
 // Layout: [header | state bitmaps | blocks on the class grid ...]
 // Block k lives at base + k * block_size. Its state bit is (k * block_size) >> bit_shift,
-// which is distinct per block because bit_shift = floor(log2(block_size)).
+// which is distinct per block because bit_shift = floor(log2(block_size)) (proved with
+// the rest of the arithmetic below, formal/z3).
 //  - alloc bit: set while the block is live. Written only by the owner (relaxed atomic
 //    load/store: other threads read it to reject double frees).
 //  - remote bit: set by a remote free until the owner collects the block (atomic RMW).
