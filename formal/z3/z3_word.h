@@ -2,8 +2,8 @@
 // it build z3 bit-vector terms instead of computing numbers. Words are Bv<N> (N = 8, 32,
 // 64), comparisons are Pred. The operators give C++'s meaning for unsigned operands,
 // written out here once:
-//   - operands narrower than 32 bits are promoted to 32 (u8 only ever holds small values:
-//     C++ promotes it to int, the same numbers);
+//   - operands are at least 32 bits wide: a u8 may only be a shift count (C++ would promote
+//     it to signed int; static_asserts keep it out of every other operator);
 //   - mixed widths widen the narrower operand by zero extension; an integer constant has
 //     the width of its type (at least 32) and its value taken modulo 2^width;
 //   - + - * & | ^ ~ are modular; / and % are unsigned (bvudiv, bvurem) and a divisor of
@@ -163,8 +163,15 @@ Bv<N> resize(const T& x) {
   }
 }
 
+// C++ promotes a uint8_t operand to (signed) int, which this model does not follow: the
+// templates use u8 only as a shift count (word.h), and every operator checks that.
+template <class T>
+inline constexpr bool kNotU8 = BvWidth<T>::value != 8;
 template <class A, class B>
-inline constexpr unsigned kCommonWidth = std::max(promoted_width<A>(), promoted_width<B>());
+inline constexpr unsigned kCommonWidth = [] {
+  static_assert(kNotU8<A> && kNotU8<B>, "u8 takes part only as a shift count");
+  return std::max(promoted_width<A>(), promoted_width<B>());
+}();
 
 #define FORMAL_BV_BINARY(op, build)                                            \
   template <class A, class B, std::enable_if_t<kIsBvOperation<A, B>, int> = 0> \
@@ -231,16 +238,19 @@ z3::expr shift_count(const C& count) {
 }
 template <class A, class C, std::enable_if_t<kIsBvOperation<A, C>, int> = 0>
 Bv<promoted_width<A>()> operator<<(const A& a, const C& count) {
+  static_assert(kNotU8<A>, "u8 takes part only as a shift count");
   constexpr unsigned n = promoted_width<A>();
   return Bv<n>(z3::shl(widen<n>(a).e, shift_count<n>(count)));
 }
 template <class A, class C, std::enable_if_t<kIsBvOperation<A, C>, int> = 0>
 Bv<promoted_width<A>()> operator>>(const A& a, const C& count) {
+  static_assert(kNotU8<A>, "u8 takes part only as a shift count");
   constexpr unsigned n = promoted_width<A>();
   return Bv<n>(z3::lshr(widen<n>(a).e, shift_count<n>(count)));
 }
 template <unsigned N>
 Bv<std::max(32u, N)> operator~(const Bv<N>& a) {
+  static_assert(N != 8, "u8 takes part only as a shift count");
   return Bv<std::max(32u, N)>(~widen<std::max(32u, N)>(a).e);
 }
 
