@@ -35,11 +35,15 @@ while IFS='|' read -r name file subst; do
   t0=$(date +%s.%N)
   caught=()
   for g in "${groups[@]}"; do
-    timeout 1200 "$dir/build/formal/z3/prove_arith" "$g" >"$dir/$g.log" 2>&1 || caught+=("$g")
+    # A mutant may make a loop endless (natively too): a group past the timeout counts as
+    # failed, marked "(timeout)".
+    timeout "${MUTANTS_TIMEOUT:-600}" "$dir/build/formal/z3/prove_arith" "$g" >"$dir/$g.log" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] || { [ $rc -eq 124 ] && caught+=("$g(timeout)") || caught+=("$g"); }
   done
   secs=$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $t0}")
   if [ ${#caught[@]} -gt 0 ]; then
-    first=$(grep -h -m1 -A2 -E "FAILED|MISMATCH" "$dir/${caught[0]}.log" | grep -m1 -E "^      |MISMATCH" |
+    first=$(grep -h -m1 -A2 -E "FAILED|MISMATCH" "$dir/${caught[0]%(timeout)}.log" | grep -m1 -E "^      |MISMATCH" |
             sed 's/^ *//' | cut -c1-60)
     printf '%-28s %-8s %8s  %-28s %s\n' "$name" caught "$secs" "$(IFS=,; echo "${caught[*]}")" "$first"
   else
