@@ -25,8 +25,9 @@ while IFS='|' read -r name file subst; do
     status=1
     continue
   fi
+  # -O1: the build dominates otherwise; the proofs do not depend on it.
   if ! (cmake -S "$dir" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHAKMEM_BUILD_FORMAL=ON \
-          -DHAKMEM_BUILD_TESTS=OFF -DHAKMEM_BUILD_BENCH=OFF >/dev/null &&
+          -DHAKMEM_BUILD_TESTS=OFF -DHAKMEM_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS_RELEASE=-O1 >/dev/null &&
         cmake --build "$dir/build" --target prove_arith >"$dir/build.log" 2>&1); then
     printf '%-28s %-8s (see %s)\n' "$name" "NO-BUILD" "$dir/build.log"
     status=1
