@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/word.h"
+
 #define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define HAK_NOINLINE __attribute__((noinline))
@@ -25,14 +27,33 @@ inline constexpr size_t kPageSize = 4096;
 // User space on x86-64 is 47 bits; the region map covers exactly that.
 inline constexpr unsigned kAddressBits = 47;
 
-inline constexpr size_t align_up(size_t n, size_t a) {
+// Address arithmetic over a word policy (common/word.h): production runs these with
+// NativeWord, formal/z3 proves them with bit-vectors.
+namespace arith {
+// n rounded up to a multiple of a (a power of two).
+template <class W>
+HAK_INLINE constexpr word64<W> align_up(word64<W> n, word64<W> a) {
   return (n + a - 1) & ~(a - 1);
 }
-inline constexpr bool is_pow2(size_t n) {
+template <class W>
+HAK_INLINE constexpr boolean<W> is_pow2(word64<W> n) {
   return n != 0 && (n & (n - 1)) == 0;
 }
+// The base of the 2 MiB region that holds `addr`.
+template <class W>
+HAK_INLINE constexpr word64<W> region_base(word64<W> addr) {
+  return addr & ~kRegionMask;
+}
+}  // namespace arith
+
+inline constexpr size_t align_up(size_t n, size_t a) {
+  return arith::align_up<NativeWord>(n, a);
+}
+inline constexpr bool is_pow2(size_t n) {
+  return arith::is_pow2<NativeWord>(n);
+}
 HAK_INLINE uintptr_t region_base(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) & ~kRegionMask;
+  return arith::region_base<NativeWord>(reinterpret_cast<uintptr_t>(p));
 }
 
 // A test-and-test-and-set lock for the cold paths. It never allocates, so it can

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "front/hot.h"
+#include "front/memalign_route.h"
 #include "hakmem/hakmem.h"
 #include "large/large.h"
 #include "os/os.h"
@@ -13,7 +14,6 @@
 namespace hak {
 namespace {
 
-constexpr size_t kMaxRequest = PTRDIFF_MAX;
 // A large block of at least this many bytes grows by moving its pages (mremap); smaller
 // ones are copied, which costs about as much as the system calls and uses the cache.
 constexpr size_t kMoveMin = size_t{4} << 20;
@@ -45,36 +45,14 @@ size_t usable_checked(void* p, const char* call) {
   return 0;
 }
 
-// Alignment is a power of two > 16 here.
-void* aligned_malloc(size_t align, size_t size) {
-  if (size > kMaxRequest - align) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  size_t s = size < align ? align : size;
-  // Tiny blocks sit on a grid of their (power-of-two) size from a 2 MiB-aligned base.
-  if (s <= kTinyMax) return malloc_fast(s);
-  if (s <= kMidMax) {
-    if (align <= 256) return malloc_fast(s);  // every mid size is a multiple of 256
-    size_t p2 = size_t{1} << (64 - __builtin_clzll(s - 1));
-    if (p2 <= kMidMax) return malloc_fast(p2);  // powers of two are mid classes too
-  }
-  return large_malloc(size, align);
-}
-
-// glibc's _mid_memalign (2.36): small alignments are malloc; others round up to a power of two.
-void* memalign_glibc(size_t align, size_t size) {
-  if (align <= 16) return malloc_fast(size < align ? align : size);
-  if (align > SIZE_MAX / 2 + 1) {
-    errno = EINVAL;
-    return nullptr;
-  }
-  if (!is_pow2(align)) {
-    size_t a = 32;
-    while (a < align) a <<= 1;
-    align = a;
-  }
-  return aligned_malloc(align, size);
+// glibc's memalign; where the request goes is arith::memalign_route. Out of line: one copy
+// for the five aligned entry points.
+HAK_NOINLINE void* memalign_glibc(size_t align, size_t size) {
+  arith::MemalignRoute<NativeWord> r = arith::memalign_route<NativeWord>(align, size);
+  if (HAK_LIKELY(r.kind == arith::kRouteMalloc)) return malloc_fast(r.size);
+  if (r.kind == arith::kRouteLarge) return large_malloc(r.size, r.align);
+  errno = r.kind == arith::kRouteEinval ? EINVAL : ENOMEM;
+  return nullptr;
 }
 
 }  // namespace

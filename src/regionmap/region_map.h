@@ -28,9 +28,22 @@ const char* region_kind_name(RegionKind k) noexcept;
 inline constexpr size_t kRegionMapEntries = size_t{1} << (kAddressBits - kRegionShift);
 extern std::atomic<uint8_t> g_region_map[kRegionMapEntries];
 
+namespace arith {
+// The map entry of the region holding `addr`, and whether that entry is past the map (the
+// address is not user space: it cannot be hakmem's).
+template <class W>
+HAK_INLINE constexpr word64<W> region_map_index(word64<W> addr) {
+  return addr >> kRegionShift;
+}
+template <class W>
+HAK_INLINE constexpr boolean<W> region_map_index_outside(word64<W> idx) {
+  return idx >= kRegionMapEntries;
+}
+}  // namespace arith
+
 HAK_INLINE RegionKind region_kind_of(const void* p) noexcept {
-  uintptr_t idx = reinterpret_cast<uintptr_t>(p) >> kRegionShift;
-  if (HAK_UNLIKELY(idx >= kRegionMapEntries)) return RegionKind::kNone;
+  uintptr_t idx = arith::region_map_index<NativeWord>(reinterpret_cast<uintptr_t>(p));
+  if (HAK_UNLIKELY(arith::region_map_index_outside<NativeWord>(idx))) return RegionKind::kNone;
   // relaxed: a free of a block always follows the malloc that returned it (happens-before
   // via the program), which follows the store below; a racy wild pointer may read either.
   return static_cast<RegionKind>(g_region_map[idx].load(std::memory_order_relaxed));

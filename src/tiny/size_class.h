@@ -18,12 +18,20 @@ inline constexpr size_t kTinyMax = 1024;
 inline constexpr size_t kMidMax = size_t{256} << 10;
 inline constexpr unsigned kC7 = 7;
 
-inline constexpr size_t class_size_calc(unsigned c) {
+namespace arith {
+// The block size of class c (c < kNumClasses), over a word policy (common/word.h).
+template <class W>
+HAK_INLINE constexpr word64<W> class_size_calc(word32<W> c) {
   if (c < kTinyClasses) return size_t{8} << c;
-  unsigned m = c - kTinyClasses;  // 0..31
-  unsigned e = 11 + m / 4;        // group (2^(e-1), 2^e]
-  size_t step = size_t{1} << (e - 3);
+  word32<W> m = c - kTinyClasses;  // 0..31
+  word32<W> e = 11 + m / 4;        // group (2^(e-1), 2^e]
+  word64<W> step = size_t{1} << (e - 3);
   return (size_t{1} << (e - 1)) + (m % 4 + 1) * step;
+}
+}  // namespace arith
+
+inline constexpr size_t class_size_calc(unsigned c) {
+  return arith::class_size_calc<NativeWord>(c);
 }
 
 struct ClassTable {
@@ -45,13 +53,23 @@ HAK_INLINE constexpr size_t class_size(unsigned c) {
   return kClasses.size[c];
 }
 
+namespace arith {
+// Class for a request of `size` bytes; only for size <= kMidMax. Tiny sizes read the table,
+// mid sizes find their doubling and their quarter of it.
+template <class W>
+HAK_INLINE word32<W> size_to_class(word64<W> size) {
+  if (HAK_LIKELY(size <= kTinyMax))
+    return W::to_u32(W::lookup(kClasses.tiny_by_qword, (size + 7) >> 3));
+  word32<W> e = 64 - W::clz64(size - 1);  // 2^(e-1) < size <= 2^e
+  word64<W> half = size_t{1} << (e - 1), step = size_t{1} << (e - 3);
+  word32<W> idx = W::to_u32((size - half + step - 1) >> (e - 3));  // 1..4
+  return kTinyClasses + (e - 11) * 4 + idx - 1;
+}
+}  // namespace arith
+
 // Class for a request of `size` bytes; only for size <= kMidMax.
 HAK_INLINE unsigned size_to_class(size_t size) {
-  if (HAK_LIKELY(size <= kTinyMax)) return kClasses.tiny_by_qword[(size + 7) >> 3];
-  unsigned e = 64 - static_cast<unsigned>(__builtin_clzll(size - 1));  // 2^(e-1) < size <= 2^e
-  size_t half = size_t{1} << (e - 1), step = size_t{1} << (e - 3);
-  unsigned idx = static_cast<unsigned>((size - half + step - 1) >> (e - 3));  // 1..4
-  return kTinyClasses + (e - 11) * 4 + idx - 1;
+  return arith::size_to_class<NativeWord>(size);
 }
 
 HAK_INLINE constexpr bool class_is_tiny(unsigned c) {

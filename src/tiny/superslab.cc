@@ -13,11 +13,6 @@ unsigned kind_index(RegionKind k) {
   return k == RegionKind::kMid ? 1 : k == RegionKind::kUltra ? 2 : 0;
 }
 
-uint32_t bitmap_bytes(unsigned shift) {
-  size_t bits = kRegionSize >> shift;
-  return static_cast<uint32_t>(align_up((bits + 7) / 8, 64));
-}
-
 void init_layout(SuperSlab* ss, unsigned slot) {
   unsigned cls = slot_class(slot);
   uint32_t bs = static_cast<uint32_t>(class_size(cls));
@@ -25,15 +20,16 @@ void init_layout(SuperSlab* ss, unsigned slot) {
   ss->kind = slot_kind(slot);
   ss->cls = static_cast<uint8_t>(cls);
   ss->slot = static_cast<uint8_t>(slot);
-  ss->bit_shift = static_cast<uint8_t>(31 - __builtin_clz(bs));
   ss->warm = 0;
-  ss->block_size = bs;
-  ss->size_mask = is_pow2(bs) ? bs - 1 : 0;
-  ss->inv = ((uint64_t{1} << 40) + bs - 1) / bs;
-  uint32_t bm = bitmap_bytes(ss->bit_shift);
-  uint32_t header_end = static_cast<uint32_t>(sizeof(SuperSlab)) + 2 * bm;
-  ss->data_begin = (header_end + bs - 1) / bs * bs;
-  ss->data_end = static_cast<uint32_t>(kRegionSize / bs * bs);
+  // The bitmaps follow the struct (SuperSlab::bits).
+  arith::ClassLayout<NativeWord> l =
+      arith::class_layout<NativeWord>(bs, static_cast<uint32_t>(sizeof(SuperSlab)));
+  ss->bit_shift = l.bit_shift;
+  ss->block_size = l.block_size;
+  ss->size_mask = l.size_mask;
+  ss->inv = l.inv;
+  ss->data_begin = l.data_begin;
+  ss->data_end = l.data_end;
   ss->active_local.store(0, std::memory_order_relaxed);
   ss->owner.store(nullptr, std::memory_order_relaxed);
   ss->remote_pending.store(0, std::memory_order_relaxed);
@@ -45,9 +41,7 @@ void init_layout(SuperSlab* ss, unsigned slot) {
 }  // namespace
 
 void superslab_reset(SuperSlab* ss, bool decommit) noexcept {
-  uint32_t bs = ss->block_size;
-  // Block indices on the class grid: [data_begin / bs, data_end / bs).
-  uint32_t first_block = ss->data_begin / bs, nblocks = ss->data_end / bs;
+  arith::BlockRange<NativeWord> blocks = arith::region_blocks<NativeWord>(*ss);
   if (decommit && ss->slab_carved_mask) {
     // One call for the whole carved span; untouched pages in it cost nothing.
     unsigned lo = __builtin_ctz(ss->slab_carved_mask),
@@ -63,16 +57,11 @@ void superslab_reset(SuperSlab* ss, bool decommit) noexcept {
   ss->slab_free_mask = ss->slab_uncarved_mask = ss->slab_carved_mask = 0;
   for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
     SlabMeta& m = ss->slabs[i];
-    uint64_t lo = (uint64_t{i} << kSlabShift), hi = (uint64_t{i + 1} << kSlabShift);
-    uint32_t f = static_cast<uint32_t>((lo + bs - 1) / bs),
-             e = static_cast<uint32_t>((hi + bs - 1) / bs);
-    if (f < first_block) f = first_block;
-    if (e > nblocks) e = nblocks;
-    if (f > e) f = e;
+    arith::BlockRange<NativeWord> r = arith::slab_blocks<NativeWord>(ss->block_size, blocks, i);
     m.free = nullptr;
-    m.first = m.carve_next = f;
-    m.end = e;
-    if (f < e) ss->slab_uncarved_mask |= 1u << i;
+    m.first = m.carve_next = r.first;
+    m.end = r.end;
+    if (r.first < r.end) ss->slab_uncarved_mask |= 1u << i;
   }
 }
 

@@ -5,7 +5,8 @@
 //
 // Layout: [header | state bitmaps | blocks on the class grid ...]
 // Block k lives at base + k * block_size. Its state bit is (k * block_size) >> bit_shift,
-// which is distinct per block because bit_shift = floor(log2(block_size)).
+// which is distinct per block because bit_shift = floor(log2(block_size)) (proved with
+// the rest of the arithmetic below, formal/z3).
 //  - alloc bit: set while the block is live. Written only by the owner (relaxed atomic
 //    load/store: other threads read it to reject double frees).
 //  - remote bit: set by a remote free until the owner collects the block (atomic RMW).
@@ -14,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <tuple>
 
 #include "common/base.h"
 #include "common/memtool.h"
@@ -112,26 +114,116 @@ HAK_INLINE SuperSlab* superslab_of(const void* p) {
   return reinterpret_cast<SuperSlab*>(region_base(p));
 }
 
+// The arithmetic of a class region over a word policy (common/word.h): production runs it
+// with NativeWord on a SuperSlab, formal/z3 proves it with bit-vectors on a ClassLayout
+// (`L` below: either, they have the same layout fields).
+namespace arith {
+
+// The numbers init_layout stores in a SuperSlab of blocks of `block_size` bytes whose
+// header (the SuperSlab struct) takes `header_bytes`.
+template <class W>
+struct ClassLayout {
+  word32<W> block_size;
+  word8<W> bit_shift;      // floor(log2(block_size))
+  word32<W> size_mask;     // block_size - 1 for powers of two, else 0
+  word64<W> inv;           // ceil(2^40 / block_size)
+  word32<W> bitmap_bytes;  // of each of the two bitmaps (alloc, remote)
+  word32<W> data_begin;    // first block start: the first grid position past the bitmaps
+  word32<W> data_end;      // one past the last block start: the last block ends by 2 MiB
+  auto fields() {
+    return std::tie(block_size, bit_shift, size_mask, inv, bitmap_bytes, data_begin, data_end);
+  }
+};
+template <class W>
+HAK_INLINE ClassLayout<W> class_layout(word32<W> block_size, word32<W> header_bytes) {
+  word8<W> shift = W::to_u8(31 - W::clz32(block_size));
+  // One bit per grid position of the smallest block of this shift, whole cache lines.
+  word64<W> bits = kRegionSize >> shift;
+  word32<W> bitmap = W::to_u32(align_up<W>((bits + 7) / 8, 64));
+  word32<W> header_end = header_bytes + 2 * bitmap;
+  return {block_size,
+          shift,
+          is_pow2<W>(block_size) ? block_size - 1 : 0,
+          ((uint64_t{1} << 40) + block_size - 1) / block_size,
+          bitmap,
+          (header_end + block_size - 1) / block_size * block_size,
+          W::to_u32(kRegionSize / block_size * block_size)};
+}
+
+// True when `off` (an offset in the region) is on the class grid: a multiple of the block
+// size, by the mask or by the reciprocal (no division on the free path).
+template <class W, class L>
+HAK_INLINE boolean<W> on_grid(const L& ss, word64<W> off) {
+  if (ss.size_mask) return (off & ss.size_mask) == 0;
+  return ((off * ss.inv) >> 40) * ss.block_size == off;
+}
+
+// True when `off` is the start of a block: inside [data_begin, data_end) and on the grid.
+template <class W, class L>
+HAK_INLINE boolean<W> is_block_start(const L& ss, word64<W> off) {
+  if (HAK_UNLIKELY(off - ss.data_begin >= ss.data_end - ss.data_begin)) return false;
+  return on_grid<W>(ss, off);
+}
+
+// The state bit of the grid position `off`: word `word` of the bitmaps, bit `mask`.
+template <class W>
+struct BlockBitOf {
+  word32<W> word;
+  word64<W> mask;
+  auto fields() { return std::tie(word, mask); }
+};
+template <class W, class L>
+HAK_INLINE BlockBitOf<W> block_bit(const L& ss, word64<W> off) {
+  word32<W> bit = W::to_u32(off >> ss.bit_shift);
+  return {bit >> 6, uint64_t{1} << (bit & 63)};
+}
+
+// The slab (0..31) that holds the offset `off` of a region.
+template <class W>
+HAK_INLINE word32<W> slab_index(word64<W> off) {
+  return W::to_u32(off >> kSlabShift);
+}
+
+// A range [first, end) of block indices (block k starts at offset k * block_size).
+template <class W>
+struct BlockRange {
+  word32<W> first, end;
+  auto fields() { return std::tie(first, end); }
+};
+// The blocks of a region: [data_begin, data_end) in block indices.
+template <class W, class L>
+HAK_INLINE BlockRange<W> region_blocks(const L& ss) {
+  return {ss.data_begin / ss.block_size, ss.data_end / ss.block_size};
+}
+// The blocks of slab i (those that start in it) among the region's `blocks`: the blocks
+// superslab_put gives back to slab i.
+template <class W>
+HAK_INLINE BlockRange<W> slab_blocks(word32<W> block_size, BlockRange<W> blocks, word32<W> i) {
+  word64<W> lo = W::to_u64(i) << kSlabShift, hi = W::to_u64(i + 1) << kSlabShift;
+  word32<W> f = W::to_u32((lo + block_size - 1) / block_size),
+            e = W::to_u32((hi + block_size - 1) / block_size);
+  if (f < blocks.first) f = blocks.first;
+  if (e > blocks.end) e = blocks.end;
+  if (f > e) f = e;
+  return {f, e};
+}
+
+}  // namespace arith
+
 // True when `off` is on the class grid. Grid positions outside the block range (the
 // header) never have their alloc bit set, so the free path's alloc-bit test rejects them.
 HAK_INLINE bool superslab_on_grid(const SuperSlab* ss, uintptr_t off) {
-  if (ss->size_mask) return (off & ss->size_mask) == 0;
-  return ((off * ss->inv) >> 40) * ss->block_size == off;
+  return arith::on_grid<NativeWord>(*ss, off);
 }
 
 // True when `off` is the start of a block of this SuperSlab.
 HAK_INLINE bool superslab_is_block_start(const SuperSlab* ss, uintptr_t off) {
-  if (HAK_UNLIKELY(off - ss->data_begin >= ss->data_end - ss->data_begin)) return false;
-  return superslab_on_grid(ss, off);
+  return arith::is_block_start<NativeWord>(*ss, off);
 }
 
-struct BlockBit {
-  uint32_t word;
-  uint64_t mask;
-};
+using BlockBit = arith::BlockBitOf<NativeWord>;
 HAK_INLINE BlockBit superslab_bit(const SuperSlab* ss, uintptr_t off) {
-  uint32_t bit = static_cast<uint32_t>(off >> ss->bit_shift);
-  return {bit >> 6, uint64_t{1} << (bit & 63)};
+  return arith::block_bit<NativeWord>(*ss, off);
 }
 
 // Owner-side alloc-bit updates (relaxed: only the owner writes; readers only need a value).
@@ -171,8 +263,7 @@ void superslab_reset_slab(SuperSlab* ss, unsigned slab) noexcept;
 FreeBlock* superslab_carve_list(SuperSlab* ss, unsigned slab, uint32_t max) noexcept;
 // Returns a free block (alloc bit already clear) to its slab's free list.
 HAK_INLINE void superslab_put(SuperSlab* ss, void* p) noexcept {
-  unsigned slab =
-      static_cast<unsigned>((reinterpret_cast<uintptr_t>(p) - ss->base()) >> kSlabShift);
+  unsigned slab = arith::slab_index<NativeWord>(reinterpret_cast<uintptr_t>(p) - ss->base());
   SlabMeta& m = ss->slabs[slab];
   FreeBlock* b = static_cast<FreeBlock*>(p);
   link_set(b, m.free);
