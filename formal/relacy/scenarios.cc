@@ -1,0 +1,198 @@
+// Relacy scenarios on hakmem's shipped remote-free / collect / abandon / adopt protocol
+// (see README.md). Usage: hakmem_relacy SCENARIO [full | bound N | random N]; without a
+// scheduler, the scenario's own (the one ctest runs). Exit 0: every explored execution
+// passed; 1: Relacy found a failing one (printed with its history).
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "harness.h"
+
+namespace hak::harness {
+namespace {
+
+// Two remote frees (free_fast from non-owner contexts: superslab_free_remote's push)
+// against the owner's collection point (thread_cache_collect: the acquire exchange and
+// superslab_collect). The owner keeps one block, so the region never empties. After the
+// owner's next collection, each freed block is back on a free list exactly once and the
+// counts are exact.
+struct RemotePushesVsCollect : rl::test_suite<RemotePushesVsCollect, 3> {
+  Harness h{1};
+  ThreadCache* owner = Harness::context();
+  ThreadCache* remote[2] = {Harness::context(), Harness::context()};
+  void* kept = Harness::malloc_as(owner);
+  void* freed[2] = {Harness::malloc_as(owner), Harness::malloc_as(owner)};
+  SuperSlab* ss = superslab_of(kept);
+
+  void thread(unsigned t) {
+    if (t == 0)
+      thread_cache_collect(owner);
+    else
+      Harness::free_as(remote[t - 1], freed[t - 1]);
+  }
+  void after() {
+    thread_cache_collect(owner);
+    RL_ASSERT(superslab_of(freed[0]) == ss && superslab_of(freed[1]) == ss);
+    RL_ASSERT(ss->remote_head.debug_value() == 0);
+    check_region(ss, owner, {kept});
+  }
+};
+
+// The owner frees its last block while two remote frees are in flight, then reaches its
+// collection point. The region empties only when the last remote block is collected;
+// then the empty rule releases it (W = 0: unmapped) or keeps it warm with its pages given
+// back (W = 1: decommit). At that unmap or decommit no block may be held or pending and
+// the list must be empty (check_release); a pusher still touching the region afterwards
+// hits the poisoned header. After the owner's next collection point the region must be
+// released (or warm): the bound for remote frees (model/SPEC.md section 4).
+template <unsigned W>
+struct ReleaseVsRemoteFrees : rl::test_suite<ReleaseVsRemoteFrees<W>, 3> {
+  Harness h{W};
+  ThreadCache* owner = Harness::context();
+  ThreadCache* remote[2] = {Harness::context(), Harness::context()};
+  void* local = Harness::malloc_as(owner);
+  void* freed[2] = {Harness::malloc_as(owner), Harness::malloc_as(owner)};
+  SuperSlab* ss = superslab_of(local);
+
+  ReleaseVsRemoteFrees() { g_world.on_release = check_release; }
+  void thread(unsigned t) {
+    if (t == 0) {
+      Harness::free_as(owner, local);  // the empty rule may run here ...
+      thread_cache_collect(owner);     // ... or here
+    } else {
+      Harness::free_as(remote[t - 1], freed[t - 1]);
+    }
+  }
+  void after() {
+    thread_cache_collect(owner);
+    if (W == 0) {
+      RL_ASSERT(g_world.region_unmapped[region_index(ss)]);
+      RL_ASSERT(g_world.unmaps == 1);
+    } else {
+      RL_ASSERT(!g_world.region_unmapped[region_index(ss)]);
+      RL_ASSERT(ss->warm);
+      RL_ASSERT(owner->cls[kSlot].warm_count == 1);
+      check_region(ss, owner, {});
+    }
+  }
+};
+
+// The owner exits (thread_cache_exit: orphan_abandon closes the list with the tag and
+// collects it) while a remote free is in flight and another context refills its box
+// (malloc_fast -> thread_cache_ensure_slab -> orphan_take adopts the abandoned region, or
+// maps a new one if it comes first). The free lands on exactly one path: the owner's
+// remote list (collected at abandon or by the adopter), or the locked abandoned path.
+// Afterwards the region's books balance for whoever holds it.
+struct ExitVsRemoteFreeVsAdopter : rl::test_suite<ExitVsRemoteFreeVsAdopter, 3> {
+  Harness h{1};
+  ThreadCache* owner = Harness::context();
+  ThreadCache* remote = Harness::context();
+  ThreadCache* adopter = Harness::context();
+  void* kept = Harness::malloc_as(owner);
+  void* freed = Harness::malloc_as(owner);
+  SuperSlab* ss = superslab_of(kept);
+  void* adopter_block = nullptr;
+
+  ExitVsRemoteFreeVsAdopter() { g_world.on_release = check_release; }
+  void thread(unsigned t) {
+    if (t == 0)
+      thread_cache_exit(owner);
+    else if (t == 1)
+      Harness::free_as(remote, freed);
+    else
+      adopter_block = Harness::malloc_as(adopter);
+  }
+  void after() {
+    RL_ASSERT(adopter_block != nullptr);
+    RL_ASSERT(g_world.unmaps == 0);
+    if (superslab_of(adopter_block) == ss) {  // adopted
+      RL_ASSERT(ss->owner.debug_value() == adopter);
+      thread_cache_collect(adopter);
+      RL_ASSERT(ss->remote_head.debug_value() == 0);
+      check_region(ss, adopter, {kept, adopter_block});
+    } else {  // the adopter came first and mapped its own region
+      RL_ASSERT(ss->owner.debug_value() == nullptr);
+      RL_ASSERT(ss->remote_head.debug_value() == kAbandonedTag);
+      RL_ASSERT(ss->list == SuperSlabList::kAbandoned);
+      check_region(ss, nullptr, {kept});
+    }
+  }
+};
+
+struct Scenario {
+  const char* name;
+  bool (*run)(rl::test_params&);
+  rl::scheduler_type_e scheduler;
+  unsigned bound;  // sched_bound: preemptions per execution
+};
+
+template <class T>
+bool run(rl::test_params& p) {
+  return rl::simulate<T>(p);
+}
+
+const Scenario kScenarios[] = {
+    {"remote_pushes_vs_collect", run<RemotePushesVsCollect>, rl::sched_bound, 3},
+    {"release_vs_remote_frees_w0", run<ReleaseVsRemoteFrees<0>>, rl::sched_bound, 3},
+    {"release_vs_remote_frees_w1", run<ReleaseVsRemoteFrees<1>>, rl::sched_bound, 3},
+    {"exit_vs_remote_free_vs_adopter", run<ExitVsRemoteFreeVsAdopter>, rl::sched_bound, 2},
+};
+
+const char* scheduler_name(rl::scheduler_type_e s) {
+  return s == rl::sched_full ? "full" : s == rl::sched_bound ? "bound" : "random";
+}
+
+int usage() {
+  std::fprintf(stderr, "usage: hakmem_relacy SCENARIO [full | bound N | random N]\nscenarios:");
+  for (const Scenario& s : kScenarios) std::fprintf(stderr, " %s", s.name);
+  std::fprintf(stderr, "\n");
+  return 2;
+}
+
+}  // namespace
+}  // namespace hak::harness
+
+int main(int argc, char** argv) {
+  using namespace hak::harness;
+  if (argc < 2) return usage();
+  const Scenario* sc = nullptr;
+  for (const Scenario& s : kScenarios)
+    if (std::strcmp(argv[1], s.name) == 0) sc = &s;
+  if (!sc) return usage();
+
+  rl::test_params p;
+  p.search_type = sc->scheduler;
+  p.context_bound = sc->bound;
+  p.iteration_count = 0;
+  if (argc >= 3) {
+    std::string s = argv[2];
+    if (s == "full") {
+      p.search_type = rl::sched_full;
+    } else if ((s == "bound" || s == "random") && argc >= 4) {
+      p.search_type = s == "bound" ? rl::sched_bound : rl::sched_random;
+      unsigned long n = std::strtoul(argv[3], nullptr, 10);
+      if (s == "bound")
+        p.context_bound = static_cast<unsigned>(n);
+      else
+        p.iteration_count = n;
+    } else {
+      return usage();
+    }
+  }
+  if (p.search_type == rl::sched_random && p.iteration_count == 0) p.iteration_count = 100000;
+  p.execution_depth_limit = 20000;
+  p.progress_output_period = 1000000;  // seconds: no progress lines in the ctest log
+
+  world_init();
+  auto t0 = std::chrono::steady_clock::now();
+  bool ok = sc->run(p);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%s: %s, scheduler %s", sc->name, ok ? "passed" : "FAILED",
+              scheduler_name(p.search_type));
+  if (p.search_type == rl::sched_bound) std::printf(" (context bound %u)", p.context_bound);
+  std::printf(", %llu iterations, %.1f s\n", static_cast<unsigned long long>(p.stop_iteration),
+              secs);
+  return ok ? 0 : 1;
+}
