@@ -33,8 +33,6 @@ fi
 
 root=$(cd "$here/../.." && pwd)
 work=${MUTANTS_DIR:-/tmp/hakmem-relacy-mutants}
-scenarios=(remote_pushes_vs_collect release_vs_remote_frees_w0 release_vs_remote_frees_w1
-           exit_vs_remote_free_vs_adopter)
 want=("$@")
 status=0
 printf '%-26s %-32s %-8s %7s  %s\n' mutant scenario result seconds report
@@ -57,9 +55,10 @@ while IFS='|' read -r name file subst; do
     continue
   fi
   caught=0
-  for s in "${scenarios[@]}"; do
+  bin=$dir/build/formal/formal/relacy/hakmem_relacy
+  for s in $("$bin" --list); do
     t0=$(date +%s.%N)
-    timeout 900 "$dir/build/formal/formal/relacy/hakmem_relacy" "$s" >"$dir/$s.log" 2>&1
+    timeout 900 "$bin" "$s" >"$dir/$s.log" 2>&1
     rc=$?
     secs=$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $t0}")
     if [ $rc -eq 0 ]; then
