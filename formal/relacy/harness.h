@@ -8,7 +8,8 @@
 // What is stubbed here: os_map / os_unmap / os_decommit (an arena mapped once, outside
 // the simulation), the region registry (a list for inspect; its file's names clash with
 // orphans.cc's in one TU), the configuration and the error report (a report fails the
-// run: no scenario makes a bad free), and the slow entry points no scenario reaches.
+// run, except in a bad-input scenario, which counts them), and the slow entry points no
+// scenario reaches.
 //
 // Relacy runs each simulated thread as a fiber of one OS thread: thread_local variables
 // are shared. The fast paths read tl_tc once, before their first atomic operation (the
@@ -173,6 +174,9 @@ namespace harness {
 // one bitmap word, so a few blocks already reach every path and checks stay short.
 inline constexpr size_t kBlockSize = kMidMax;
 inline const unsigned kSlot = size_to_class(kBlockSize);
+// The header and its two one-word bitmaps (64 bytes each after rounding) lie in the bytes
+// the stubs zero and poison.
+static_assert(sizeof(SuperSlab) + 2 * 64 <= kHeaderBytes);
 
 // Per iteration: the process's allocator state back to its start (the globals of the
 // included .cc files, which live in this TU), the stubs' state, Relacy's cells.
