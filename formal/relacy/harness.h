@@ -174,6 +174,8 @@ namespace harness {
 // one bitmap word, so a few blocks already reach every path and checks stay short.
 inline constexpr size_t kBlockSize = kMidMax;
 inline const unsigned kSlot = size_to_class(kBlockSize);
+// The smallest mid class (1280 B), for small_class_frees: 51 blocks per 64 KiB slab.
+inline constexpr size_t kSmallBlockSize = 1280;
 // The header and its two one-word bitmaps (64 bytes each after rounding) lie in the bytes
 // the stubs zero and poison.
 static_assert(sizeof(SuperSlab) + 2 * 64 <= kHeaderBytes);
@@ -217,8 +219,8 @@ struct Harness {
     tl_tc = tc;
     return f();
   }
-  static void* malloc_as(ThreadCache* tc) {
-    void* p = as(tc, [] { return malloc_fast(kBlockSize); });
+  static void* malloc_as(ThreadCache* tc, size_t size = kBlockSize) {
+    void* p = as(tc, [size] { return malloc_fast(size); });
     RL_ASSERT(p != nullptr);
     ++g_world.held[region_index(p)];
     return p;
@@ -234,7 +236,7 @@ struct Harness {
 // How many times each block of `ss` is on a free list (the context's box for ss's slot and
 // the slab lists), and whether it was ever carved.
 struct RegionCensus {
-  static constexpr unsigned kMaxBlocks = kRegionSize / kBlockSize;
+  static constexpr unsigned kMaxBlocks = kRegionSize / kSmallBlockSize + 1;
   unsigned on_free_lists[kMaxBlocks] = {};
   bool carved[kMaxBlocks] = {};
   unsigned block_count = 0;

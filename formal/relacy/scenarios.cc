@@ -63,6 +63,41 @@ struct RemotePushesVsCollect : rl::test_suite<RemotePushesVsCollect, 3> {
   }
 };
 
+// The same races in another geometry: the smallest mid class (1280 B, not a power of two:
+// the grid check uses the reciprocal), whose first carve puts 51 blocks in the owner's box.
+// The owner frees one locally (into the box) and collects while two remote frees push;
+// all four blocks share a bitmap word, as the 7 blocks of the 256 KiB class do.
+struct SmallClassFrees : rl::test_suite<SmallClassFrees, 3> {
+  Harness h{1};
+  ThreadCache* owner = Harness::context();
+  ThreadCache* remote[2] = {Harness::context(), Harness::context()};
+  void* kept = Harness::malloc_as(owner, kSmallBlockSize);
+  void* local = Harness::malloc_as(owner, kSmallBlockSize);
+  void* freed[2] = {Harness::malloc_as(owner, kSmallBlockSize),
+                    Harness::malloc_as(owner, kSmallBlockSize)};
+  SuperSlab* ss = superslab_of(kept);
+
+  SmallClassFrees() {
+    for (void* p : {local, freed[0], freed[1]}) {
+      RL_ASSERT(superslab_of(p) == ss);
+      RL_ASSERT(superslab_bit(ss, reinterpret_cast<uintptr_t>(p) - ss->base()).word ==
+                superslab_bit(ss, reinterpret_cast<uintptr_t>(kept) - ss->base()).word);
+    }
+  }
+  void thread(unsigned t) {
+    if (t == 0) {
+      Harness::free_as(owner, local);
+      thread_cache_collect(owner);
+    } else {
+      Harness::free_as(remote[t - 1], freed[t - 1]);
+    }
+  }
+  void after() {
+    thread_cache_collect(owner);
+    check_region(ss, owner, {kept});
+  }
+};
+
 // The owner frees its last block while two remote frees are in flight, then reaches its
 // collection point. The region empties only when the last remote block is collected;
 // then the empty rule releases it (W = 0: unmapped) or keeps it warm with its pages given
@@ -219,6 +254,7 @@ bool run(rl::test_params& p) {
 const Scenario kScenarios[] = {
     {"remote_push_vs_collect", run<RemotePushVsCollect>, rl::sched_full, 0},
     {"remote_pushes_vs_collect", run<RemotePushesVsCollect>, rl::sched_bound, 5},
+    {"small_class_frees", run<SmallClassFrees>, rl::sched_bound, 2},
     {"release_vs_remote_frees_w0", run<ReleaseVsRemoteFrees<0>>, rl::sched_bound, 3},
     {"release_vs_remote_frees_w1", run<ReleaseVsRemoteFrees<1>>, rl::sched_bound, 3},
     {"exit_vs_remote_free_vs_adopter", run<ExitVsRemoteFreeVsAdopter>, rl::sched_bound, 3},
