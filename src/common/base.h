@@ -1,10 +1,10 @@
 // Constants of the region geometry and small helpers shared by every part.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
+#include "common/atomic.h"
 #include "common/word.h"
 
 #define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -68,7 +68,7 @@ class SpinLock {
   void reset_in_child() noexcept { locked_.store(false, std::memory_order_relaxed); }
 
  private:
-  std::atomic<bool> locked_{false};
+  Atomic<bool> locked_{false};
 };
 
 class SpinGuard {

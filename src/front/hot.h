@@ -45,7 +45,7 @@ HAK_INLINE void free_fast(void* p, const char* call) noexcept {
     ThreadCache* tc = tl_tc;
     if (HAK_LIKELY(ss->owner.load(std::memory_order_relaxed) == tc)) {
       BlockBit b = superslab_bit(ss, off);
-      std::atomic<uint64_t>& aw = ss->bits()[b.word].alloc;
+      Atomic<uint64_t>& aw = ss->bits()[b.word].alloc;
       uint64_t a = aw.load(std::memory_order_relaxed);
       // relaxed: remote bits of our own region only need to be seen once set by a free
       // that happened before this one in the program (the double-free case).

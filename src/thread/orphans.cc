@@ -79,7 +79,7 @@ bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char*
   SpinGuard g(g_lock);
   if (!(ss->remote_head.load(std::memory_order_relaxed) & kAbandonedTag)) return false;  // adopted
   BlockBit b = superslab_bit(ss, off);
-  std::atomic<uint64_t>& a = ss->bits()[b.word].alloc;
+  Atomic<uint64_t>& a = ss->bits()[b.word].alloc;
   uint64_t aw = a.load(std::memory_order_relaxed);
   if (!(aw & b.mask) || (ss->bits()[b.word].remote.load(std::memory_order_relaxed) & b.mask)) {
     report_error(call, p, superslab_state_reason(ss, off, "double free (block is not allocated)"));

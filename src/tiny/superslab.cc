@@ -132,7 +132,7 @@ uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept {
     FreeBlock* next = link_next(b);
     uintptr_t off = reinterpret_cast<uintptr_t>(b) - ss->base();
     BlockBit bit = superslab_bit(ss, off);
-    std::atomic<uint64_t>& a = ss->bits()[bit.word].alloc;
+    Atomic<uint64_t>& a = ss->bits()[bit.word].alloc;
     a.store(a.load(std::memory_order_relaxed) & ~bit.mask, std::memory_order_relaxed);
     // relaxed: the bit is only a double-free guard; the list exchange ordered the block.
     ss->bits()[bit.word].remote.fetch_and(~bit.mask, std::memory_order_relaxed);

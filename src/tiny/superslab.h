@@ -32,7 +32,16 @@ struct FreeBlock {
 };
 
 // A free block's link. Free blocks stay poisoned in ASan builds, so links are read and
-// written only through these two (not instrumented).
+// written only through these two (not instrumented). Under Relacy the link is a model
+// variable: a link read not ordered after its write is reported as a data race.
+#if HAKMEM_RELACY
+inline FreeBlock* link_next(const FreeBlock* b, relacy::Where w = {}) {
+  return plain_load(&b->next, w);
+}
+inline void link_set(FreeBlock* b, FreeBlock* next, relacy::Where w = {}) {
+  plain_store(&b->next, next, w);
+}
+#else
 HAK_NO_ASAN inline FreeBlock* link_next(const FreeBlock* b) {
   HAK_LINK_OPEN(b);
   FreeBlock* next = b->next;
@@ -44,6 +53,7 @@ HAK_NO_ASAN inline void link_set(FreeBlock* b, FreeBlock* next) {
   b->next = next;
   HAK_LINK_CLOSE(b);
 }
+#endif
 
 struct SlabMeta {
   FreeBlock* free = nullptr;  // owner-side free list
@@ -72,12 +82,12 @@ struct alignas(64) SuperSlab {
   uint32_t data_begin;
   uint32_t data_end;  // one past the last block's start offset
   // Owner-written (relaxed atomic so inspect and other threads may read it).
-  std::atomic<uint32_t> active_local;
-  std::atomic<ThreadCache*> owner;
+  Atomic<uint32_t> active_local;
+  Atomic<ThreadCache*> owner;
 
   // --- written by remote frees ---
-  alignas(64) std::atomic<uint32_t> remote_pending;
-  std::atomic<uintptr_t> remote_head;
+  alignas(64) Atomic<uint32_t> remote_pending;
+  Atomic<uintptr_t> remote_head;
 
   // --- owner-side cold state ---
   alignas(64) SuperSlab* next;
@@ -91,8 +101,8 @@ struct alignas(64) SuperSlab {
 
   // Word w of the alloc bitmap next to word w of the remote bitmap: one address for both.
   struct BitWords {
-    std::atomic<uint64_t> alloc;
-    std::atomic<uint64_t> remote;
+    Atomic<uint64_t> alloc;
+    Atomic<uint64_t> remote;
   };
   BitWords* bits() { return reinterpret_cast<BitWords*>(this + 1); }
   uintptr_t base() const { return reinterpret_cast<uintptr_t>(this); }
@@ -229,7 +239,7 @@ HAK_INLINE BlockBit superslab_bit(const SuperSlab* ss, uintptr_t off) {
 // Owner-side alloc-bit updates (relaxed: only the owner writes; readers only need a value).
 HAK_INLINE void superslab_mark_alloc(SuperSlab* ss, uintptr_t off) {
   BlockBit b = superslab_bit(ss, off);
-  std::atomic<uint64_t>& w = ss->bits()[b.word].alloc;
+  Atomic<uint64_t>& w = ss->bits()[b.word].alloc;
   w.store(w.load(std::memory_order_relaxed) | b.mask, std::memory_order_relaxed);
 }
 
