@@ -13,15 +13,18 @@
  * that the "only this thread" premise itself holds.
  *
  * Bounds: NT threads, NR regions of NB blocks, one block per slab (as in the 256 KiB mid
- * class, whose 7 blocks sit in 7 slabs), one size class. Each thread runs at most K
- * operations (malloc, free of any live block, collect), then exits. W is
+ * class, whose 7 blocks sit in 7 slabs), one size class. The threads run G operations
+ * in all (malloc, free of any live block, collect), at most K each, then exit. W is
  * HAKMEM_WARM_REGIONS. */
 
 #ifndef W
 #define W 1
 #endif
+#ifndef G
+#define G 4          /* operations in all (the exits not counted) */
+#endif
 #ifndef K
-#define K 2
+#define K G          /* operations per thread */
 #endif
 #define NT 3
 #define NR 2
@@ -101,9 +104,6 @@ byte inflight[NR];   /* remote frees of a block of r between their start and las
 byte nrlist;         /* blocks on remote lists */
 byte nfreeing;       /* free() calls in progress */
 byte nbusy;          /* threads inside an operation */
-#ifndef G
-#define G 4
-#endif
 byte budget = G;     /* operations left to all threads (their exits not counted) */
 bit exited[NT];
 
@@ -781,7 +781,12 @@ inline superslab_free_remote(t, fr, fb) {
 #endif
              printf("OP free %d %d\n", t, fb);
              fok = 1
+#if defined(BUG_CAS_NO_RELOAD)
+          /* bug: the CAS's expected value is a copy: `head` is not refreshed on failure */
+          :: else -> fok = 0
+#else
           :: else -> fh = remote_head[fr]; fok = 0
+#endif
           fi
         }
         if
@@ -1031,6 +1036,19 @@ proctype thread(byte t) {
   d_step { exited[t] = 1; printf("OP exit %d\n", t); OP_END }
   done = 0
 }
+
+/* ---------------------------------------------------------------------------------
+ * Liveness (pan -a -f: weak fairness; each thread runs a finite program, so "eventually"
+ * is about the protocol, not about a thread that never reaches a collection point). */
+#define AEMPTY(r) (rlist[r] == L_ABANDONED && nlive[r] == 0)  /* abandoned, no live block */
+#define GONE(r) (rlist[r] == L_POOL || mem[r] == UNMAPPED)     /* pooled or released */
+/* every remote free is eventually collected: whenever a block is on a remote list, a
+ * state follows with no block on any (so that block left its list) */
+ltl remote_collected { [] ((nrlist > 0) -> <> (nrlist == 0)) }
+/* an empty abandoned region is eventually pooled or released */
+ltl abandoned_released { [] ((AEMPTY(0) -> <> GONE(0)) && (AEMPTY(1) -> <> GONE(1))) }
+/* every free() call returns (no retry loop spins forever) */
+ltl frees_complete { [] ((nfreeing > 0) -> <> (nfreeing == 0)) }
 
 init {
   atomic {
