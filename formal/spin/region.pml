@@ -104,7 +104,21 @@ byte inflight[NR];   /* remote frees of a block of r between their start and las
 byte nrlist;         /* blocks on remote lists */
 byte nfreeing;       /* free() calls in progress */
 byte nbusy;          /* threads inside an operation */
-byte budget = G;     /* operations left to all threads (their exits not counted) */
+byte budget = G;
+#if defined(COVER)
+/* coverage events (formal/spin/witness.py): each claim says "never", Spin's trail is the
+ * witness */
+bit cov_free_released;   /* a free emptied an abandoned region, not its old owner's */
+bit cov_adopt_inflight;  /* an abandoned region adopted while a remote free of it is in flight */
+bit cov_released_remote; /* a region unmapped after a remote push into it */
+bit cov_pool_reuse;      /* a pooled region taken by a thread that did not pool it */
+byte abandoner[NR];
+byte pooler[NR];
+bit remote_freed[NR];
+#define COV(x) x
+#else
+#define COV(x) skip
+#endif     /* operations left to all threads (their exits not counted) */
 bit exited[NT];
 
 /* An operation's start and end (ghost): folded into its first and last steps; `done`
@@ -216,6 +230,10 @@ inline superslab_unmap(r) {
 inline superslab_unmap_body(r) {
     HDR(r);
     assert(nlive[r] == 0 && remote_pending[r] == 0 && inflight[r] == 0);
+#if defined(COVER)
+    cov_released_remote = cov_released_remote || remote_freed[r];
+    remote_freed[r] = 0;
+#endif
     for (xi : 0 .. NB - 1) {
       assert(loc[BLKOF(r, xi)] == UNCARVED || loc[BLKOF(r, xi)] == SLAB ||
              loc[BLKOF(r, xi)] == DROPPED);
@@ -334,6 +352,7 @@ inline release_empty_locked_unlock(t, r) {
        remote_head[r] = TAG;
        q_push(POOLQ, r);
        rlist[r] = L_POOL;
+       COV(pooler[r] = t);
        pool_count++;
        UNLOCK(t)
      }
@@ -364,6 +383,7 @@ inline orphan_abandon(t, r) {
        HDR(r);
        q_push(ABQ, r);
        rlist[r] = L_ABANDONED;
+       COV(abandoner[r] = t);
        UNLOCK(t)
      }
   fi
@@ -385,9 +405,14 @@ inline orphan_take(t) {
     :: else -> skip
     fi;
     if
-    :: pick != NOBODY -> HDR(pick); q_unlink(ABQ, pick); rlist[pick] = L_NONE
+    :: pick != NOBODY ->
+       HDR(pick);
+       q_unlink(ABQ, pick);
+       rlist[pick] = L_NONE;
+       COV(cov_adopt_inflight = cov_adopt_inflight || inflight[pick] > 0)
     :: pick == NOBODY && qs[POOLQ + 0] != 0 ->
        pick = qs[POOLQ + 0] - 1;
+       COV(cov_pool_reuse = cov_pool_reuse || pooler[pick] != t);
        HDR(pick);
        q_unlink(POOLQ, pick);
        rlist[pick] = L_NONE;
@@ -449,7 +474,10 @@ inline superslab_free_abandoned(t, fr, fb) {
        ch = 0;
 #endif
        if
-       :: ch -> q_unlink(ABQ, fr); rlist[fr] = L_NONE
+       :: ch ->
+          q_unlink(ABQ, fr);
+          rlist[fr] = L_NONE;
+          COV(cov_free_released = cov_free_released || abandoner[fr] != t)
        :: else -> UNLOCK(t)
        fi
      }
@@ -772,6 +800,7 @@ inline superslab_free_remote(t, fr, fb) {
           if
           :: remote_head[fr] == fh ->
              remote_head[fr] = HEAD(fb);
+             COV(remote_freed[fr] = 1);
              loc[fb] = RLIST;
              nrlist++;
              nlive[fr]--;
@@ -835,6 +864,7 @@ inline superslab_free_remote(t, fr, fb) {
        loc[b] == LIVE && budget > 0 -> \
        budget--; nbusy++; nfreeing++; \
        loc[b] = FREEING; fb = b; fr = REG(b); \
+       printf("OPBEGIN free %d %d\n", t, b); \
        HDR(fr); \
        fo = owner[fr]; \
        if \
@@ -1044,11 +1074,29 @@ proctype thread(byte t) {
 #define GONE(r) (rlist[r] == L_POOL || mem[r] == UNMAPPED)     /* pooled or released */
 /* every remote free is eventually collected: whenever a block is on a remote list, a
  * state follows with no block on any (so that block left its list) */
+#if !defined(COVER)
 ltl remote_collected { [] ((nrlist > 0) -> <> (nrlist == 0)) }
 /* an empty abandoned region is eventually pooled or released */
 ltl abandoned_released { [] ((AEMPTY(0) -> <> GONE(0)) && (AEMPTY(1) -> <> GONE(1))) }
 /* every free() call returns (no retry loop spins forever) */
 ltl frees_complete { [] ((nfreeing > 0) -> <> (nfreeing == 0)) }
+#endif
+
+#if defined(COVER)
+/* Coverage claims, one per run (-DCOVER=n): each says "never", and is false: its trail is
+ * a witness of the protocol reaching the situation, up to the next quiescent point (so
+ * every operation it started has completed; witness.py turns it into an op trace for
+ * hak-replay). */
+#if COVER == 1
+ltl never_free_releases_abandoned { [] !(cov_free_released && nbusy == 0) }
+#elif COVER == 2
+ltl never_adopt_while_inflight { [] !(cov_adopt_inflight && nbusy == 0) }
+#elif COVER == 3
+ltl never_release_after_remote { [] !(cov_released_remote && nbusy == 0) }
+#elif COVER == 4
+ltl never_pool_reuse { [] !(cov_pool_reuse && nbusy == 0) }
+#endif
+#endif
 
 init {
   atomic {
