@@ -2,15 +2,21 @@
  * formal/spin/README.md says what is abstracted and why, formal/spin/sources.txt pins
  * the cited functions (formal/sources.py).
  *
- * Granularity. One Promela statement per access to a location another thread may touch
- * at that moment (remote_head, remote_pending, the alloc / remote bit words, owner, the
- * link of a block on its way to a remote list, the orphan lock), in program order.
- * Accesses to locations only the running thread can touch at that moment (its box, its
- * region lists and counters, the slab lists of a region it owns or whose orphan lock it
- * holds, the active_local of such a region) are folded into the step of the next such
- * access: they commute with every other thread's step (Lipton reduction), so the folding
- * hides no interleaving. The ghost state (loc[], nlive[], ...) and the assertions check
- * that the "only this thread" premise itself holds.
+ * Granularity. One Promela step per access to a location that another thread may access
+ * at that moment in a conflicting way, in program order: remote_head (every load, store,
+ * exchange, CAS), remote_pending (every load and fetch-op), owner (loads and stores), the
+ * orphan lock, the mapping and the pages (superslab_map, superslab_unmap, os_decommit).
+ * superslab_free_remote keeps every one of its atomic operations as a step, the alloc-bit
+ * load and the remote-bit fetch_or / fetch_and included. Accesses only the running thread
+ * can make at that moment (its box and lists, its region's owner-side fields and
+ * active_local, the bits and link of a block it is freeing or has just taken off a
+ * remote list by an exchange, state under the orphan lock it holds) are folded into the
+ * step of the neighbouring shared access; taking the lock is folded into the next step
+ * (a right mover), releasing it into the previous one (a left mover). Such accesses
+ * commute with every other thread's steps (Lipton's reduction), so folding them hides
+ * no interleaving; the ghost state (loc[], nlive[], inflight[]) and the assertions check
+ * the "only this thread" premise itself: a variant that breaks it fails an assertion.
+ * Each step's comment names the function and the operation it models.
  *
  * Bounds: NT threads, NR regions of NB blocks, one block per slab (as in the 256 KiB mid
  * class, whose 7 blocks sit in 7 slabs), one size class. The threads run G operations
@@ -104,7 +110,7 @@ byte inflight[NR];   /* remote frees of a block of r between their start and las
 byte nrlist;         /* blocks on remote lists */
 byte nfreeing;       /* free() calls in progress */
 byte nbusy;          /* threads inside an operation */
-byte budget = G;
+byte budget = G;     /* operations left to all threads (their exits not counted) */
 #if defined(COVER)
 /* coverage events (formal/spin/witness.py): each claim says "never", Spin's trail is the
  * witness */
@@ -118,8 +124,7 @@ bit remote_freed[NR];
 #define COV(x) x
 #else
 #define COV(x) skip
-#endif     /* operations left to all threads (their exits not counted) */
-bit exited[NT];
+#endif
 
 /* An operation's start and end (ghost): folded into its first and last steps; `done`
  * says the end was folded. */
@@ -432,7 +437,8 @@ inline orphan_take(t) {
       * region joins t's lists and the refill */
      d_step { HDR(pick); remote_head[pick] = 0; UNLOCK(t); adopt_cur(t); refill_pop(t); OP_END }
 #else
-     /* bug: the tag is left on: every remote free of it retries forever */
+     /* bug: the tag is left on: a remote free into the adopted region takes the locked
+      * path, which trusts the tag */
      d_step { UNLOCK(t); adopt_cur(t); refill_pop(t); OP_END }
 #endif
   :: else -> skip
@@ -496,10 +502,16 @@ inline region_became_empty(t, r, keep) {
   if
   :: warm[r] -> skip
   :: !warm[r] && warm_count[t] < W ->
-     warm_count[t]++;
-     warm[r] = 1;
+     d_step {
+       warm_count[t]++;
+       warm[r] = 1;
+       if
+       :: keep -> relist(t, r)
+       :: else -> skip
+       fi
+     }
      if
-     :: keep -> relist(t, r)
+     :: keep -> skip
      :: !keep && r == cur[t] ->
         /* the slabs other than cur_slab: purge_caches(tc, ss, i), superslab_reset_slab */
         for (ci : 0 .. NB - 1) {
@@ -513,22 +525,26 @@ inline region_became_empty(t, r, keep) {
           fi
         }
         ci = 0;
-        relist(t, r)
+        d_step { relist(t, r) }
      :: !keep && r != cur[t] ->
 #if !defined(BUG_NO_PURGE)
-        purge_caches(t, r, 1, 0);
+        d_step { purge_caches(t, r, 1, 0) }
 #endif
         superslab_reset_decommit(r);
-        relist(t, r)
+        d_step { relist(t, r) }
      fi
   :: else ->
-     purge_caches(t, r, 1, 0);
-     if
-     :: cur[t] == r -> cur[t] = NOBODY
-     :: else -> skip
-     fi;
-     list_unlink(t, r);
-     superslab_unmap(r)
+     /* purge_caches(tc, ss, -1); cc.cur = nullptr; list_unlink (owner-side), then
+      * superslab_unmap: one step */
+     d_step {
+       purge_caches(t, r, 1, 0);
+       if
+       :: cur[t] == r -> cur[t] = NOBODY
+       :: else -> skip
+       fi;
+       list_unlink(t, r);
+       superslab_unmap_body(r)
+     }
   fi
 }
 
@@ -617,12 +633,14 @@ inline box_pop(t) {
  * full list; keep cur if its slab (or another) has a block, else relist it and pick a
  * partial region with free space, preferring one not warm. ok = 1: cur is set. */
 inline ensure_decide(t) {
+  /* for (ss = cc.full; ss;) { next = ss->next; relist(cc, ss); ss = next; } */
+  pick = qs[FULL(t) + 1];
   if
-  :: qs[FULL(t) + 1] != 0 -> relist(t, qs[FULL(t) + 1] - 1)
+  :: qs[FULL(t)] != 0 -> relist(t, qs[FULL(t)] - 1)
   :: else -> skip
   fi;
   if
-  :: qs[FULL(t)] != 0 -> relist(t, qs[FULL(t)] - 1)
+  :: pick != 0 -> relist(t, pick - 1)
   :: else -> skip
   fi;
   ok = 0;
@@ -988,7 +1006,12 @@ inline quiescent_check() {
        fi;
        if
        :: rlist[xi] == L_POOL -> assert(nlive[xi] == 0 && remote_head[xi] == TAG && warm[xi])
-       :: rlist[xi] == L_ABANDONED -> assert(nlive[xi] > 0 && remote_head[xi] == TAG)
+       :: rlist[xi] == L_ABANDONED ->
+          assert(nlive[xi] > 0);            /* SPEC: abandoned = no owner, live > 0 */
+#if !defined(NO_TAG_INVARIANT)
+          assert(remote_head[xi] == TAG);   /* closed: frees take the locked path */
+#endif
+          skip
        :: else -> skip
        fi
     fi;
@@ -1063,7 +1086,7 @@ proctype thread(byte t) {
   d_step { nbusy++; box_flush(t); cur[t] = NOBODY }
   thread_cache_exit(t);
   skip;  /* a loop's exit may not jump into a d_step */
-  d_step { exited[t] = 1; printf("OP exit %d\n", t); OP_END }
+  d_step { printf("OP exit %d\n", t); OP_END }
   done = 0
 }
 
