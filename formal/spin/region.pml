@@ -634,15 +634,18 @@ inline box_pop(t) {
  * partial region with free space, preferring one not warm. ok = 1: cur is set. */
 inline ensure_decide(t) {
   /* for (ss = cc.full; ss;) { next = ss->next; relist(cc, ss); ss = next; } */
+  /* (inline arguments are substituted as text: pass relist a variable, not qs[...]) */
+  mr = qs[FULL(t)];
   pick = qs[FULL(t) + 1];
   if
-  :: qs[FULL(t)] != 0 -> relist(t, qs[FULL(t)] - 1)
+  :: mr != 0 -> mr = mr - 1; relist(t, mr)
   :: else -> skip
   fi;
   if
-  :: pick != 0 -> relist(t, pick - 1)
+  :: pick != 0 -> pick = pick - 1; relist(t, pick)
   :: else -> skip
   fi;
+  mr = 0;
   ok = 0;
   if
   :: cur[t] != NOBODY ->
