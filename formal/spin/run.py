@@ -75,6 +75,14 @@ RUNS.update({
                               "frees_complete is not vacuous"),
 })
 
+# Deeper runs, not in ctest (a minute or more each, 2-3 GiB): run.py NAME or --deep.
+DEEP = {
+    "deep-safety-w0-g5": (["-DW=0", "-DG=5"], SAFETY[:-1] + ["-DMEMLIM=3500"], ["-w26"], "ok",
+                          "every assertion, W = 0, 5 operations"),
+    "deep-safety-w1-g5": (["-DW=1", "-DG=5"], SAFETY[:-1] + ["-DMEMLIM=3500"], ["-w26"], "ok",
+                          "every assertion, W = 1, 5 operations"),
+}
+
 
 def parse_pan(out):
     f = {}
@@ -97,20 +105,22 @@ def trail_steps(path):
 
 
 def run(name, workdir):
-    defs, cflags, pflags, expect, why = RUNS[name]
+    defs, cflags, pflags, expect, why = {**RUNS, **DEEP}[name]
     os.makedirs(workdir, exist_ok=True)
     for f in os.listdir(workdir):
         if f.startswith("pan") or f.endswith(".trail"):
             os.remove(os.path.join(workdir, f))
     shutil.copy(MODEL, os.path.join(workdir, "region.pml"))
-    spin_defs = BOUNDS + defs
+    spin_defs = [d for d in BOUNDS if not any(x.startswith(d.split("=")[0] + "=")
+                                              for x in defs)] + defs
     t0 = time.time()
     subprocess.run(["spin", "-a"] + spin_defs + ["region.pml"], cwd=workdir, check=True,
                    stdout=subprocess.DEVNULL)
     subprocess.run(["gcc", "-O0", "-w", "-o", "pan"] + cflags + ["pan.c"], cwd=workdir,
                    check=True)
     t1 = time.time()
-    p = subprocess.run(["./pan", "-m200000", "-w24"] + pflags, cwd=workdir,
+    hashw = [] if any(x.startswith("-w") for x in pflags) else ["-w24"]
+    p = subprocess.run(["./pan", "-m200000"] + hashw + pflags, cwd=workdir,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     secs = time.time() - t1
     out = p.stdout
@@ -162,28 +172,29 @@ def main():
     ap.add_argument("--workdir")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--all", action="store_true")
+    ap.add_argument("--deep", action="store_true", help="the deeper runs, not in ctest")
     a = ap.parse_args()
     if a.list:
         print("\n".join(RUNS))
         return 0
-    names = list(RUNS) if a.all else [a.name]
-    if not names or names[0] not in RUNS:
+    names = list(RUNS) if a.all else list(DEEP) if a.deep else [a.name]
+    if not names or names[0] not in {**RUNS, **DEEP}:
         ap.error("unknown run; --list names them")
     bad = 0
     rows = []
     for n in names:
         wd = a.workdir or os.path.join(os.environ.get("TMPDIR", "/tmp"), "hak-spin", n)
-        if a.all and a.workdir:
+        if (a.all or a.deep) and a.workdir:
             wd = os.path.join(a.workdir, n)
         ok, f = run(n, wd)
         rows.append((n, f))
         bad += not ok
-    if a.all:
+    if a.all or a.deep:
         print("\n| run | expect | states stored | depth | seconds | trail steps |")
         print("|---|---|---:|---:|---:|---:|")
         for n, f in rows:
             print("| %s | %s | %s | %s | %.1f | %s |" % (
-                n, RUNS[n][3], f["states"], f["depth"], f["seconds"],
+                n, {**RUNS, **DEEP}[n][3], f["states"], f["depth"], f["seconds"],
                 f["trail"] if f["trail"] is not None else "-"))
     return 1 if bad else 0
 
