@@ -1,0 +1,1137 @@
+/* hakmem's region protocol in Promela. Read side by side with the cited C++ functions;
+ * formal/spin/README.md says what is abstracted and why, formal/spin/sources.txt pins
+ * the cited functions (formal/sources.py).
+ *
+ * Granularity. One Promela step per access to a location that another thread may access
+ * at that moment in a conflicting way, in program order: remote_head (every load, store,
+ * exchange, CAS), remote_pending (every load and fetch-op), owner (loads and stores), the
+ * orphan lock, the mapping and the pages (superslab_map, superslab_unmap, os_decommit).
+ * superslab_free_remote keeps every one of its atomic operations as a step, the alloc-bit
+ * load and the remote-bit fetch_or / fetch_and included. Accesses only the running thread
+ * can make at that moment (its box and lists, its region's owner-side fields and
+ * active_local, the bits and link of a block it is freeing or has just taken off a
+ * remote list by an exchange, state under the orphan lock it holds) are folded into the
+ * step of the neighbouring shared access; taking the lock is folded into the next step
+ * (a right mover), releasing it into the previous one (a left mover). Such accesses
+ * commute with every other thread's steps (Lipton's reduction), so folding them hides
+ * no interleaving; the ghost state (loc[], nlive[], inflight[]) and the assertions check
+ * the "only this thread" premise itself: a variant that breaks it fails an assertion.
+ * Each step's comment names the function and the operation it models.
+ *
+ * Bounds: NT threads, NR regions of NB blocks, one block per slab (as in the 256 KiB mid
+ * class, whose 7 blocks sit in 7 slabs), one size class. The threads run G operations
+ * in all (malloc, free of any live block, collect), at most K each, then exit. W is
+ * HAKMEM_WARM_REGIONS. */
+
+#ifndef W
+#define W 1
+#endif
+#ifndef G
+#define G 4          /* operations in all (the exits not counted) */
+#endif
+#ifndef K
+#define K G          /* operations per thread */
+#endif
+#define NT 3
+#define NR 2
+#define NB 2
+#define NBLK 4           /* NR * NB; block b is block b % NB (slab b % NB) of region b / NB */
+#define NOBODY 255       /* owner == nullptr; box.seg / cur == nullptr */
+
+#define REG(b) ((b) / NB)
+#define BLKOF(r, i) ((r) * NB + (i))
+
+/* mem[r]: the region's mapping (superslab_map / superslab_unmap). A slab's pages given
+ * back (os_decommit) are tracked per block in committed[]. */
+#define UNMAPPED 0
+#define MAPPED 1
+
+/* loc[b] (ghost): where block b is. Exactly one place by construction; the quiescent
+ * check says the places agree with the data structures that encode them. */
+#define UNCARVED 0   /* in an uncarved slab, or its region is unmapped */
+#define SLAB 1       /* on its slab's free list (SlabMeta::free) */
+#define BOX 2        /* in its owner's box (Box::free) */
+#define LIVE 3       /* returned by malloc, not yet freed */
+#define FREEING 4    /* a free() of it has started and not reached its linearization point */
+#define RLIST 5      /* on its region's remote list (freed, pending) */
+#define DROPPED 6    /* dropped from a box by purge_caches, awaiting the slab reset */
+
+/* rlist[r]: SuperSlab::list */
+#define L_NONE 0
+#define L_PARTIAL 1
+#define L_FULL 2
+#define L_POOL 3
+#define L_ABANDONED 4
+
+/* remote_head: 0 = empty, (b + 1) << 1 = list starting at block b; bit 0 = kAbandonedTag.
+ * link[b]: 0 = nullptr, else the next block + 1. */
+#define TAG 1
+#define HEAD(b) (((b) + 1) << 1)
+#define HBLK(h) (((h) >> 1) - 1)
+
+#define HDR(r) assert(mem[r] == MAPPED)                       /* header access */
+#define BLK(b) assert(mem[REG(b)] == MAPPED && committed[b])  /* block content access */
+
+/* --- a region's header (superslab.h SuperSlab) --- */
+byte mem[NR];
+byte owner[NR];
+byte active_local[NR];
+byte remote_pending[NR];
+byte remote_head[NR];
+bit warm[NR];
+byte rlist[NR];
+/* per block: the alloc / remote bits, the link word, pages */
+bit abit[NBLK];
+bit rbit[NBLK];
+byte link[NBLK];
+bit committed[NBLK];
+
+/* --- orphans.cc: the lock, the pool and the abandoned list (head first; r + 1, 0 = end) --- */
+byte lock = NOBODY;
+byte pool_count;
+
+/* --- thread_cache.h: per thread, the one slot's Box and ClassCache --- */
+byte box_seg[NT];
+byte cur[NT];
+byte cur_slab[NT];
+byte warm_count[NT];
+/* every list in one array qs[]: thread t's partial and full lists, the pool, the
+ * abandoned list; a list is qs[base] (head), qs[base + 1] */
+#define PART(t) ((t) * NR)
+#define FULL(t) (NT * NR + (t) * NR)
+#define POOLQ (2 * NT * NR)
+#define ABQ (2 * NT * NR + NR)
+byte qs[2 * NT * NR + 2 * NR];
+
+/* --- ghost --- */
+byte loc[NBLK];
+byte nlive[NR];      /* SPEC live count: blocks LIVE or FREEING */
+byte inflight[NR];   /* remote frees of a block of r between their start and last access */
+byte nrlist;         /* blocks on remote lists */
+byte nfreeing;       /* free() calls in progress */
+byte nbusy;          /* threads inside an operation */
+byte budget = G;     /* operations left to all threads (their exits not counted) */
+#if defined(COVER)
+/* coverage events (formal/spin/witness.py): each claim says "never", Spin's trail is the
+ * witness */
+bit cov_free_released;   /* a free emptied an abandoned region, not its old owner's */
+bit cov_adopt_inflight;  /* an abandoned region adopted while a remote free of it is in flight */
+bit cov_released_remote; /* a region unmapped after a remote push into it */
+bit cov_pool_reuse;      /* a pooled region taken by a thread that did not pool it */
+byte abandoner[NR];
+byte pooler[NR];
+bit remote_freed[NR];
+#define COV(x) x
+#else
+#define COV(x) skip
+#endif
+
+/* An operation's start and end (ghost): folded into its first and last steps; `done`
+ * says the end was folded. */
+#define OP_BEGIN budget > 0 -> budget--; nbusy++
+#define OP_END \
+  nbusy--; \
+  if \
+  :: nbusy == 0 -> quiescent_check() \
+  :: else -> skip \
+  fi; \
+  done = 1
+/* ---------------------------------------------------------------------------------
+ * Intrusive lists (superslab.h superslab_list_push / superslab_list_unlink), NR == 2:
+ * qs[base] is the head, qs[base + 1] the second. */
+inline q_push(base, r) {
+  assert(qs[base + 1] == 0);
+  qs[base + 1] = qs[base];
+  qs[base] = r + 1
+}
+inline q_unlink(base, r) {
+  if
+  :: qs[base] == r + 1 -> qs[base] = qs[base + 1]; qs[base + 1] = 0
+  :: else -> assert(qs[base + 1] == r + 1); qs[base + 1] = 0
+  fi
+}
+/* The region after r (its `next`), NOBODY at the end. */
+inline q_next(base, r, out) {
+  if
+  :: qs[base] == r + 1 && qs[base + 1] != 0 -> out = qs[base + 1] - 1
+  :: else -> out = NOBODY
+  fi
+}
+
+/* thread_cache.cc list_unlink / list_push on thread t's lists */
+inline list_unlink(t, r) {
+  if
+  :: rlist[r] == L_PARTIAL -> q_unlink(PART(t), r)
+  :: rlist[r] == L_FULL -> q_unlink(FULL(t), r)
+  fi;
+  rlist[r] = L_NONE
+}
+inline list_push(t, r, l) {
+  if
+  :: l == L_PARTIAL -> q_push(PART(t), r)
+  :: else -> q_push(FULL(t), r)
+  fi;
+  rlist[r] = l
+}
+
+/* superslab.h has_free_space / superslab_slab_has_free: slab_free_mask | uncarved mask */
+#define SLAB_HAS_FREE(r, i) (loc[BLKOF(r, i)] == SLAB || loc[BLKOF(r, i)] == UNCARVED)
+#define HAS_FREE_SPACE(r) (SLAB_HAS_FREE(r, 0) || SLAB_HAS_FREE(r, 1))
+/* the lowest slab with a free list or uncarved blocks (ctz of the mask); NB if none */
+#define FIRST_FREE_SLAB(r) (SLAB_HAS_FREE(r, 0) -> 0 : (SLAB_HAS_FREE(r, 1) -> 1 : NB))
+#define CARVED(b) (loc[b] != UNCARVED)   /* slab_carved_mask: one block per slab */
+#define HAS_SLAB_LIST(r) (loc[BLKOF(r, 0)] == SLAB || loc[BLKOF(r, 1)] == SLAB)
+
+/* thread_cache.cc relist */
+inline relist(t, r) {
+  if
+  :: HAS_FREE_SPACE(r) && rlist[r] != L_PARTIAL -> list_unlink(t, r); list_push(t, r, L_PARTIAL)
+  :: !HAS_FREE_SPACE(r) && rlist[r] != L_FULL -> list_unlink(t, r); list_push(t, r, L_FULL)
+  :: else -> skip
+  fi
+}
+
+/* ---------------------------------------------------------------------------------
+ * Pages. A slab's pages go back only when none of its blocks is live, pending, in a free
+ * in flight or in a cache (SPEC section 4: "before a region is released or its pages
+ * given back, its blocks are removed from every cache"). */
+inline decommit_block(b) {
+  if
+  :: CARVED(b) ->
+     assert(loc[b] == SLAB || loc[b] == DROPPED);
+     committed[b] = 0
+  :: else -> skip
+  fi;
+  loc[b] = UNCARVED
+}
+
+/* src/tiny/superslab.cc superslab_reset (decommit): os_decommit of the carved span, then
+ * every slab uncarved. One step: the system call. */
+inline superslab_reset_decommit(r) {
+  d_step {
+    HDR(r);
+    decommit_block(BLKOF(r, 0));
+    decommit_block(BLKOF(r, 1))
+  }
+}
+
+/* src/tiny/superslab.cc superslab_reset_slab: one slab's pages back, the slab uncarved. */
+inline superslab_reset_slab(r, i) {
+  d_step {
+    HDR(r);
+    if
+    :: CARVED(BLKOF(r, i)) -> decommit_block(BLKOF(r, i))
+    :: else -> skip
+    fi
+  }
+}
+
+/* src/tiny/superslab.cc superslab_unmap: region_map_set(kNone), magic = 0, os_unmap.
+ * One step. The release rule is asserted here: no live block, no pending remote free, no
+ * free in flight, no block in a cache. */
+inline superslab_unmap(r) {
+  d_step { superslab_unmap_body(r) }
+}
+inline superslab_unmap_body(r) {
+    HDR(r);
+    assert(nlive[r] == 0 && remote_pending[r] == 0 && inflight[r] == 0);
+#if defined(COVER)
+    cov_released_remote = cov_released_remote || remote_freed[r];
+    remote_freed[r] = 0;
+#endif
+    for (xi : 0 .. NB - 1) {
+      assert(loc[BLKOF(r, xi)] == UNCARVED || loc[BLKOF(r, xi)] == SLAB ||
+             loc[BLKOF(r, xi)] == DROPPED);
+      loc[BLKOF(r, xi)] = UNCARVED;
+      committed[BLKOF(r, xi)] = 0;
+      abit[BLKOF(r, xi)] = 0;
+      rbit[BLKOF(r, xi)] = 0;
+      link[BLKOF(r, xi)] = 0
+    }
+    xi = 0;
+    mem[r] = UNMAPPED;
+    owner[r] = NOBODY;
+    active_local[r] = 0;
+    remote_pending[r] = 0;
+    remote_head[r] = 0;
+    warm[r] = 0;
+    rlist[r] = L_NONE
+}
+
+/* src/thread/thread_cache.cc purge_caches(tc, ss, -1) (all = 1) or (tc, ss, slab):
+ * owner-private, folded into the next step. */
+inline purge_caches(t, r, all, slab) {
+  if
+  :: box_seg[t] == r ->
+     for (xi : 0 .. NB - 1) {
+       if
+       :: loc[BLKOF(r, xi)] == BOX && (all || xi == slab) -> BLK(BLKOF(r, xi)); loc[BLKOF(r, xi)] = DROPPED
+       :: else -> skip
+       fi
+     }
+     xi = 0;
+     if
+     :: all -> box_seg[t] = NOBODY
+     :: else -> skip
+     fi
+  :: else -> skip
+  fi
+}
+
+/* collect_region: active_local.load() == 0 && !warm (owner-side) */
+#if defined(BUG_EMPTY_BY_ACTIVE)
+/* bug: the exact count active() = active_local - remote_pending taken for "empty": it is
+ * exact only when no free is in flight */
+#define EMPTY_TEST(r) cempty = (active_local[r] - remote_pending[r] == 0 && !warm[r])
+#else
+#define EMPTY_TEST(r) cempty = (active_local[r] == 0 && !warm[r])
+#endif
+
+/* ---------------------------------------------------------------------------------
+ * src/tiny/superslab.cc superslab_collect: the list taken by an exchange goes back into
+ * the slabs. Caller is the owner ct (then relist and the empty test of collect_region
+ * are folded into the last step: owner-side), or holds the orphan lock (ct == NOBODY).
+ * Uses cb, cn; h is the list; sets cempty. */
+inline superslab_collect(ct, r, h) {
+  cn = 0;
+  do
+  :: (h >> 1) != 0 ->
+     /* superslab_collect, per block: link_next(b); the alloc bit a.store(a.load & ~mask);
+      * remote.fetch_and(~mask); superslab_put. One step: after the exchange the block and
+      * its bits are the collector's alone (its freer is done with it; other freers touch
+      * other bits), so these accesses commute with every other thread's. */
+     d_step {
+       cb = HBLK(h);
+       BLK(cb); HDR(r);
+       assert(loc[cb] == RLIST && rbit[cb]);
+       h = link[cb] << 1;
+       abit[cb] = 0;
+       rbit[cb] = 0;
+       link[cb] = 0;  /* superslab_put's link_set: the slab list's order is not modelled */
+       loc[cb] = SLAB;
+       nrlist--;
+       cn++;
+       cb = 0
+     }
+  :: else -> break
+  od;
+  skip;  /* (a loop's exit may not jump into a d_step) */
+  /* superslab_collect: active_local.store(load - n) (owner-side), then
+   * remote_pending.fetch_sub(n) */
+  d_step {
+    h = 0;
+    if
+    :: cn > 0 ->
+       HDR(r);
+       active_local[r] = active_local[r] - cn;
+       remote_pending[r] = remote_pending[r] - cn
+    :: else -> skip
+    fi;
+    cn = 0;
+    if
+    :: ct != NOBODY ->
+       relist(ct, r);
+       EMPTY_TEST(r)
+    :: else -> skip
+    fi
+  }
+}
+
+
+/* ---------------------------------------------------------------------------------
+ * The orphan lock. Taking it is folded into the first step of its critical section (a
+ * right mover), releasing it into the last (a left mover). */
+#define LOCK(t) lock == NOBODY -> lock = t
+#define UNLOCK(t) assert(lock == t); lock = NOBODY
+
+/* src/thread/orphans.cc release_empty_locked (lock held; ss ownerless, empty, on no list),
+ * then the caller's unlock. */
+inline release_empty_locked_unlock(t, r) {
+  if
+  :: pool_count < W ->
+     superslab_reset_decommit(r);
+     /* release_empty_locked: warm = 1; remote_head.store(kAbandonedTag); pool push */
+     d_step {
+       HDR(r);
+       warm[r] = 1;
+       remote_head[r] = TAG;
+       q_push(POOLQ, r);
+       rlist[r] = L_POOL;
+       COV(pooler[r] = t);
+       pool_count++;
+       UNLOCK(t)
+     }
+  :: else -> d_step { superslab_unmap_body(r); UNLOCK(t) }
+  fi
+}
+
+/* src/thread/orphans.cc orphan_abandon (the exiting owner gives r up). Uses ch. */
+inline orphan_abandon(t, r) {
+#if defined(BUG_ABANDON_NO_TAG)
+  /* bug (b): the list is taken but not closed: exchange(0) instead of the tag */
+  d_step { LOCK(t); HDR(r); ch = remote_head[r]; remote_head[r] = 0 }
+#else
+  /* orphan_abandon: lock; remote_head.exchange(kAbandonedTag) */
+  d_step { LOCK(t); HDR(r); ch = remote_head[r]; remote_head[r] = TAG }
+#endif
+#if defined(BUG_ABANDON_NO_COLLECT)
+  /* bug (c): the exchanged list is dropped */
+  ch = 0;
+#endif
+  superslab_collect(NOBODY, r, ch);
+  /* orphan_abandon: owner.store(nullptr); active_local.load() == 0 (lock-protected) */
+  d_step { HDR(r); owner[r] = NOBODY; ch = (active_local[r] == 0) }
+  if
+  :: ch -> ch = 0; release_empty_locked_unlock(t, r)
+  :: else ->
+     d_step {
+       HDR(r);
+       q_push(ABQ, r);
+       rlist[r] = L_ABANDONED;
+       COV(abandoner[r] = t);
+       UNLOCK(t)
+     }
+  fi
+}
+
+/* src/thread/orphans.cc orphan_take: an abandoned region with free space (adopted), else
+ * one from the pool, now owned by t; NOBODY if none. Result in `pick`. */
+inline orphan_take(t) {
+  /* orphan_take: lock; the list walk (lock-protected cold state of ownerless regions);
+   * owner.store(tc) */
+  d_step {
+    LOCK(t);
+    pick = NOBODY;
+    if
+    :: qs[ABQ + 0] != 0 && HAS_FREE_SPACE(qs[ABQ + 0] - 1) -> pick = qs[ABQ + 0] - 1
+    :: qs[ABQ + 0] != 0 && !HAS_FREE_SPACE(qs[ABQ + 0] - 1) && qs[ABQ + 1] != 0 &&
+       HAS_FREE_SPACE(qs[ABQ + 1] - 1) ->
+       pick = qs[ABQ + 1] - 1
+    :: else -> skip
+    fi;
+    if
+    :: pick != NOBODY ->
+       HDR(pick);
+       q_unlink(ABQ, pick);
+       rlist[pick] = L_NONE;
+       COV(cov_adopt_inflight = cov_adopt_inflight || inflight[pick] > 0)
+    :: pick == NOBODY && qs[POOLQ + 0] != 0 ->
+       pick = qs[POOLQ + 0] - 1;
+       COV(cov_pool_reuse = cov_pool_reuse || pooler[pick] != t);
+       HDR(pick);
+       q_unlink(POOLQ, pick);
+       rlist[pick] = L_NONE;
+       pool_count--;
+       warm[pick] = 0
+    :: else -> skip
+    fi;
+    if
+    :: pick != NOBODY -> owner[pick] = t
+    :: else -> UNLOCK(t)
+    fi
+  }
+  if
+  :: pick != NOBODY ->
+#if !defined(BUG_TAKE_KEEPS_TAG)
+     /* orphan_take: remote_head.store(0, release); unlock; then (owner-side) the
+      * region joins t's lists and the refill */
+     d_step { HDR(pick); remote_head[pick] = 0; UNLOCK(t); adopt_cur(t); refill_pop(t); OP_END }
+#else
+     /* bug: the tag is left on: a remote free into the adopted region takes the locked
+      * path, which trusts the tag */
+     d_step { UNLOCK(t); adopt_cur(t); refill_pop(t); OP_END }
+#endif
+  :: else -> skip
+  fi
+}
+
+/* src/thread/orphans.cc superslab_free_abandoned: the free of block fb of the ownerless
+ * region fr, under the lock. fok = 0: the region was adopted meanwhile (retry). */
+inline superslab_free_abandoned(t, fr, fb) {
+  /* superslab_free_abandoned: lock; remote_head.load() & kAbandonedTag */
+  d_step {
+    LOCK(t);
+    HDR(fr);
+    fok = remote_head[fr] & TAG;
+    if
+    :: !fok -> UNLOCK(t)
+    :: else -> skip
+    fi
+  }
+  if
+  :: fok ->
+     /* superslab_free_abandoned: a.load(), remote.load() (the double-free test),
+      * a.store(aw & ~mask), superslab_put, active_local load/store: bits only this free
+      * writes and lock-protected state, one step; the free's linearization point. */
+     d_step {
+       HDR(fr); BLK(fb);
+       assert(abit[fb] && !rbit[fb] && loc[fb] == FREEING);
+       abit[fb] = 0;
+       loc[fb] = SLAB;
+       active_local[fr] = active_local[fr] - 1;
+       nlive[fr]--;
+       nfreeing--;
+       inflight[fr]--;
+       printf("OP free %d %d\n", t, fb);
+#if !defined(BUG_FREE_ABANDONED_NO_RELEASE)
+       ch = (active_local[fr] == 0);
+#else
+       /* bug: the region that this free emptied stays abandoned */
+       ch = 0;
+#endif
+       if
+       :: ch ->
+          q_unlink(ABQ, fr);
+          rlist[fr] = L_NONE;
+          COV(cov_free_released = cov_free_released || abandoner[fr] != t)
+       :: else -> UNLOCK(t)
+       fi
+     }
+     if
+     :: ch -> ch = 0; release_empty_locked_unlock(t, fr)
+     :: else -> skip
+     fi
+  :: else -> skip
+  fi
+}
+
+/* ---------------------------------------------------------------------------------
+ * src/thread/thread_cache.cc region_became_empty (owner t, r has no live block and no
+ * pending free). keep: Pages::kKeep. */
+inline region_became_empty(t, r, keep) {
+  if
+  :: warm[r] -> skip
+  :: !warm[r] && warm_count[t] < W ->
+     d_step {
+       warm_count[t]++;
+       warm[r] = 1;
+       if
+       :: keep -> relist(t, r)
+       :: else -> skip
+       fi
+     }
+     if
+     :: keep -> skip
+     :: !keep && r == cur[t] ->
+        /* the slabs other than cur_slab: purge_caches(tc, ss, i), superslab_reset_slab */
+        for (ci : 0 .. NB - 1) {
+          if
+          :: ci != cur_slab[t] && CARVED(BLKOF(r, ci)) ->
+#if !defined(BUG_NO_PURGE)
+             purge_caches(t, r, 0, ci);
+#endif
+             superslab_reset_slab(r, ci)
+          :: else -> skip
+          fi
+        }
+        ci = 0;
+        d_step { relist(t, r) }
+     :: !keep && r != cur[t] ->
+#if !defined(BUG_NO_PURGE)
+        d_step { purge_caches(t, r, 1, 0) }
+#endif
+        superslab_reset_decommit(r);
+        d_step { relist(t, r) }
+     fi
+  :: else ->
+     /* purge_caches(tc, ss, -1); cc.cur = nullptr; list_unlink (owner-side), then
+      * superslab_unmap: one step */
+     d_step {
+       purge_caches(t, r, 1, 0);
+       if
+       :: cur[t] == r -> cur[t] = NOBODY
+       :: else -> skip
+       fi;
+       list_unlink(t, r);
+       superslab_unmap_body(r)
+     }
+  fi
+}
+
+/* src/thread/thread_cache.cc collect_region */
+inline collect_region(t, r, keep) {
+  /* collect_region: remote_pending.load() != 0 (the hint); with none, the empty test */
+  d_step {
+    HDR(r);
+    ch = (remote_pending[r] != 0);
+    if
+    :: !ch -> EMPTY_TEST(r)
+    :: else -> skip
+    fi
+  }
+  if
+  :: ch ->
+     /* collect_region: remote_head.exchange(0, acquire) */
+     d_step { HDR(r); ch = remote_head[r]; remote_head[r] = 0 }
+     superslab_collect(t, r, ch)   /* then relist and the empty test */
+  :: else -> skip
+  fi;
+  if
+  :: cempty -> cempty = 0; region_became_empty(t, r, keep)
+  :: else -> skip
+  fi
+}
+
+/* src/thread/thread_cache.cc collect_class: the full list, then the partial list, each
+ * from its head; `next` is read before the region is collected. */
+inline collect_class(t, keep) {
+  cl = L_FULL;
+  do
+  :: cl == L_FULL || cl == L_PARTIAL ->
+     if
+     :: cl == L_FULL && qs[FULL(t)] != 0 -> cr = qs[FULL(t)] - 1
+     :: cl == L_PARTIAL && qs[PART(t)] != 0 -> cr = qs[PART(t)] - 1
+     :: else -> cr = NOBODY
+     fi;
+     do
+     :: cr != NOBODY ->
+        if
+        :: cl == L_FULL -> q_next(FULL(t), cr, cnx)
+        :: else -> q_next(PART(t), cr, cnx)
+        fi;
+        collect_region(t, cr, keep);
+        cr = cnx;
+        cnx = 0
+     :: else -> break
+     od;
+     cl = (cl == L_FULL -> L_PARTIAL : L_NONE)
+  :: else -> break
+  od;
+  cr = 0
+}
+
+/* ---------------------------------------------------------------------------------
+ * src/thread/thread_cache.h box_pop: the box's first block becomes live. The link read,
+ * the alloc-bit store and active_local touch only t's block and t's region's owner-side
+ * words: one step, the malloc's linearization point. (The box's order is not modelled:
+ * the lowest block.) */
+inline box_pop(t) {
+  mr = box_seg[t];
+  HDR(mr);
+  assert(owner[mr] == t);
+  mb = (loc[BLKOF(mr, 0)] == BOX -> BLKOF(mr, 0) : BLKOF(mr, 1));
+  assert(loc[mb] == BOX);
+  BLK(mb);
+  loc[mb] = LIVE;
+  abit[mb] = 1;
+  nlive[mr]++;
+  /* a == 0: superslab_left_empty */
+  if
+  :: active_local[mr] == 0 && warm[mr] -> warm[mr] = 0; warm_count[t]--
+  :: else -> skip
+  fi;
+  active_local[mr]++;
+  printf("OP malloc %d %d\n", t, mb);
+  mr = 0;
+  mb = 0
+}
+
+#define BOX_HAS(t) (box_seg[t] != NOBODY && \
+  (loc[BLKOF(box_seg[t], 0)] == BOX || loc[BLKOF(box_seg[t], 1)] == BOX))
+
+/* src/thread/thread_cache.cc thread_cache_ensure_slab's owner-side part: relist the
+ * full list; keep cur if its slab (or another) has a block, else relist it and pick a
+ * partial region with free space, preferring one not warm. ok = 1: cur is set. */
+inline ensure_decide(t) {
+  /* for (ss = cc.full; ss;) { next = ss->next; relist(cc, ss); ss = next; } */
+  /* (inline arguments are substituted as text: pass relist a variable, not qs[...]) */
+  mr = qs[FULL(t)];
+  pick = qs[FULL(t) + 1];
+  if
+  :: mr != 0 -> mr = mr - 1; relist(t, mr)
+  :: else -> skip
+  fi;
+  if
+  :: pick != 0 -> pick = pick - 1; relist(t, pick)
+  :: else -> skip
+  fi;
+  mr = 0;
+  ok = 0;
+  if
+  :: cur[t] != NOBODY ->
+     if
+     :: !SLAB_HAS_FREE(cur[t], cur_slab[t]) && HAS_FREE_SPACE(cur[t]) ->
+        cur_slab[t] = FIRST_FREE_SLAB(cur[t])
+     :: else -> skip
+     fi;
+     if
+     :: SLAB_HAS_FREE(cur[t], cur_slab[t]) -> ok = 1
+     :: else -> relist(t, cur[t]); cur[t] = NOBODY
+     fi
+  :: else -> skip
+  fi;
+  pick = NOBODY;
+  if
+  :: !ok && qs[PART(t)] != 0 && HAS_FREE_SPACE(qs[PART(t)] - 1) ->
+     pick = qs[PART(t)] - 1
+  :: else -> skip
+  fi;
+  if
+  :: !ok && qs[PART(t) + 1] != 0 && HAS_FREE_SPACE(qs[PART(t) + 1] - 1) &&
+     (pick == NOBODY || (warm[pick] && !warm[qs[PART(t) + 1] - 1])) ->
+     pick = qs[PART(t) + 1] - 1
+  :: else -> skip
+  fi;
+  if
+  :: pick != NOBODY -> set_cur(t)
+  :: else -> skip
+  fi
+}
+/* ensure_slab's loop: cc.cur = pick, cur_slab = ctz(free | uncarved); the next round
+ * returns true */
+inline set_cur(t) {
+  assert(HAS_FREE_SPACE(pick));
+  cur[t] = pick;
+  cur_slab[t] = FIRST_FREE_SLAB(pick);
+  pick = 0;
+  ok = 1
+}
+/* a region from orphan_take or superslab_map joins t's lists, then becomes cur */
+inline adopt_cur(t) {
+  list_push(t, pick, (HAS_FREE_SPACE(pick) -> L_PARTIAL : L_FULL));
+  set_cur(t)
+}
+
+/* src/thread/thread_cache.cc box_refill_slow after ensure_slab: the slab's free list, or
+ * a carved batch, into the box; then box_pop. Owner-side: one step. */
+inline refill_pop(t) {
+  mr = cur[t];
+  mb = BLKOF(mr, cur_slab[t]);
+  HDR(mr);
+  if
+  :: loc[mb] == SLAB -> skip
+  :: else -> assert(loc[mb] == UNCARVED); committed[mb] = 1  /* carving touches it */
+  fi;
+  loc[mb] = BOX;
+  box_seg[t] = mr;
+  mr = 0;
+  mb = 0;
+  ok = 0;
+  box_pop(t)
+}
+
+/* src/front/hot.h malloc_fast -> box_pop; src/thread/thread_cache.cc malloc_slot_slow
+ * (a slab list of box.seg into the box) -> box_pop; else box_refill_slow ->
+ * thread_cache_ensure_slab (collect_class(kKeep), relist, orphan_take, superslab_map). */
+inline do_malloc(t) {
+  d_step {
+    OP_BEGIN;
+    if
+    :: BOX_HAS(t) -> box_pop(t); OP_END
+    :: !BOX_HAS(t) && box_seg[t] != NOBODY && HAS_SLAB_LIST(box_seg[t]) ->
+       mr = box_seg[t];
+       mb = (loc[BLKOF(mr, 0)] == SLAB -> BLKOF(mr, 0) : BLKOF(mr, 1));
+       loc[mb] = BOX;
+       cur_slab[t] = mb % NB;
+       mr = 0;
+       mb = 0;
+       box_pop(t);
+       OP_END
+    :: else -> ok = 1  /* the refill */
+    fi
+  }
+  if
+  :: ok ->
+     ok = 0;
+     collect_class(t, 1);
+     d_step {
+       ensure_decide(t);
+       if
+       :: ok -> refill_pop(t); OP_END
+       :: else -> skip
+       fi
+     }
+     if
+     :: !ok && done == 0 ->
+        orphan_take(t);   /* its last step runs adopt_cur, refill_pop, OP_END */
+        if
+        :: pick == NOBODY ->
+           /* superslab_map (region_map_set publishes it last) and owner.store(tc): no
+            * other thread can hold a pointer into it yet; then the refill. One step. */
+           d_step {
+             pick = (mem[0] == UNMAPPED -> 0 : (mem[1] == UNMAPPED -> 1 : NOBODY));
+             if
+             :: pick != NOBODY ->
+                mem[pick] = MAPPED;
+                owner[pick] = t;
+                adopt_cur(t);
+                refill_pop(t)
+             :: else -> skip  /* out of memory: NULL, ENOMEM */
+             fi;
+             pick = 0;
+             OP_END
+           }
+        :: else -> skip
+        fi
+     :: else -> skip
+     fi
+  :: else -> skip
+  fi;
+  pick = 0
+}
+
+/* src/thread/thread_cache.cc superslab_check_empty (after a local free found
+ * active_local == remote_pending) */
+inline superslab_check_empty(t, r) {
+  if
+  :: r == cur[t] && !warm[r] && warm_count[t] < W ->
+     /* superslab_check_empty: remote_pending.load() == 0, then the carved mask */
+     d_step {
+       HDR(r);
+       ch = (remote_pending[r] == 0 &&
+             !(CARVED(BLKOF(r, 1 - cur_slab[t]))))
+     }
+  :: else -> ch = 0
+  fi;
+  if
+  :: ch ->
+     d_step {
+       warm_count[t]++;
+       warm[r] = 1;
+       relist(t, r);
+       ch = 0
+     }
+  :: else -> collect_region(t, r, 0)
+  fi
+}
+
+/* src/thread/thread_cache.cc superslab_free_remote: the free of fb (region fr) by t, who
+ * does not own fr. */
+inline superslab_free_remote(t, fr, fb) {
+  do
+  :: true ->
+     /* superslab_free_remote: alloc.load() (the block is live: bit set) */
+     d_step { HDR(fr); assert(abit[fb]) }
+     /* superslab_free_remote: remote.fetch_or(mask) (first to free it) */
+     d_step { HDR(fr); assert(!rbit[fb]); rbit[fb] = 1 }
+#if !defined(BUG_PENDING_AFTER_PUSH)
+     /* superslab_free_remote: remote_pending.fetch_add(1) */
+     d_step { HDR(fr); remote_pending[fr]++ }
+#endif
+     /* superslab_free_remote: remote_head.load() */
+     d_step { HDR(fr); fh = remote_head[fr] }
+     do
+     :: !(fh & TAG) ->
+        /* superslab_free_remote: link_set(p, head) */
+        d_step { BLK(fb); assert(loc[fb] == FREEING); link[fb] = fh >> 1 }
+        /* superslab_free_remote: remote_head.compare_exchange_weak(head, p) (modelled
+         * strong: a spurious failure only repeats the loop) */
+        d_step {
+          HDR(fr);
+          if
+          :: remote_head[fr] == fh ->
+             remote_head[fr] = HEAD(fb);
+             COV(remote_freed[fr] = 1);
+             loc[fb] = RLIST;
+             nrlist++;
+             nlive[fr]--;
+             nfreeing--;
+#if !defined(BUG_PENDING_AFTER_PUSH) && !defined(BUG_WRITE_AFTER_PUSH)
+             inflight[fr]--;
+#endif
+             printf("OP free %d %d\n", t, fb);
+             fok = 1
+#if defined(BUG_CAS_NO_RELOAD)
+          /* bug: the CAS's expected value is a copy: `head` is not refreshed on failure */
+          :: else -> fok = 0
+#else
+          :: else -> fh = remote_head[fr]; fok = 0
+#endif
+          fi
+        }
+        if
+        :: fok -> break
+        :: else -> skip
+        fi
+     :: else -> break
+     od;
+     if
+     :: fok ->
+#if defined(BUG_PENDING_AFTER_PUSH)
+        /* bug (a): counted after the push */
+        d_step { HDR(fr); remote_pending[fr]++; inflight[fr]-- }
+#endif
+#if defined(BUG_WRITE_AFTER_PUSH)
+        /* bug (a'): the block written after the push (e.g. cleared) */
+        d_step { BLK(fb); assert(loc[fb] == RLIST); link[fb] = 0; inflight[fr]-- }
+#endif
+        break
+     :: else -> skip
+     fi;
+#if !defined(BUG_PENDING_AFTER_PUSH)
+     /* superslab_free_remote: remote_pending.fetch_sub(1) */
+     d_step { HDR(fr); remote_pending[fr]-- }
+#endif
+     /* superslab_free_remote: remote.fetch_and(~mask) */
+     d_step { HDR(fr); rbit[fb] = 0; fh = 0 }
+     superslab_free_abandoned(t, fr, fb);
+     if
+     :: fok -> break
+     :: else -> skip
+     fi
+  od;
+  fh = 0;
+  fok = 0
+}
+
+/* src/front/hot.h free_fast: the free of block b by t. Its first step: the program
+ * picks a live block (ghost: it becomes FREEING); region_kind_of and superslab_on_grid
+ * (the region map and header constants); owner.load(). When t owns the region, the rest
+ * up to the pending load touches t's block and t's owner-side words (alloc / remote
+ * loads, alloc store, the box or slab push, active_local load/store): folded in; the
+ * alloc store is the free's linearization point. */
+#define FREE_OPT(b) \
+  :: d_step { \
+       loc[b] == LIVE && budget > 0 -> \
+       budget--; nbusy++; nfreeing++; \
+       loc[b] = FREEING; fb = b; fr = REG(b); \
+       printf("OPBEGIN free %d %d\n", t, b); \
+       HDR(fr); \
+       fo = owner[fr]; \
+       if \
+       :: fo == t -> \
+          BLK(fb); \
+          assert(abit[fb] && !rbit[fb]); \
+          abit[fb] = 0; \
+          loc[fb] = (box_seg[t] == fr -> BOX : SLAB); \
+          active_local[fr]--; \
+          nlive[fr]--; \
+          nfreeing--; \
+          printf("OP free %d %d\n", t, fb) \
+       :: else -> inflight[fr]++ \
+       fi \
+     } \
+     do_free_rest(t)
+
+inline do_free_rest(t) {
+  if
+  :: fo == t ->
+     /* free_fast: left == remote_pending.load() */
+     d_step {
+       HDR(fr);
+       ch = (active_local[fr] == remote_pending[fr]);
+       if
+       :: !ch -> OP_END
+       :: else -> skip
+       fi
+     }
+     if
+     :: ch -> ch = 0; superslab_check_empty(t, fr)
+     :: else -> skip
+     fi
+  :: else -> superslab_free_remote(t, fr, fb)
+  fi;
+  fo = 0;
+  fr = 0;
+  fb = 0
+}
+
+/* src/thread/thread_cache.cc box_flush: the box's blocks back to their slabs */
+inline box_flush(t) {
+  for (xi : 0 .. NBLK - 1) {
+    if
+    :: loc[xi] == BOX && REG(xi) == box_seg[t] -> BLK(xi); loc[xi] = SLAB
+    :: else -> skip
+    fi
+  }
+  xi = 0;
+  box_seg[t] = NOBODY
+}
+
+/* src/thread/thread_cache.cc thread_cache_exit: partial list, then full list, from the
+ * head: unlink, leave the warm reserve, orphan_abandon. */
+inline thread_cache_exit(t) {
+  /* box_flush and cur = nullptr: in the exit's first step (proctype thread) */
+  do
+  :: qs[PART(t)] != 0 || qs[FULL(t)] != 0 ->
+     d_step {
+       cr = (qs[PART(t)] != 0 -> qs[PART(t)] - 1 : qs[FULL(t)] - 1);
+       list_unlink(t, cr);
+       if
+       :: warm[cr] -> warm[cr] = 0; warm_count[t]--
+       :: else -> skip
+       fi
+     }
+     orphan_abandon(t, cr);
+     cr = 0
+  :: else -> break
+  od
+}
+
+/* ---------------------------------------------------------------------------------
+ * SPEC section 1 and the data structures, at every quiescent point (no thread inside an
+ * operation): every block in exactly one place, live = active_local - remote_pending,
+ * pending = remote_pending = the list's length, one owner at a time, the warm counts. */
+inline quiescent_check() {
+  for (xi : 0 .. NR - 1) {
+    xn = 0;  /* pending blocks */
+    for (xj : 0 .. NB - 1) {
+      xb = BLKOF(xi, xj);
+      assert(loc[xb] != FREEING && loc[xb] != DROPPED);
+      assert(abit[xb] == (loc[xb] == LIVE || loc[xb] == RLIST));
+      assert(rbit[xb] == (loc[xb] == RLIST));
+      assert(loc[xb] == UNCARVED || committed[xb]);
+      if
+      :: loc[xb] == RLIST -> xn++
+      :: else -> skip
+      fi;
+      if
+      :: loc[xb] == BOX -> assert(owner[xi] != NOBODY && box_seg[owner[xi]] == xi)
+      :: else -> skip
+      fi
+    }
+    if
+    :: mem[xi] == UNMAPPED ->
+       assert(nlive[xi] == 0 && xn == 0 && rlist[xi] == L_NONE && owner[xi] == NOBODY);
+       for (xj : 0 .. NB - 1) { assert(loc[BLKOF(xi, xj)] == UNCARVED) }
+    :: else ->
+       /* SPEC section 1: live = active_local - remote_pending */
+       xk = active_local[xi] - remote_pending[xi];
+       assert(xk == nlive[xi]);
+       assert(remote_pending[xi] == xn);
+       /* the remote list holds exactly the pending blocks (no loss, no cycle) */
+       xh = remote_head[xi];
+       xk = 0;
+       do
+       :: (xh >> 1) != 0 && xk <= NB ->
+          assert(REG(HBLK(xh)) == xi && loc[HBLK(xh)] == RLIST);
+          xh = link[HBLK(xh)] << 1;
+          xk++
+       :: else -> break
+       od;
+       assert(xk == xn);
+       /* one owner at a time: the owner's lists hold it, and no other thread's */
+       if
+       :: owner[xi] != NOBODY ->
+          assert(rlist[xi] == L_PARTIAL || rlist[xi] == L_FULL);
+          assert((remote_head[xi] & TAG) == 0)
+       :: else -> assert(rlist[xi] == L_POOL || rlist[xi] == L_ABANDONED)
+       fi;
+       if
+       :: rlist[xi] == L_POOL -> assert(nlive[xi] == 0 && remote_head[xi] == TAG && warm[xi])
+       :: rlist[xi] == L_ABANDONED ->
+          assert(nlive[xi] > 0);            /* SPEC: abandoned = no owner, live > 0 */
+#if !defined(NO_TAG_INVARIANT)
+          assert(remote_head[xi] == TAG);   /* closed: frees take the locked path */
+#endif
+          skip
+       :: else -> skip
+       fi
+    fi;
+    for (xj : 0 .. NT - 1) {
+      xk = (qs[PART(xj)] == xi + 1 || qs[PART(xj) + 1] == xi + 1 ||
+            qs[FULL(xj)] == xi + 1 || qs[FULL(xj) + 1] == xi + 1);
+      assert(xk == (owner[xi] == xj))
+    }
+  }
+  for (xj : 0 .. NT - 1) {
+    xk = 0;
+    for (xi : 0 .. NR - 1) {
+      if
+      :: owner[xi] == xj && warm[xi] -> xk++
+      :: else -> skip
+      fi
+    }
+    assert(xk == warm_count[xj] && xk <= W)
+  }
+  xk = 0;
+  for (xb : 0 .. NBLK - 1) {
+    if
+    :: loc[xb] == RLIST -> xk++
+    :: else -> skip
+    fi
+  }
+  assert(xk == nrlist && pool_count <= W && lock == NOBODY);
+  xi = 0; xj = 0; xk = 0; xn = 0; xb = 0; xh = 0
+}
+
+inline op_end() {
+  if
+  :: done == 0 -> d_step { OP_END }
+  :: else -> skip
+  fi;
+  done = 0
+}
+
+proctype thread(byte t) {
+  byte nops;
+  bit done;
+  /* do_free / superslab_free_remote */
+  byte fb, fr, fo, fh;
+  bit fok;
+  /* malloc */
+  byte mr, mb, pick;
+  bit ok;
+  /* collection */
+  byte cl, cr, cnx, ch, cb, cn, ci;
+  bit cempty;
+  /* checks */
+  byte xi, xj, xk, xn, xb, xh;
+
+  do
+  :: nops < K ->
+     if
+     :: do_malloc(t)
+     FREE_OPT(0)
+     FREE_OPT(1)
+     FREE_OPT(2)
+     FREE_OPT(3)
+#if !defined(NO_COLLECT_OP)
+     :: d_step { OP_BEGIN } collect_class(t, 0); d_step { printf("OP collect %d\n", t); OP_END }
+#endif
+     :: else -> break  /* the budget is spent */
+     fi;
+     op_end();
+     nops++
+  :: else -> break
+  od;
+  skip;
+  d_step { nbusy++; box_flush(t); cur[t] = NOBODY }
+  thread_cache_exit(t);
+  skip;  /* a loop's exit may not jump into a d_step */
+  d_step { printf("OP exit %d\n", t); OP_END }
+  done = 0
+}
+
+/* ---------------------------------------------------------------------------------
+ * Liveness (pan -a -f: weak fairness; each thread runs a finite program, so "eventually"
+ * is about the protocol, not about a thread that never reaches a collection point). */
+#define AEMPTY(r) (rlist[r] == L_ABANDONED && nlive[r] == 0)  /* abandoned, no live block */
+#define GONE(r) (rlist[r] == L_POOL || mem[r] == UNMAPPED)     /* pooled or released */
+/* every remote free is eventually collected: whenever a block is on a remote list, a
+ * state follows with no block on any (so that block left its list) */
+#if !defined(COVER)
+ltl remote_collected { [] ((nrlist > 0) -> <> (nrlist == 0)) }
+/* an empty abandoned region is eventually pooled or released */
+ltl abandoned_released { [] ((AEMPTY(0) -> <> GONE(0)) && (AEMPTY(1) -> <> GONE(1))) }
+/* every free() call returns (no retry loop spins forever) */
+ltl frees_complete { [] ((nfreeing > 0) -> <> (nfreeing == 0)) }
+#endif
+
+#if defined(COVER)
+/* Coverage claims, one per run (-DCOVER=n): each says "never", and is false: its trail is
+ * a witness of the protocol reaching the situation, up to the next quiescent point (so
+ * every operation it started has completed; witness.py turns it into an op trace for
+ * hak-replay). */
+#if COVER == 1
+ltl never_free_releases_abandoned { [] !(cov_free_released && nbusy == 0) }
+#elif COVER == 2
+ltl never_adopt_while_inflight { [] !(cov_adopt_inflight && nbusy == 0) }
+#elif COVER == 3
+ltl never_release_after_remote { [] !(cov_released_remote && nbusy == 0) }
+#elif COVER == 4
+ltl never_pool_reuse { [] !(cov_pool_reuse && nbusy == 0) }
+#endif
+#endif
+
+init {
+  atomic {
+    byte i;
+    for (i : 0 .. NR - 1) { owner[i] = NOBODY }
+    for (i : 0 .. NT - 1) { box_seg[i] = NOBODY; cur[i] = NOBODY }
+    i = 0;
+    run thread(0);
+    run thread(1);
+    run thread(2)
+  }
+}
