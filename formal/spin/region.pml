@@ -800,10 +800,10 @@ inline superslab_check_empty(t, r) {
 inline superslab_free_remote(t, fr, fb) {
   do
   :: true ->
-     /* superslab_free_remote: alloc.load() (the block is live: bit set) */
-     d_step { HDR(fr); assert(abit[fb]) }
      /* superslab_free_remote: remote.fetch_or(mask) (first to free it) */
      d_step { HDR(fr); assert(!rbit[fb]); rbit[fb] = 1 }
+     /* superslab_free_remote: alloc.load() (the block is live: bit set) */
+     d_step { HDR(fr); assert(abit[fb]) }
 #if !defined(BUG_PENDING_AFTER_PUSH)
      /* superslab_free_remote: remote_pending.fetch_add(1) */
      d_step { HDR(fr); remote_pending[fr]++ }

@@ -455,13 +455,20 @@ void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept {
 void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
   BlockBit b = superslab_bit(ss, off);
   for (;;) {
+    // The remote bit first, then the alloc bit: tested the other way round, a second free
+    // of a block could read the alloc bit before the owner collected the first free and
+    // take the remote bit after the collection cleared it, and push the block twice
+    // (found by formal/relacy, ordered_double_free). acquire: pairs with the release in
+    // superslab_collect, so a free that takes the bit after a collection sees the alloc
+    // bit that collection cleared.
+    if (ss->bits()[b.word].remote.fetch_or(b.mask, std::memory_order_acquire) & b.mask)
+      return report_error(call, p, "double free (block already freed by another thread)");
     // relaxed: the owner set this bit before the block reached us through the program.
-    if (!(ss->bits()[b.word].alloc.load(std::memory_order_relaxed) & b.mask))
+    if (!(ss->bits()[b.word].alloc.load(std::memory_order_relaxed) & b.mask)) {
+      ss->bits()[b.word].remote.fetch_and(~b.mask, std::memory_order_relaxed);
       return report_error(call, p,
                           superslab_state_reason(ss, off, "double free (block is not allocated)"));
-    // relaxed: the bit only has to be exclusive; the list push below publishes the block.
-    if (ss->bits()[b.word].remote.fetch_or(b.mask, std::memory_order_relaxed) & b.mask)
-      return report_error(call, p, "double free (block already freed by another thread)");
+    }
     // Counted before the push, so remote_pending >= the list's length and the owner
     // cannot release the region while this block is still on its way.
     ss->remote_pending.fetch_add(1, std::memory_order_relaxed);

@@ -134,8 +134,9 @@ uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept {
     BlockBit bit = superslab_bit(ss, off);
     Atomic<uint64_t>& a = ss->bits()[bit.word].alloc;
     a.store(a.load(std::memory_order_relaxed) & ~bit.mask, std::memory_order_relaxed);
-    // relaxed: the bit is only a double-free guard; the list exchange ordered the block.
-    ss->bits()[bit.word].remote.fetch_and(~bit.mask, std::memory_order_relaxed);
+    // release: a later (double) free that takes the bit again sees the alloc bit cleared
+    // above (superslab_free_remote's acquire); the list exchange ordered the block.
+    ss->bits()[bit.word].remote.fetch_and(~bit.mask, std::memory_order_release);
     superslab_put(ss, b);
     ++n;
     b = next;
