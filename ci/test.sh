@@ -14,6 +14,7 @@ stages=(
   "release-clang|build_and_test release-clang"
   "asan-ubsan|build_and_test asan-ubsan"
   "tsan|build_and_test tsan"
+  "formal|build_and_test formal"
   "fuzz|build_and_test fuzz"
   "valgrind|build_and_test valgrind"
 )
