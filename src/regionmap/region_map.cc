@@ -4,24 +4,6 @@ namespace hak {
 
 std::atomic<uint8_t> g_region_map[kRegionMapEntries];
 
-const char* region_kind_name(RegionKind k) noexcept {
-  switch (k) {
-    case RegionKind::kNone:
-      return "none";
-    case RegionKind::kSuperSlab:
-      return "superslab";
-    case RegionKind::kUltra:
-      return "ultra";
-    case RegionKind::kMid:
-      return "mid";
-    case RegionKind::kLargeHead:
-      return "large";
-    case RegionKind::kLargeTail:
-      return "large-tail";
-  }
-  return "?";
-}
-
 void region_map_set(uintptr_t base, size_t count, RegionKind first, RegionKind rest) noexcept {
   uintptr_t idx = base >> kRegionShift;
   for (size_t i = 0; i < count && idx + i < kRegionMapEntries; ++i)

@@ -23,8 +23,6 @@ enum class RegionKind : uint8_t {
   kLargeTail = 5,
 };
 
-const char* region_kind_name(RegionKind k) noexcept;
-
 inline constexpr size_t kRegionMapEntries = size_t{1} << (kAddressBits - kRegionShift);
 extern std::atomic<uint8_t> g_region_map[kRegionMapEntries];
 

@@ -11,7 +11,6 @@ SpinLock g_lock;
 SuperSlab* g_pool[kNumSlots];
 uint32_t g_pool_count[kNumSlots];
 SuperSlab* g_abandoned[kNumSlots];
-uint32_t g_abandoned_count[kNumSlots];
 
 // Lock held; ss is ownerless, empty and on no list.
 void release_empty_locked(SuperSlab* ss) {
@@ -41,7 +40,6 @@ SuperSlab* orphan_take(unsigned c, ThreadCache* tc) noexcept {
     if (a->has_free_space()) {
       ss = a;
       superslab_list_unlink(g_abandoned[c], a);
-      --g_abandoned_count[c];
       break;
     }
   }
@@ -66,13 +64,6 @@ void orphan_abandon(SuperSlab* ss) noexcept {
   ss->owner.store(nullptr, std::memory_order_relaxed);
   if (ss->active_local.load(std::memory_order_relaxed) == 0) return release_empty_locked(ss);
   superslab_list_push(g_abandoned[ss->slot], ss, SuperSlabList::kAbandoned);
-  ++g_abandoned_count[ss->slot];
-}
-
-void orphan_release_empty(SuperSlab* ss) noexcept {
-  SpinGuard g(g_lock);
-  ss->owner.store(nullptr, std::memory_order_relaxed);
-  release_empty_locked(ss);
 }
 
 bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
@@ -92,20 +83,9 @@ bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char*
   ss->active_local.store(left, std::memory_order_relaxed);
   if (left == 0) {
     superslab_list_unlink(g_abandoned[ss->slot], ss);
-    --g_abandoned_count[ss->slot];
     release_empty_locked(ss);
   }
   return true;
-}
-
-OrphanCounts orphan_counts() noexcept {
-  SpinGuard g(g_lock);
-  OrphanCounts o{};
-  for (unsigned c = 0; c < kNumSlots; ++c) {
-    o.pool[c] = g_pool_count[c];
-    o.abandoned[c] = g_abandoned_count[c];
-  }
-  return o;
 }
 
 void orphan_trim_pool() noexcept {

@@ -102,16 +102,9 @@ bool thread_cache_ensure_slab(ThreadCache* tc, unsigned slot) noexcept;
 SuperSlab* orphan_take(unsigned slot, ThreadCache* tc) noexcept;
 // The exiting owner gives up `ss`: released if empty, else abandoned.
 void orphan_abandon(SuperSlab* ss) noexcept;
-// An empty region leaves its context: into the warm pool if there is room, else unmapped.
-void orphan_release_empty(SuperSlab* ss) noexcept;
 // A free into an abandoned region. False if the region was adopted meanwhile (retry).
 bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
 SpinLock& orphan_lock() noexcept;
-struct OrphanCounts {
-  uint32_t pool[kNumSlots];
-  uint32_t abandoned[kNumSlots];
-};
-OrphanCounts orphan_counts() noexcept;
 // Releases pool regions beyond the configured reserve (after a config change).
 void orphan_trim_pool() noexcept;
 
