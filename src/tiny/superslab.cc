@@ -49,7 +49,9 @@ void superslab_reset(SuperSlab* ss, bool decommit) noexcept {
     uintptr_t from = align_up(ss->base() + ss->data_begin, kPageSize);
     uintptr_t lo_addr = ss->base() + (uintptr_t{lo} << kSlabShift);
     if (lo_addr > from) from = lo_addr;
-    uintptr_t to = ss->base() + (uintptr_t{hi + 1} << kSlabShift);
+    // Through the last carved block, which may run past its slab (no block is live).
+    const SlabMeta& last = ss->slabs[hi];
+    uintptr_t to = align_up(ss->base() + uintptr_t{last.carve_next} * ss->block_size, kPageSize);
     if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
   }
   HAK_MEM_NOACCESS(reinterpret_cast<char*>(ss) + ss->data_begin,
@@ -95,12 +97,14 @@ void superslab_unmap(SuperSlab* ss) noexcept {
 void superslab_reset_slab(SuperSlab* ss, unsigned i) noexcept {
   SlabMeta& m = ss->slabs[i];
   if (!((ss->slab_carved_mask >> i) & 1)) return;
-  uintptr_t from = ss->base() + uintptr_t{m.first} * ss->block_size;
-  uintptr_t to = ss->base() + uintptr_t{m.carve_next} * ss->block_size;
-  from = align_up(from, kPageSize);  // the first page may hold the header
-  to = align_up(to, kPageSize);
-  uintptr_t slab_end = ss->base() + (uintptr_t{i + 1} << kSlabShift);
-  if (to > slab_end) to = slab_end;  // the next slab's pages are its own
+  // The slab's blocks are those that start in it; the last may run into the next slabs (a
+  // 256 KiB block spans four), and its tail is given back too. Only whole pages of this
+  // slab's blocks: the first page may hold the header or the previous slab's last block,
+  // the page at m.end the next slab's first block (which may be live).
+  uintptr_t from = align_up(ss->base() + uintptr_t{m.first} * ss->block_size, kPageSize);
+  uintptr_t to = align_up(ss->base() + uintptr_t{m.carve_next} * ss->block_size, kPageSize);
+  uintptr_t limit = (ss->base() + uintptr_t{m.end} * ss->block_size) & ~(kPageSize - 1);
+  if (to > limit) to = limit;
   if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
   HAK_MEM_NOACCESS(reinterpret_cast<char*>(ss) + uintptr_t{m.first} * ss->block_size,
                    uintptr_t{m.end - m.first} * ss->block_size);
