@@ -249,7 +249,10 @@ TEST(Api, ReallocGrowsLargeBlocksWithoutCopying) {
   char* q = static_cast<char*>(hak_realloc(p, 2 * kOld));
   getrusage(RUSAGE_SELF, &after);
   ASSERT_NE(q, nullptr);
-  EXPECT_LT(after.ru_minflt - before.ru_minflt, 1000) << "faults during the realloc";
+  // Under Valgrind the moved pages' shadow is Valgrind's to move: it faults in its own.
+  if (!RUNNING_ON_VALGRIND) {
+    EXPECT_LT(after.ru_minflt - before.ru_minflt, 1000) << "faults during the realloc";
+  }
   bool intact = q[kOld - 1] == 0x7f;
   for (size_t i = 0; i < kOld; i += 4096) intact &= q[i] == static_cast<char>(i >> 12);
   EXPECT_TRUE(intact);
