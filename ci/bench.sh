@@ -6,10 +6,12 @@
 #   ci/bench.sh                       all workloads, 5 repeats, 10M operations
 #   ci/bench.sh --quick               3 repeats, 2M operations, real at half scale
 #   ci/bench.sh --only NAME[,NAME]    some workloads: mixed-400 mixed-8192 c7 tiny-churn
-#                                     prodcons server real phase76
-#                                     ("mixed" = both mixed-*)
+#                                     prodcons server xthread-2 xthread-4 xthread-8
+#                                     xthread-16 thread-churn real phase76
+#                                     ("mixed" = both mixed-*, "xthread" = every xthread-*)
 #   ci/bench.sh --repeats N --ops N   override the counts (--ops N: mixed-* and c7 N,
-#                                     tiny-churn 5N, prodcons N/2, server N)
+#                                     tiny-churn 5N, prodcons N/2, server N, xthread-T N/5
+#                                     blocks over all threads, thread-churn N/50000 rounds)
 #   ci/bench.sh --variant 'LABEL:VAR=VAL[,VAR=VAL...]'
 #                                     one more hakmem column with these environment
 #                                     variables (repeatable), e.g.
@@ -28,6 +30,10 @@
 #   prodcons               one thread allocates 16 B..256 KiB, another frees (remote frees)
 #   server                 larson-like: two threads replace objects of mixed lifetimes and
 #                          hand batches of them to each other
+#   xthread-N              N threads in a ring, each frees what the previous allocated
+#                          (16 B..4 KiB): every free remote, more threads than cores
+#   thread-churn           rounds of 4 threads that allocate, free, free the previous
+#                          round's survivors (abandoned regions) and exit
 #   real                   python3 running bench/alloc_heavy.py (wall seconds, lower is better)
 #   phase76                1M malloc(16), free all: is the memory given back?
 #
@@ -76,7 +82,7 @@ fi
 bin=$root/build/release/bench
 hakmem_so=$root/build/release/libhakmem.so
 for f in "$bin/bench_mixed" "$bin/bench_phase76" "$bin/bench_churn" "$bin/bench_prodcons" \
-  "$bin/bench_server" "$bin/bench_real" "$hakmem_so"; do
+  "$bin/bench_server" "$bin/bench_xthread" "$bin/bench_thread_churn" "$bin/bench_real" "$hakmem_so"; do
   [ -x "$f" ] || [ -f "$f" ] || { log "missing $f (build failed?)"; exit 1; }
 done
 
@@ -94,6 +100,10 @@ add_workload c7 "build/release/bench/bench_mixed --ws 400 --ops $ops --min 1024 
 add_workload tiny-churn "build/release/bench/bench_churn --size 16 --keep 1 --ops $((ops * 5)) --name tiny-churn"
 add_workload prodcons "build/release/bench/bench_prodcons --ops $((ops > 1 ? ops / 2 : 1))"
 add_workload server "build/release/bench/bench_server --ops $ops"
+for n in 2 4 8 16; do
+  add_workload xthread-$n "build/release/bench/bench_xthread --threads $n --ops $((ops / (5 * n) > 0 ? ops / (5 * n) : 1))"
+done
+add_workload thread-churn "build/release/bench/bench_thread_churn --rounds $((ops / 50000 > 0 ? ops / 50000 : 1))"
 add_workload real "build/release/bench/bench_real --name real -- $py -I bench/alloc_heavy.py --scale $real_scale"
 add_workload phase76 "build/release/bench/bench_phase76 --count 1000000 --size 16"
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# formal/mutants.sh [--props | --props-only] [NAME...]: proof that the formal stage bites. Each mutant of
-# formal/*/mutants.txt injects one known bug into src/ of a scratch copy of the tree; the
-# copy's formal preset is built and its ctest run. A mutant is "caught" when a formal test
-# fails; the tests that failed are printed. With --props the property suite also runs on
-# each mutant (the release build of the copy), to show which stage catches what;
-# --props-only runs the property suite alone.
+# formal/mutants.sh [--all-tests] [--props | --props-only] [NAME...]: proof that the formal
+# stage bites. Each mutant of formal/TOOL/mutants.txt injects one known bug into src/ of a
+# scratch copy of the tree; the copy's formal preset is built and TOOL's tests run
+# (--all-tests: every formal test; then spin.sources also fails for any mutant of a
+# function the Spin model cites, which says "review the model", not "found the bug"). A
+# mutant is "caught" when a test fails; the tests that failed are printed. With --props
+# the property suite also runs on each mutant (the release build of the copy), to show
+# which stage catches what; --props-only runs the property suite alone. The per-tool
+# runners (formal/z3/mutants.sh, formal/relacy/mutants.sh) print more of each report.
 # Nothing in this tree is changed.
 #
 # mutants.txt lines: name|file|perl -0 substitution (one match required); # comments.
@@ -15,36 +18,34 @@ work=${MUTANTS_DIR:-/tmp/hakmem-formal-mutants}
 jobs=$(nproc)
 props=0
 formal=1
+all_tests=0
 want=()
 for a in "$@"; do
   case "$a" in
     --props) props=1 ;;
     --props-only) props=1 formal=0 ;;
-    -h | --help) sed -n 2,9p "$0"; exit 0 ;;
+    --all-tests) all_tests=1 ;;
+    -h | --help) sed -n 2,12p "$0"; exit 0 ;;
     *) want+=("$a") ;;
   esac
 done
 
+. ci/tools/mutants.sh
 mutants=()
-for f in formal/*/mutants.txt; do
-  [ -f "$f" ] || continue
-  while IFS= read -r line; do
-    [[ -z "$line" || "$line" == \#* ]] && continue
-    mutants+=("$line")
-  done <"$f"
+for f in formal/*/mutants.txt; do  # each line prefixed with its tool
+  tool=$(basename "$(dirname "$f")")
+  while IFS= read -r line; do mutants+=("$tool|$line"); done < <(mutant_lines "$f")
 done
 [ ${#mutants[@]} -gt 0 ] || { echo "no mutants found in formal/*/mutants.txt" >&2; exit 2; }
 
 printf '%-34s %-8s %6s  %-8s  %s\n' mutant formal secs props "formal tests that failed"
 status=0
 for m in "${mutants[@]}"; do
-  IFS='|' read -r name file subst <<<"$m"
+  IFS='|' read -r tool name file subst <<<"$m"
   if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " =~ " $name " ]]; then continue; fi
   dir=$work/$name
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  git -C "$root" ls-files -z | (cd "$root" && xargs -0 cp --parents -t "$dir")
-  if ! perl -0pi -e "\$n = ($subst); END { exit(\$n ? 0 : 1) }" "$dir/$file"; then
+  mutant_copy "$root" "$dir"
+  if ! mutant_apply "$dir/$file" "$subst"; then
     printf '%-34s %-8s\n' "$name" NOT-APPLIED
     status=1
     continue
@@ -58,7 +59,10 @@ for m in "${mutants[@]}"; do
       status=1
       continue
     fi
-    (cd "$dir" && ctest --preset formal -j "$jobs" --timeout 900 --no-tests=error) >"$dir/formal.log" 2>&1
+    select=(-R "^$tool\\.")
+    [ $all_tests -eq 1 ] && select=()
+    (cd "$dir" && ctest --preset formal "${select[@]}" -j "$jobs" --timeout 900 --no-tests=error) \
+      >"$dir/formal.log" 2>&1
     rc=$?
     failed=$(grep -E '^\s+[0-9]+ - ' "$dir/formal.log" | sed -E 's/^\s+[0-9]+ - ([^ ]+).*/\1/' | tr '\n' ' ')
     verdict=caught

@@ -192,7 +192,7 @@ struct Harness {
     g_world = fresh;
     for (unsigned c = 0; c < kNumSlots; ++c) {
       g_pool[c] = g_abandoned[c] = nullptr;
-      g_pool_count[c] = g_abandoned_count[c] = 0;
+      g_pool_count[c] = 0;
     }
     g_registry = g_recycled = nullptr;
     g_next_id = 1;

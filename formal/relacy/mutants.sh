@@ -10,14 +10,10 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 list=$here/mutants.txt
+. "$here/../../ci/tools/mutants.sh"
 
 mutant_line() {
-  grep -v '^#' "$list" | grep -m1 "^$1|"
-}
-
-# apply FILE SUBST: perl -0 (the file as one string); fails unless the substitution matched.
-apply() {
-  perl -0pi -e "\$n = ($2); END { exit(\$n ? 0 : 1) }" "$1"
+  mutant_lines "$list" | grep -m1 "^$1|"
 }
 
 if [ "${1:-}" = "--apply" ]; then
@@ -27,7 +23,7 @@ if [ "${1:-}" = "--apply" ]; then
   out=$out_root/${file#src/}
   mkdir -p "$(dirname "$out")"
   cp "$src_root/$file" "$out"
-  apply "$out" "$subst" || { echo "mutants.sh: $name does not apply to $file" >&2; exit 1; }
+  mutant_apply "$out" "$subst" || { echo "mutants.sh: $name does not apply to $file" >&2; exit 1; }
   exit 0
 fi
 
@@ -37,13 +33,10 @@ want=("$@")
 status=0
 printf '%-26s %-32s %-8s %7s  %s\n' mutant scenario result seconds report
 while IFS='|' read -r name file subst; do
-  case $name in '' | \#*) continue ;; esac
   if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " =~ " $name " ]]; then continue; fi
   dir=$work/$name
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  git -C "$root" ls-files -z | (cd "$root" && xargs -0 cp --parents -t "$dir")
-  if ! apply "$dir/$file" "$subst"; then
+  mutant_copy "$root" "$dir"
+  if ! mutant_apply "$dir/$file" "$subst"; then
     printf '%-26s %-32s %-8s\n' "$name" - NOT-APPLIED
     status=1
     continue
@@ -72,5 +65,5 @@ while IFS='|' read -r name file subst; do
     fi
   done
   [ $caught -eq 1 ] || { echo "$name: MISSED by every scenario"; status=1; }
-done <"$list"
+done < <(mutant_lines "$list")
 exit $status

@@ -7,6 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
+. ci/tools/mutants.sh
 work=${MUTANTS_DIR:-/tmp/hakmem-z3-mutants}
 groups=(region grid bits slabs layout classes alignment memalign policy)
 
@@ -14,13 +15,10 @@ want=("$@")
 printf '%-28s %-8s %8s  %-28s %s\n' mutant result seconds caught-by first-counterexample-value
 status=0
 while IFS='|' read -r name file subst; do
-  case "$name" in '' | '#'*) continue ;; esac
   if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " =~ " $name " ]]; then continue; fi
   dir=$work/$name
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  git -C "$root" ls-files -z | (cd "$root" && xargs -0 cp --parents -t "$dir")
-  if ! perl -0pi -e "\$n = ($subst); END { exit(\$n ? 0 : 1) }" "$dir/$file"; then
+  mutant_copy "$root" "$dir"
+  if ! mutant_apply "$dir/$file" "$subst"; then
     printf '%-28s %-8s\n' "$name" "NOT-APPLIED"
     status=1
     continue
@@ -51,5 +49,5 @@ while IFS='|' read -r name file subst; do
     printf '%-28s %-8s %8s\n' "$name" MISSED "$secs"
     status=1
   fi
-done <"$root/formal/z3/mutants.txt"
+done < <(mutant_lines "$root/formal/z3/mutants.txt")
 exit $status
