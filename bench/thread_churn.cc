@@ -23,7 +23,7 @@ namespace {
 struct Job {
   pthread_t thread;
   uint64_t blocks = 0, seed = 0;
-  std::vector<void*>* left_in = nullptr;  // the previous round's survivors: freed here
+  std::vector<void*>* left_in = nullptr;   // the previous round's survivors: freed here
   std::vector<void*>* left_out = nullptr;  // this round's: freed by the next round
 };
 
@@ -63,7 +63,8 @@ int main(int argc, char** argv) {
         bench::arg_str(argc, argv, i, "--name", &name))
       continue;
     fprintf(stderr,
-            "usage: bench_thread_churn [--rounds N] [--threads N] [--blocks N] [--seed N] [--name NAME]\n");
+            "usage: bench_thread_churn [--rounds N] [--threads N] [--blocks N] [--seed N] [--name "
+            "NAME]\n");
     return 2;
   }
   if (threads == 0 || threads > 256 || rounds == 0) {
@@ -98,10 +99,11 @@ int main(int argc, char** argv) {
   long peak = bench::peak_rss_kb();
   long after = bench::rss_kb();
   uint64_t total = rounds * threads * blocks;
-  printf("RESULT name=%s rounds=%llu threads=%llu ops=%llu seconds=%.6f mops=%.3f peak_rss_kb=%ld "
-         "rss_start_kb=%ld rss_after_kb=%ld\n",
-         name, static_cast<unsigned long long>(rounds), static_cast<unsigned long long>(threads),
-         static_cast<unsigned long long>(total), secs, static_cast<double>(total) / secs / 1e6, peak,
-         rss_start, after);
+  printf(
+      "RESULT name=%s rounds=%llu threads=%llu ops=%llu seconds=%.6f mops=%.3f peak_rss_kb=%ld "
+      "rss_start_kb=%ld rss_after_kb=%ld\n",
+      name, static_cast<unsigned long long>(rounds), static_cast<unsigned long long>(threads),
+      static_cast<unsigned long long>(total), secs, static_cast<double>(total) / secs / 1e6, peak,
+      rss_start, after);
   return 0;
 }

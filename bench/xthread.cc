@@ -24,7 +24,7 @@
 namespace {
 
 struct alignas(64) Ring {
-  std::atomic<uint64_t> head{0};  // written by the consumer
+  std::atomic<uint64_t> head{0};              // written by the consumer
   alignas(64) std::atomic<uint64_t> tail{0};  // written by the producer
   alignas(64) void** slots = nullptr;
   uint64_t mask = 0;
@@ -122,7 +122,8 @@ int main(int argc, char** argv) {
         bench::arg_u64(argc, argv, i, "--seed", &seed) ||
         bench::arg_str(argc, argv, i, "--name", &name))
       continue;
-    fprintf(stderr, "usage: bench_xthread [--threads N] [--ops N] [--ring N] [--seed N] [--name NAME]\n");
+    fprintf(stderr,
+            "usage: bench_xthread [--threads N] [--ops N] [--ring N] [--seed N] [--name NAME]\n");
     return 2;
   }
   if (threads < 2 || threads > 256 || ring == 0 || (ring & (ring - 1))) {
@@ -130,7 +131,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   char default_name[32];
-  snprintf(default_name, sizeof default_name, "xthread-%llu", static_cast<unsigned long long>(threads));
+  snprintf(default_name, sizeof default_name, "xthread-%llu",
+           static_cast<unsigned long long>(threads));
   if (!name) name = default_name;
 
   std::vector<Ring> rings(threads);
@@ -165,13 +167,16 @@ int main(int argc, char** argv) {
   long peak = bench::peak_rss_kb();
   long after = bench::rss_kb();
   if (bad) {
-    fprintf(stderr, "bench_xthread: %llu blocks came back changed\n", static_cast<unsigned long long>(bad));
+    fprintf(stderr, "bench_xthread: %llu blocks came back changed\n",
+            static_cast<unsigned long long>(bad));
     return 1;
   }
   uint64_t total = ops * threads;
-  printf("RESULT name=%s threads=%llu ops=%llu seconds=%.6f mops=%.3f peak_rss_kb=%ld rss_start_kb=%ld "
-         "rss_after_kb=%ld\n",
-         name, static_cast<unsigned long long>(threads), static_cast<unsigned long long>(total), secs,
-         static_cast<double>(total) / secs / 1e6, peak, rss_start, after);
+  printf(
+      "RESULT name=%s threads=%llu ops=%llu seconds=%.6f mops=%.3f peak_rss_kb=%ld "
+      "rss_start_kb=%ld "
+      "rss_after_kb=%ld\n",
+      name, static_cast<unsigned long long>(threads), static_cast<unsigned long long>(total), secs,
+      static_cast<double>(total) / secs / 1e6, peak, rss_start, after);
   return 0;
 }
