@@ -2,8 +2,8 @@
 # Line and branch coverage of src/ (clang source-based coverage, the `coverage` preset).
 #   ci/coverage.sh [--no-build]
 # Runs three suites, each into its own profile:
-#   tests  every ctest of the build but the properties and replays (gtest suites,
-#          LD_PRELOAD programs, install, workflows)
+#   tests  every ctest of the build but the properties, replays and install tests (gtest
+#          suites, LD_PRELOAD programs, workflows; an install links uninstrumented programs)
 #   props  the rapidcheck properties (the CI seed) and the model/regressions replays
 #   fuzz   each libFuzzer target over its committed corpus and fuzz/regressions, once
 # then writes build/coverage/report/: index.html (combined, per line), coverage.md (per file
@@ -33,7 +33,7 @@ mkdir -p "$out/raw"/{tests,props,fuzz}
 echo "=== coverage: tests"
 # %p: one file per process (tests fork and exec); %m: one per instrumented binary image.
 LLVM_PROFILE_FILE="$PWD/$out/raw/tests/%p-%m.profraw" \
-  ctest --test-dir "$bdir" -j "$jobs" -LE 'props|replay' --timeout 900 --output-on-failure ||
+  ctest --test-dir "$bdir" -j "$jobs" -LE 'props|replay|install' --timeout 900 --output-on-failure ||
   echo "coverage: WARNING: some tests failed under the coverage build (see above)"
 echo "=== coverage: props"
 LLVM_PROFILE_FILE="$PWD/$out/raw/props/%p-%m.profraw" \
