@@ -62,6 +62,24 @@ TEST_F(Death, PointerIntoALargeBlocksTail) {
   hak_free(l);
 }
 
+// C23's sized frees: the size and alignment given must be the block's.
+TEST_F(Death, SizedFreeOfTheWrongSizeOrAlignment) {
+  char* p = static_cast<char*>(hak_malloc(48));  // a 64-byte block
+  EXPECT_DEATH(hak_free_sized(p, 65), expect("free_sized", p, "size larger than the block"));
+  char* a = static_cast<char*>(hak_aligned_alloc(64, 64));
+  char* b = static_cast<char*>(hak_aligned_alloc(64, 64));
+  EXPECT_DEATH(hak_free_aligned_sized(a, 64, 100),
+               expect("free_aligned_sized", a, "size larger than the block"));
+  // A 64-aligned block that is not 4096-aligned (of two neighbours, one is not).
+  char* c = (reinterpret_cast<uintptr_t>(a) & 4095) ? a : b;
+  EXPECT_DEATH(hak_free_aligned_sized(c, 4096, 64),
+               expect("free_aligned_sized", c, "block not aligned to the given alignment"));
+  hak_free_sized(p, 48);
+  hak_free_aligned_sized(a, 64, 64);
+  hak_free_aligned_sized(b, 64, 64);
+  hak_free_sized(nullptr, 8);
+}
+
 TEST_F(Death, PointerIntoARegionHeaderOnTheBlockGrid) {
   char* p = static_cast<char*>(hak_malloc(64));
   char* header =

@@ -201,11 +201,24 @@ size_t hak_malloc_usable_size(void* p) {
   return usable_checked(p, "malloc_usable_size");
 }
 
-void hak_free_sized(void* p, size_t) {
+// C23: `size` (and `align`) are what the block was requested with, so the size is at most
+// the block's usable size and the block is aligned to `align`: anything else is the
+// caller's bug, reported like any bad free, and the block is not freed.
+void hak_free_sized(void* p, size_t size) {
+  if (!p) return;
+  size_t usable = usable_checked(p, "free_sized");
+  if (usable == 0) return;  // reported
+  if (size > usable) return report_error("free_sized", p, "size larger than the block");
   free_fast(p, "free_sized");
 }
 
-void hak_free_aligned_sized(void* p, size_t, size_t) {
+void hak_free_aligned_sized(void* p, size_t align, size_t size) {
+  if (!p) return;
+  size_t usable = usable_checked(p, "free_aligned_sized");
+  if (usable == 0) return;  // reported
+  if (size > usable) return report_error("free_aligned_sized", p, "size larger than the block");
+  if (!is_pow2(align) || (reinterpret_cast<uintptr_t>(p) & (align - 1)))
+    return report_error("free_aligned_sized", p, "block not aligned to the given alignment");
   free_fast(p, "free_aligned_sized");
 }
 
