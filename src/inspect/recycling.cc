@@ -2,8 +2,10 @@
 // hakmem unmaps stays mapped, and the next 2 MiB map takes it back with the pages it had
 // touched cleared. A fuzzer builds and tears down a heap for every input (about 90 maps
 // and 130 unmaps each); without this it paid the kernel's map, unmap and a page fault per
-// touched page every time. Decommits still reach the kernel, and os_counts() still counts
-// every map and unmap hakmem makes.
+// touched page every time. A kept region is PROT_NONE until it is handed out again, so an
+// access to a released region still crashes the harness as it would have after munmap.
+// Decommits still reach the kernel, and os_counts() still counts every map and unmap
+// hakmem makes.
 #include <sys/mman.h>
 
 #include <cstring>
@@ -23,14 +25,18 @@ class RecyclingOs final : public Os {
   void* map(size_t size, size_t align) override {
     if (size == kRegionSize && align == kRegionSize) {
       SpinGuard g(lock_);
-      if (count_) return clean(kept_[--count_]);
+      if (count_) {
+        void* p = kept_[--count_];
+        if (mprotect(p, kRegionSize, PROT_READ | PROT_WRITE) == 0) return clean(p);
+        system_os().unmap(p, kRegionSize);  // cannot happen short of ENOMEM: give it back
+      }
     }
     return system_os().map(size, align);
   }
   void unmap(void* p, size_t size) override {
     if (size == kRegionSize) {
       SpinGuard g(lock_);
-      if (count_ < kMaxKept) {
+      if (count_ < kMaxKept && mprotect(p, kRegionSize, PROT_NONE) == 0) {
         kept_[count_++] = p;
         return;
       }
