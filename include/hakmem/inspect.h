@@ -108,9 +108,9 @@ void set_os_recorder(OsRecorder* r);  // nullptr removes
 
 // For harnesses that build and tear down a heap thousands of times (the fuzzers): 2 MiB
 // regions hakmem unmaps stay mapped (PROT_NONE: an access after release still faults) and
-// come back, their touched pages cleared, at the next 2 MiB map (src/inspect/recycling.cc). Off (the default) gives the regions back.
-// Either way a region is a real mapping, so it may be switched at any time; it replaces
-// an installed recorder.
+// come back, their touched pages cleared, at the next 2 MiB map (src/inspect/recycling.cc). Off
+// (the default) gives the regions back. Either way a region is a real mapping, so it may be
+// switched at any time; it replaces an installed recorder.
 void set_region_recycling(bool on);
 
 }  // namespace hakmem::inspect
