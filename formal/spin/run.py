@@ -104,8 +104,11 @@ def trail_steps(path):
         return sum(1 for line in fh if line.strip() and not line.startswith("-"))
 
 
-def run(name, workdir):
-    defs, cflags, pflags, expect, why = {**RUNS, **DEEP}[name]
+def search(workdir, defs, cflags, pflags):
+    """One Spin search in a fresh workdir: spin -a with BOUNDS (a macro of defs overrides
+    its BOUNDS default) and defs, gcc pan.c with cflags, ./pan with pflags. Returns the
+    spin -D macros used and parse_pan's figures, plus trail (steps, or None), seconds
+    (the search) and build (spin and gcc); pan's output is left in workdir/pan.out."""
     os.makedirs(workdir, exist_ok=True)
     for f in os.listdir(workdir):
         if f.startswith("pan") or f.endswith(".trail"):
@@ -131,6 +134,12 @@ def run(name, workdir):
     f["trail"] = trail_steps(trail) if os.path.exists(trail) else None
     f["seconds"] = secs
     f["build"] = t1 - t0
+    return spin_defs, f
+
+
+def run(name, workdir):
+    defs, cflags, pflags, expect, why = {**RUNS, **DEEP}[name]
+    spin_defs, f = search(workdir, defs, cflags, pflags)
     ok = True
     problems = []
     if f["states"] is None:
@@ -154,7 +163,7 @@ def run(name, workdir):
             ok = False
             problems.append("pan reported an error but wrote no trail")
     line = ("%-28s %-5s states %10s  depth %5s  %6.1f s  errors %s%s  [%s; %s]" % (
-        name, expect, f["states"], f["depth"], secs, f["errors"],
+        name, expect, f["states"], f["depth"], f["seconds"], f["errors"],
         ("  trail %d steps" % f["trail"]) if f["trail"] is not None else "",
         " ".join(spin_defs), " ".join(cflags + pflags)))
     print(line)

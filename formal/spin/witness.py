@@ -21,18 +21,18 @@ through the same full / partial / empty states as the model's.
 """
 import argparse
 import os
-import re
-import shutil
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODEL = os.path.join(HERE, "region.pml")
+sys.path.insert(0, HERE)
+from run import search  # noqa: E402  (one way to build and run a Spin search)
+
 TRACES = os.path.join(HERE, "traces")
+# The claims are asserts checked at quiescent points: a safety search.
+PAN_CFLAGS = ["-DSAFETY", "-DCOLLAPSE", "-DMEMLIM=2048"]
 SIZE = 262144   # the 256 KiB mid class: 7 blocks per 2 MiB region
 FILLERS = 5     # 7 - the model's 2 blocks per region
-BOUNDS = ["-DG=4"]
-PAN_CFLAGS = ["-DSAFETY", "-DCOLLAPSE", "-DMEMLIM=2048"]
 
 # name -> (COVER number, W, what the witness shows)
 WITNESSES = {
@@ -48,32 +48,16 @@ WITNESSES = {
 
 def spin_ops(name, workdir):
     cover, w, _ = WITNESSES[name]
-    defs = BOUNDS + ["-DW=%d" % w, "-DCOVER=%d" % cover]
-    os.makedirs(workdir, exist_ok=True)
-    for f in os.listdir(workdir):
-        if f.startswith("pan") or f.endswith(".trail"):
-            os.remove(os.path.join(workdir, f))
-    shutil.copy(MODEL, os.path.join(workdir, "region.pml"))
-    subprocess.run(["spin", "-a"] + defs + ["region.pml"], cwd=workdir, check=True,
-                   stdout=subprocess.DEVNULL)
-    subprocess.run(["gcc", "-O0", "-w", "-o", "pan"] + PAN_CFLAGS + ["pan.c"], cwd=workdir,
-                   check=True)
-    p = subprocess.run(["./pan", "-m200000", "-w24"], cwd=workdir, stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True)
-    m = re.search(r"(\d+) states, stored", p.stdout)
-    d = re.search(r"depth reached (\d+)", p.stdout)
-    print("%s: spin %s: %s states, depth %s" % (name, " ".join(defs), m and m.group(1),
-                                                d and d.group(1)))
-    if "errors: 0" in p.stdout or not os.path.exists(os.path.join(workdir, "region.pml.trail")):
+    defs, f = search(workdir, ["-DW=%d" % w, "-DCOVER=%d" % cover], PAN_CFLAGS, [])
+    print("%s: spin %s: %s states, depth %s" % (name, " ".join(defs), f["states"], f["depth"]))
+    if not f["errors"] or f["trail"] is None:
         sys.exit("%s: Spin found no witness: the claim holds, the situation is no longer "
                  "reachable in the model" % name)
     t = subprocess.run(["spin", "-t"] + defs + ["region.pml"], cwd=workdir,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ops = [line.split()[1:] for line in t.stdout.splitlines()
            if line.strip().startswith("OP ")]
-    steps = sum(1 for line in open(os.path.join(workdir, "region.pml.trail"))
-                if not line.startswith("-"))
-    return ops, w, steps
+    return ops, w, f["trail"]
 
 
 def to_trace(name, ops, w, steps):
