@@ -83,8 +83,9 @@ uint64_t current_context_id();
 struct Settings {
   unsigned warm_regions = 1;
   bool c7_ultra = true;
-  bool report_errors = false;  // HAKMEM_ON_ERROR=report
-  bool quiet = false;          // do not print reported errors
+  bool report_errors = false;   // HAKMEM_ON_ERROR=report
+  bool quiet = false;           // do not print reported errors
+  uint32_t purge_delay_ms = 0;  // HAKMEM_PURGE_DELAY_MS (tests: at once unless set)
 };
 Settings settings();
 // Applies new settings; regions kept beyond a smaller warm reserve are released.
@@ -112,5 +113,11 @@ void set_os_recorder(OsRecorder* r);  // nullptr removes
 // (the default) gives the regions back. Either way a region is a real mapping, so it may be
 // switched at any time; it replaces an installed recorder.
 void set_region_recycling(bool on);
+
+// --- the clock of purge delays ---
+// On: hakmem's clock stands still except for advance_clock (starting from 0 ms), so a test
+// decides when a delay has passed. Off (the default): the system's monotonic clock.
+void set_manual_clock(bool on);
+void advance_clock(uint64_t ms);
 
 }  // namespace hakmem::inspect

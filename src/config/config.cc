@@ -35,6 +35,11 @@ Config config_from_env() noexcept {
     unsigned long n = strtoul(v, &end, 10);
     if (end != v && n <= 1024) c.warm_regions = static_cast<unsigned>(n);
   }
+  if (const char* v = getenv("HAKMEM_PURGE_DELAY_MS")) {
+    char* end = nullptr;
+    unsigned long n = strtoul(v, &end, 10);
+    if (end != v && n <= 3600u * 1000u) c.purge_delay_ms = static_cast<uint32_t>(n);
+  }
   if (const char* v = getenv("HAKMEM_ON_ERROR")) {
     if (strcmp(v, "report") == 0) c.on_error = OnError::kReport;
   }

@@ -10,8 +10,13 @@ namespace hak {
 
 enum class OnError : uint8_t { kAbort, kReport };
 
+// Chosen by measurement (README, Options).
+inline constexpr uint32_t kDefaultPurgeDelayMs = 0;
+
 struct Config {
   unsigned warm_regions = 1;  // HAKMEM_WARM_REGIONS: empty regions kept per context, kind, class
+  // HAKMEM_PURGE_DELAY_MS: unused pages go back to the OS after this long; 0 at once.
+  uint32_t purge_delay_ms = kDefaultPurgeDelayMs;
   OnError on_error = OnError::kAbort;  // HAKMEM_ON_ERROR=abort|report
   bool stats = false;                  // HAKMEM_STATS=1: report on stderr at exit
   bool c7_ultra = true;                // HAKMEM_TINY_C7_ULTRA=1|0

@@ -232,6 +232,7 @@ Settings settings() {
   s.c7_ultra = g_config.c7_ultra;
   s.report_errors = g_config.on_error == OnError::kReport;
   s.quiet = g_config.quiet;
+  s.purge_delay_ms = g_config.purge_delay_ms;
   return s;
 }
 
@@ -242,6 +243,7 @@ void set_settings(const Settings& s) {
   set_c7_ultra(s.c7_ultra);
   g_config.on_error = s.report_errors ? OnError::kReport : OnError::kAbort;
   g_config.quiet = s.quiet;
+  g_config.purge_delay_ms = s.purge_delay_ms;
   orphan_trim_pool();
 }
 
@@ -257,6 +259,22 @@ void trim() {
 void set_os_recorder(OsRecorder* r) {
   g_recording.rec = r;
   set_os(r ? &g_recording : nullptr);
+}
+
+namespace {
+std::atomic<uint64_t> g_manual_ms{0};
+uint64_t manual_clock() {
+  return g_manual_ms.load(std::memory_order_relaxed);
+}
+}  // namespace
+
+void set_manual_clock(bool on) {
+  g_manual_ms.store(0, std::memory_order_relaxed);
+  set_clock(on ? manual_clock : nullptr);
+}
+
+void advance_clock(uint64_t ms) {
+  g_manual_ms.fetch_add(ms, std::memory_order_relaxed);
 }
 
 }  // namespace hakmem::inspect

@@ -1,6 +1,7 @@
 #include "os/os.h"
 
 #include <sys/mman.h>
+#include <time.h>
 
 #include <atomic>
 
@@ -48,6 +49,7 @@ union SystemOsStorage {
 constinit SystemOsStorage g_system;
 std::atomic<Os*> g_os{nullptr};
 std::atomic<uint64_t> g_maps, g_unmaps, g_decommits, g_bytes_mapped;
+std::atomic<uint64_t (*)()> g_clock{nullptr};
 
 }  // namespace
 
@@ -97,6 +99,18 @@ bool os_move(void* from, size_t size, void* to) noexcept {
 void os_decommit(void* p, size_t size) noexcept {
   os().decommit(p, size);
   g_decommits.fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t os_now_ms() noexcept {
+  // acquire: pairs with set_clock (a test's clock, seen fully set up).
+  if (uint64_t(*c)() = g_clock.load(std::memory_order_acquire)) return c();
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+void set_clock(uint64_t (*now_ms)()) noexcept {
+  g_clock.store(now_ms, std::memory_order_release);
 }
 
 }  // namespace hak

@@ -42,4 +42,11 @@ void os_decommit(void* p, size_t size) noexcept;
 // Counted as an unmap of `from` (the destination was counted when mapped).
 bool os_move(void* from, size_t size, void* to) noexcept;
 
+// Milliseconds of a monotonic clock (CLOCK_MONOTONIC_COARSE: a vDSO read, a few ns, a
+// few ms of resolution: enough for purge delays). Read on slow paths only. Tests install
+// a manual clock so that delays are deterministic.
+uint64_t os_now_ms() noexcept;
+// nullptr restores the system clock.
+void set_clock(uint64_t (*now_ms)()) noexcept;
+
 }  // namespace hak
