@@ -251,3 +251,63 @@ TEST(Lifecycle, WarmRegionGivesBackBlocksThatCrossSlabs) {
   }
   hk::context_exit(t);
 }
+
+// calloc of a block carved from uncarved memory clears only its partial first and last
+// pages: the others read as zero already, and clearing them faulted them in (issue 11).
+// A reused block is cleared in full.
+TEST(Lifecycle, CallocLeavesFreshPagesUntouched) {
+  fresh_settings(1);
+  hk::Context* t = hk::context_create();
+  {
+    hk::Use use(t);
+    for (size_t bytes : {size_t{200} << 10, size_t{40000}, size_t{5000}, size_t{256} << 10}) {
+      char* p = static_cast<char*>(hak_calloc(1, bytes));
+      ASSERT_NE(p, nullptr);
+      uintptr_t a = reinterpret_cast<uintptr_t>(p);
+      uintptr_t from = a & ~uintptr_t{4095}, to = (a + bytes + 4095) & ~uintptr_t{4095};
+      size_t resident = resident_pages(from, to - from);
+      EXPECT_LE(resident, 2u) << bytes << " bytes: " << resident << " of " << (to - from) / 4096
+                              << " pages resident after calloc";
+      for (size_t i = 0; i < bytes; ++i) ASSERT_EQ(p[i], 0) << bytes << " at " << i;
+      memset(p, 0x5a, bytes);
+      hak_free(p);
+      // The same block again (the box's top): dirty, so cleared in full.
+      char* q = static_cast<char*>(hak_calloc(1, bytes));
+      ASSERT_EQ(q, p);
+      for (size_t i = 0; i < bytes; ++i) ASSERT_EQ(q[i], 0) << bytes << " at " << i;
+      memset(q, 0x5a, bytes);
+      // Keep it: the next calloc of the class carves a fresh block.
+    }
+  }
+  hk::context_exit(t);
+}
+
+// After a region's blocks were written and freed, its slabs are reset: their blocks are
+// uncarved again, but the pages they share with a neighbour (or the header) kept old bytes.
+// calloc's fresh carve clears exactly those.
+TEST(Lifecycle, CallocOfResetSlabsClearsSharedPages) {
+  fresh_settings(1);
+  hk::Context* t = hk::context_create();
+  {
+    hk::Use use(t);
+    for (size_t bytes : {size_t{5000}, size_t{10000}, size_t{14000}, size_t{81920}}) {
+      std::vector<char*> v;
+      for (int i = 0; i < 40; ++i) {
+        char* p = static_cast<char*>(hak_malloc(bytes));
+        ASSERT_NE(p, nullptr);
+        memset(p, 0x5a, bytes);
+        v.push_back(p);
+      }
+      for (char* p : v) hak_free(p);
+      std::vector<char*> w;
+      for (int i = 0; i < 40; ++i) {
+        char* p = static_cast<char*>(hak_calloc(1, bytes));
+        ASSERT_NE(p, nullptr);
+        for (size_t k = 0; k < bytes; ++k) ASSERT_EQ(p[k], 0) << bytes << " #" << i << " at " << k;
+        w.push_back(p);
+      }
+      for (char* p : w) hak_free(p);
+    }
+  }
+  hk::context_exit(t);
+}

@@ -111,6 +111,12 @@ void* hak_calloc(size_t n, size_t size) {
     if (p) HAK_MEM_ZEROED(p, bytes);
     return p;
   }
+  // Blocks of a page or more: calloc_mid leaves fresh pages untouched. Smaller ones are
+  // cleared (a carve batch touches their pages anyway).
+  if (bytes > kTinyMax) {
+    unsigned c = size_to_class(bytes);
+    if (class_size(c) >= kPageSize) return calloc_mid(c, bytes);
+  }
   void* p = malloc_fast(bytes);
   if (p) memset(p, 0, bytes);
   return p;

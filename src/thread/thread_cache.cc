@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 
+#include <cstring>
 #include <new>
 
 #include "config/config.h"
@@ -415,6 +416,69 @@ void* box_refill_slow(unsigned c) noexcept {
     box.seg = ss;
   }
   void* p = box_pop(tc, box);
+  if (HAK_UNLIKELY(tl_exiting)) return exit_late_context(tc, p);
+  return p;
+}
+
+namespace {
+
+// Clears [p, p + bytes) of a block carved from uncarved memory: only the partial pages.
+void clear_fresh(void* p, size_t bytes) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p), e = a + bytes;
+  uintptr_t head_end = align_up(a, kPageSize), tail = e & ~(kPageSize - 1);
+  if (head_end >= tail) {
+    memset(p, 0, bytes);
+    return;
+  }
+  memset(p, 0, head_end - a);
+  memset(reinterpret_cast<void*>(tail), 0, e - tail);
+}
+
+}  // namespace
+
+void* calloc_mid(unsigned c, size_t bytes) noexcept {
+  ThreadCache* tc = thread_cache_current();
+  if (HAK_UNLIKELY(!tc)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  Box& box = tc->box[c];
+  bool fresh = false;
+  if (!box.free) {
+    // As malloc_slot_slow / box_refill_slow, but a carve takes one block, not a batch
+    // (every block carved would have its link written: a page faulted in each).
+    if (SuperSlab* ss = box.seg; ss && ss->slab_free_mask) {
+      unsigned i = __builtin_ctz(ss->slab_free_mask);
+      box.free = ss->slabs[i].free;
+      ss->slabs[i].free = nullptr;
+      ss->slab_free_mask &= ~(1u << i);
+      tc->cls[c].cur_slab = i;
+    } else {
+      if (!thread_cache_ensure_slab(tc, c)) {
+        errno = ENOMEM;
+        return nullptr;
+      }
+      ClassCache& cc = tc->cls[c];
+      SuperSlab* cur = cc.cur;
+      SlabMeta& m = cur->slabs[cc.cur_slab];
+      if (m.free) {
+        box.free = m.free;
+        m.free = nullptr;
+        cur->slab_free_mask &= ~(1u << cc.cur_slab);
+      } else {
+        box.free = superslab_carve_list(cur, cc.cur_slab, 1);
+        fresh = true;
+      }
+      box.seg = cur;
+    }
+  }
+  void* p = box_pop(tc, box);
+  if (fresh) {
+    clear_fresh(p, bytes);
+    HAK_MEM_ZEROED(p, bytes);
+  } else {
+    memset(p, 0, bytes);
+  }
   if (HAK_UNLIKELY(tl_exiting)) return exit_late_context(tc, p);
   return p;
 }

@@ -60,6 +60,11 @@ void thread_register_atfork() noexcept;
 // ENOMEM).
 void* malloc_slot_slow(unsigned slot) noexcept;
 void* box_refill_slow(unsigned slot) noexcept;
+// calloc of `bytes` (> kTinyMax, <= kMidMax) from mid `slot`: a free block of the box is
+// cleared; otherwise one block is carved from uncarved memory, which reads as zero but in
+// its partial first and last pages (src/tiny/superslab.h), so only those are cleared and
+// pages calloc would fault in for nothing stay untouched. nullptr: errno = ENOMEM.
+void* calloc_mid(unsigned slot, size_t bytes) noexcept;
 // Gives the box's blocks back to their slabs (thread exit).
 void box_flush(Box& box) noexcept;
 // First live block of a region whose count was zero (it leaves the warm reserve);

@@ -11,6 +11,10 @@
 //    load/store: other threads read it to reject double frees).
 //  - remote bit: set by a remote free until the owner collects the block (atomic RMW).
 // Exact active count: active = active_local - remote_pending (docs/DESIGN.md section 2).
+// Uncarved blocks read as zero except in their partial first and last pages: a region is
+// mapped zeroed, and every reset that uncarves blocks gives back each whole page of them
+// (pages shared with a neighbour block or the header keep their bytes). calloc_mid relies
+// on it.
 #pragma once
 
 #include <atomic>
