@@ -241,6 +241,40 @@ TEST(Threads, ForkChildReleasesTheRegionsOfThreadsItLost) {
   holder.join();
 }
 
+// The same race into the forking thread's own region: a thread the child lost had counted
+// its remote free of blocks[0] (remote bit, remote_pending) but not pushed it. The child
+// completes that free, so its own frees empty the region (without it, remote_pending stayed
+// 1 and the region was never empty again).
+TEST(Threads, ForkChildCompletesAFreeCaughtMidPushIntoItsOwnRegion) {
+  fresh_settings(1);
+  constexpr size_t kSize = 3000;
+  constexpr int kBlocks = 2000;  // 3 mid regions of 3072-byte blocks
+  const int cls = static_cast<int>(hak::size_to_class(kSize));
+  std::vector<void*> blocks(kBlocks);
+  for (void*& p : blocks) p = hak_malloc(kSize);
+  ASSERT_GE(count_regions(hk::Kind::kMid, cls), 3u);
+  hak::SuperSlab* ss = hak::superslab_of(blocks[kBlocks / 2]);
+  void* caught = blocks[kBlocks / 2];
+  hak::BlockBit bit = hak::superslab_bit(ss, reinterpret_cast<uintptr_t>(caught) - ss->base());
+  ss->bits()[bit.word].remote.fetch_or(bit.mask);
+  ss->remote_pending.fetch_add(1);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    for (void* p : blocks)
+      if (p != caught) hak_free(p);
+    // Exit status: the regions of that class still mapped (1: this context's warm one).
+    _exit(static_cast<int>(count_regions(hk::Kind::kMid, cls)));
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << "mid regions of class " << cls << " left in the child";
+  ss->remote_pending.fetch_sub(1);  // in the parent the free never started after all
+  ss->bits()[bit.word].remote.fetch_and(~bit.mask);
+  for (void* p : blocks) hak_free(p);
+}
+
 namespace {
 pthread_key_t g_late_key;
 std::atomic<int> g_late_ok{0};

@@ -187,6 +187,40 @@ SuperSlab* region_of_lost_context() {
   return found;
 }
 
+// The list length of a remote list (tag bit aside).
+uint32_t remote_list_length(uintptr_t head) {
+  uint32_t n = 0;
+  for (FreeBlock* b = reinterpret_cast<FreeBlock*>(head & ~kAbandonedTag); b; b = link_next(b)) ++n;
+  return n;
+}
+
+// A lost thread may also have stopped inside a remote free into a region that survives
+// (the forking thread's, or an abandoned one), after counting it in remote_pending and
+// before pushing it: the count would never drop and the region never be empty again. With
+// no other thread left every pending free is on the list, so a region whose count differs
+// is rebuilt from its bitmaps, which completes that free.
+void repair_surviving_regions() {
+  SpinGuard g(orphan_lock());
+  registry_for_each([&](uintptr_t base) {
+    RegionKind k = region_kind_of(reinterpret_cast<void*>(base));
+    if (static_cast<unsigned>(k) - 1u >= 3u) return;  // class regions only
+    SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
+    uint32_t pending = ss->remote_pending.load(std::memory_order_relaxed);
+    uintptr_t head = ss->remote_head.load(std::memory_order_relaxed);
+    if (pending == remote_list_length(head)) return;
+    ThreadCache* owner = ss->owner.load(std::memory_order_relaxed);
+    if (owner) {  // the forking thread's: its box may hold blocks the rebuild lists again
+      Box& box = owner->box[ss->slot];
+      if (box.seg == ss) box_flush(box);
+      superslab_rebuild(ss);
+      relist(owner->cls[ss->slot], ss);
+    } else {  // abandoned: adopted (then collected) like any other once it has room
+      superslab_rebuild(ss);
+      ss->remote_head.store(head & kAbandonedTag, std::memory_order_relaxed);
+    }
+  });
+}
+
 void fork_child() {
   // The locks' holders are gone.
   registry_lock().reset_in_child();
@@ -208,6 +242,7 @@ void fork_child() {
     ss->list = SuperSlabList::kNone;
     orphan_abandon(ss);
   }
+  repair_surviving_regions();
   // Then the contexts themselves are recycled, their contents unread.
   SpinGuard g(g_registry_lock);
   for (ThreadCache* t = g_registry; t;) {
