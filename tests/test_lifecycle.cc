@@ -260,6 +260,7 @@ TEST(Lifecycle, CallocLeavesFreshPagesUntouched) {
   hk::Context* t = hk::context_create();
   {
     hk::Use use(t);
+    std::vector<void*> kept;
     for (size_t bytes : {size_t{200} << 10, size_t{40000}, size_t{5000}, size_t{256} << 10}) {
       char* p = static_cast<char*>(hak_calloc(1, bytes));
       ASSERT_NE(p, nullptr);
@@ -276,8 +277,9 @@ TEST(Lifecycle, CallocLeavesFreshPagesUntouched) {
       ASSERT_EQ(q, p);
       for (size_t i = 0; i < bytes; ++i) ASSERT_EQ(q[i], 0) << bytes << " at " << i;
       memset(q, 0x5a, bytes);
-      // Keep it: the next calloc of the class carves a fresh block.
+      kept.push_back(q);  // kept: the next calloc of the class carves a fresh block
     }
+    for (void* q : kept) hak_free(q);
   }
   hk::context_exit(t);
 }
@@ -308,6 +310,188 @@ TEST(Lifecycle, CallocOfResetSlabsClearsSharedPages) {
       }
       for (char* p : w) hak_free(p);
     }
+  }
+  hk::context_exit(t);
+}
+
+// --- the purge delay (HAKMEM_PURGE_DELAY_MS), on the manual clock ---
+
+namespace {
+void set_purge_delay(uint32_t ms) {
+  hk::Settings s = hk::settings();
+  s.purge_delay_ms = ms;
+  hk::set_settings(s);
+}
+struct ManualClock {
+  ManualClock() { hk::set_manual_clock(true); }
+  ~ManualClock() {
+    hk::set_manual_clock(false);
+    set_purge_delay(0);
+  }
+};
+constexpr size_t kSmall = 64;
+constexpr int kFill = 4000;  // 64-byte blocks over four slabs
+std::vector<void*> fill_small() {
+  std::vector<void*> v;
+  for (int i = 0; i < kFill; ++i) {
+    void* p = hak_malloc(kSmall);
+    memset(p, 0x5a, kSmall);
+    v.push_back(p);
+  }
+  return v;
+}
+size_t resident_of(const void* p) {
+  hk::RegionInfo r;
+  return hk::region_of(p, &r) ? resident_pages(r.base, r.bytes) : 0;
+}
+// A purge point of the calling context: a refill of another slot (more blocks than any
+// box holds; they are kept, so the next call refills again).
+std::vector<void*> g_kept;
+void purge_point() {
+  for (int i = 0; i < 70; ++i) g_kept.push_back(hak_malloc(3000));
+}
+void free_kept() {
+  for (void* p : g_kept) hak_free(p);
+  g_kept.clear();
+}
+}  // namespace
+
+// An emptied region keeps its pages for the delay and gives them back at the first purge
+// point after it: a fill/empty loop faults nothing in again and makes no madvise call.
+TEST(Lifecycle, PurgeDelayKeepsPagesUntilDue) {
+  fresh_settings(1);
+  ManualClock clock;
+  set_purge_delay(100);
+  hk::Context* t = hk::context_create();
+  {
+    hk::Use use(t);
+    std::vector<void*> v = fill_small();
+    void* first = v[0];
+    size_t full = resident_of(first);
+    uint64_t decommits = hk::os_counts().decommits;
+    for (int round = 0; round < 20; ++round) {  // the loop of issue 13: O(1) madvise calls
+      for (void* p : v) hak_free(p);
+      v = fill_small();
+    }
+    for (void* p : v) hak_free(p);
+    hk::RegionInfo r;
+    ASSERT_TRUE(hk::region_of(first, &r));
+    EXPECT_TRUE(r.warm);
+    EXPECT_EQ(hk::os_counts().decommits, decommits) << "pages given back before the delay";
+    hk::advance_clock(99);
+    purge_point();
+    EXPECT_EQ(resident_of(first), full) << "given back before the delay passed";
+    hk::advance_clock(1);
+    purge_point();
+    size_t left = resident_of(first);
+    EXPECT_LE(left, 1 + 16 + 1) << "the header and the slab carved from: " << full << " -> "
+                                << left;
+    EXPECT_EQ(hk::os_counts().decommits - decommits, 1u) << "one call for the carved span";
+    free_kept();
+  }
+  hk::context_exit(t);
+}
+
+// hak_collect gives back at once, whatever the delay.
+TEST(Lifecycle, CollectPurgesAtOnce) {
+  fresh_settings(1);
+  ManualClock clock;
+  set_purge_delay(1000000);
+  hk::Context* t = hk::context_create();
+  {
+    hk::Use use(t);
+    std::vector<void*> v = fill_small();
+    void* first = v[0];
+    for (void* p : v) hak_free(p);
+    size_t before = resident_of(first);
+    hk::context_collect(t);
+    size_t after = resident_of(first);
+    EXPECT_LE(after, 1 + 16 + 1) << before << " -> " << after;
+    EXPECT_GT(before, after);
+  }
+  hk::context_exit(t);
+}
+
+// Issue 13: A fills a region (and starts a second), B frees every block of the first
+// (remote), A mallocs more of that size: its refill finds the first region empty and keeps
+// it warm with all its pages (it may be carved again), but carves from the second. The
+// next purge point gives the pages back (here with delay 0; they stayed until exit before).
+TEST(Lifecycle, RegionEmptiedByRemoteFreesIsPurged) {
+  fresh_settings(1);
+  ManualClock clock;
+  set_purge_delay(0);
+  hk::Context* a = hk::context_create();
+  hk::Context* b = hk::context_create();
+  std::vector<void*> v, rest;
+  hk::RegionInfo r1;
+  {
+    hk::Use use(a);
+    for (int i = 0; i < 33000; ++i) {  // more than one region of 64-byte blocks
+      void* p = hak_malloc(kSmall);
+      memset(p, 0x5a, kSmall);
+      v.push_back(p);
+    }
+    ASSERT_TRUE(hk::region_of(v[0], &r1));
+  }
+  size_t full = resident_pages(r1.base, r1.bytes);
+  {
+    hk::Use use(b);
+    for (void* p : v) {
+      if (reinterpret_cast<uintptr_t>(p) - r1.base < r1.bytes)
+        hak_free(p);
+      else
+        rest.push_back(p);
+    }
+  }
+  ASSERT_FALSE(rest.empty()) << "all blocks in one region";
+  {
+    hk::Use use(a);
+    for (int i = 0; i < 200; ++i) rest.push_back(hak_malloc(kSmall));  // refills collect r1
+    hk::RegionInfo now;
+    ASSERT_TRUE(hk::region_of(reinterpret_cast<void*>(r1.base + r1.bytes / 2), &now));
+    EXPECT_TRUE(now.warm && now.active == 0) << "the first region, emptied by B";
+    purge_point();
+  }
+  size_t left = resident_pages(r1.base, r1.bytes);
+  EXPECT_LE(left, 4u) << "the emptied region kept its pages: " << full << " -> " << left;
+  {
+    hk::Use use(a);
+    for (void* p : rest) hak_free(p);
+    free_kept();
+  }
+  hk::context_exit(b);
+  hk::context_exit(a);
+}
+
+// A region listed for purging, taken into use again, then released (the warm reserve is
+// full): the purge list drops it first, so a later purge point never touches it.
+TEST(Lifecycle, ReleasedRegionLeavesThePurgeList) {
+  fresh_settings(1);
+  ManualClock clock;
+  set_purge_delay(50);
+  hk::Context* t = hk::context_create();
+  {
+    hk::Use use(t);
+    // Two regions of one class: 256 KiB blocks, seven per region.
+    constexpr size_t kBlock = size_t{256} << 10;
+    std::vector<void*> v;
+    for (int i = 0; i < 14; ++i) v.push_back(hak_malloc(kBlock));
+    hk::RegionInfo ra, rb;
+    ASSERT_TRUE(hk::region_of(v[0], &ra));
+    ASSERT_TRUE(hk::region_of(v[13], &rb));
+    ASSERT_NE(ra.base, rb.base);
+    for (int i = 0; i < 7; ++i) hak_free(v[i]);  // region A empty: warm, listed
+    ASSERT_TRUE(hk::region_of(v[0], &ra) && ra.warm);
+    void* again = hak_malloc(kBlock);  // A in use again (still listed)
+    ASSERT_TRUE(hk::region_of(again, &ra) &&
+                ra.base == reinterpret_cast<uintptr_t>(v[0]) -
+                               (reinterpret_cast<uintptr_t>(v[0]) & ((uintptr_t{2} << 20) - 1)));
+    for (int i = 7; i < 14; ++i) hak_free(v[i]);  // B empty: the warm one now
+    hak_free(again);                              // A empty, the reserve full: released
+    EXPECT_EQ(count_regions(hk::Kind::kMid, static_cast<int>(ra.cls)), 1u);
+    hk::advance_clock(100);
+    purge_point();  // would read the released region's header if it were still listed
+    free_kept();
   }
   hk::context_exit(t);
 }

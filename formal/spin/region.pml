@@ -80,6 +80,9 @@ byte remote_pending[NR];
 byte remote_head[NR];
 bit warm[NR];
 byte rlist[NR];
+/* SuperSlab::purge_listed: on its owner's purge list (pages to give back after the purge
+ * delay). Left listed when the region leaves the warm state (the purge skips it). */
+bit plisted[NR];
 /* per block: the alloc / remote bits, the link word, pages */
 bit abit[NBLK];
 bit rbit[NBLK];
@@ -215,14 +218,19 @@ inline superslab_reset_decommit(r) {
   }
 }
 
-/* src/tiny/superslab.cc superslab_reset_slab: one slab's pages back, the slab uncarved. */
-inline superslab_reset_slab(r, i) {
+/* src/tiny/superslab.cc superslab_reset_except: every slab but `keep` uncarved, their
+ * pages back (two system calls, below and above keep: one step, nothing else touches
+ * them in between: the region is empty). */
+inline superslab_reset_except(r, keep) {
   d_step {
     HDR(r);
-    if
-    :: CARVED(BLKOF(r, i)) -> decommit_block(BLKOF(r, i))
-    :: else -> skip
-    fi
+    for (xi : 0 .. NB - 1) {
+      if
+      :: xi != keep && CARVED(BLKOF(r, xi)) -> decommit_block(BLKOF(r, xi))
+      :: else -> skip
+      fi
+    }
+    xi = 0
   }
 }
 
@@ -255,17 +263,19 @@ inline superslab_unmap_body(r) {
     remote_pending[r] = 0;
     remote_head[r] = 0;
     warm[r] = 0;
+    assert(plisted[r] == 0);  /* unlisted first: a purge list never holds an unmapped region */
     rlist[r] = L_NONE
 }
 
-/* src/thread/thread_cache.cc purge_caches(tc, ss, -1) (all = 1) or (tc, ss, slab):
- * owner-private, folded into the next step. */
+/* src/thread/thread_cache.cc purge_caches(tc, ss, -1) (all = 1: every block) or
+ * (tc, ss, keep) (all = 0: every block but those of slab keep): owner-private, folded into
+ * the next step. */
 inline purge_caches(t, r, all, slab) {
   if
   :: box_seg[t] == r ->
      for (xi : 0 .. NB - 1) {
        if
-       :: loc[BLKOF(r, xi)] == BOX && (all || xi == slab) -> BLK(BLKOF(r, xi)); loc[BLKOF(r, xi)] = DROPPED
+       :: loc[BLKOF(r, xi)] == BOX && (all || xi != slab) -> BLK(BLKOF(r, xi)); loc[BLKOF(r, xi)] = DROPPED
        :: else -> skip
        fi
      }
@@ -496,47 +506,48 @@ inline superslab_free_abandoned(t, fr, fb) {
 }
 
 /* ---------------------------------------------------------------------------------
- * src/thread/thread_cache.cc region_became_empty (owner t, r has no live block and no
- * pending free). keep: Pages::kKeep. */
+ * src/thread/thread_cache.cc give_back_pages (owner t, r warm): purge_unlist; the region t
+ * carves from keeps its cur_slab (purge_caches(tc, ss, cur_slab), superslab_reset_except),
+ * any other gives back every carved slab (purge_caches(tc, ss, -1), superslab_reset). */
+inline give_back_pages(t, r) {
+  plisted[r] = 0;
+  if
+  :: r == cur[t] ->
+#if !defined(BUG_NO_PURGE)
+     d_step { purge_caches(t, r, 0, cur_slab[t]) }
+#endif
+     superslab_reset_except(r, cur_slab[t]);
+     d_step { relist(t, r) }
+  :: r != cur[t] ->
+#if !defined(BUG_NO_PURGE)
+     d_step { purge_caches(t, r, 1, 0) }
+#endif
+     superslab_reset_decommit(r);
+     d_step { relist(t, r) }
+  fi
+}
+
+/* src/thread/thread_cache.cc region_became_empty (owner t, r has no live block and no
+ * pending free). keep: Pages::kKeep. Warm: its pages go back at once (kGiveBack with
+ * HAKMEM_PURGE_DELAY_MS = 0), or it joins the purge list (purge_list) and a later purge
+ * point gives them back: both are choices here, so every delay is covered. */
 inline region_became_empty(t, r, keep) {
   if
   :: warm[r] -> skip
   :: !warm[r] && warm_count[t] < W ->
      d_step {
        warm_count[t]++;
-       warm[r] = 1;
-       if
-       :: keep -> relist(t, r)
-       :: else -> skip
-       fi
+       warm[r] = 1
      }
      if
-     :: keep -> skip
-     :: !keep && r == cur[t] ->
-        /* the slabs other than cur_slab: purge_caches(tc, ss, i), superslab_reset_slab */
-        for (ci : 0 .. NB - 1) {
-          if
-          :: ci != cur_slab[t] && CARVED(BLKOF(r, ci)) ->
-#if !defined(BUG_NO_PURGE)
-             purge_caches(t, r, 0, ci);
-#endif
-             superslab_reset_slab(r, ci)
-          :: else -> skip
-          fi
-        }
-        ci = 0;
-        d_step { relist(t, r) }
-     :: !keep && r != cur[t] ->
-#if !defined(BUG_NO_PURGE)
-        d_step { purge_caches(t, r, 1, 0) }
-#endif
-        superslab_reset_decommit(r);
-        d_step { relist(t, r) }
+     :: !keep -> give_back_pages(t, r)
+     :: d_step { plisted[r] = 1; relist(t, r) }
      fi
   :: else ->
-     /* purge_caches(tc, ss, -1); cc.cur = nullptr; list_unlink (owner-side), then
-      * superslab_unmap: one step */
+     /* purge_unlist; purge_caches(tc, ss, -1); cc.cur = nullptr; list_unlink
+      * (owner-side), then superslab_unmap: one step */
      d_step {
+       plisted[r] = 0;
        purge_caches(t, r, 1, 0);
        if
        :: cur[t] == r -> cur[t] = NOBODY
@@ -546,6 +557,30 @@ inline region_became_empty(t, r, keep) {
        superslab_unmap_body(r)
      }
   fi
+}
+
+/* src/thread/thread_cache.cc thread_cache_purge (a purge point: the refill, force at
+ * collect): each region on t's list that left the warm state is unlisted; each warm one
+ * gives its pages back if its delay has passed (a choice: any delay), always with force. */
+inline thread_cache_purge(t, force) {
+  for (ci : 0 .. NR - 1) {
+    if
+    :: plisted[ci] && owner[ci] == t ->
+       if
+#if !defined(BUG_PURGE_IN_USE)
+       :: !warm[ci] -> plisted[ci] = 0
+       :: warm[ci] -> give_back_pages(t, ci)
+       :: warm[ci] && !force -> skip
+#else
+       /* bug: the purge does not skip a region that is in use again */
+       :: give_back_pages(t, ci)
+       :: !force -> skip
+#endif
+       fi
+    :: else -> skip
+    fi
+  }
+  ci = 0
 }
 
 /* src/thread/thread_cache.cc collect_region */
@@ -733,6 +768,7 @@ inline do_malloc(t) {
   if
   :: ok ->
      ok = 0;
+     thread_cache_purge(t, 0);  /* box_refill_slow's purge point, before ensure_slab */
      collect_class(t, 1);
      d_step {
        ensure_decide(t);
@@ -947,6 +983,7 @@ inline thread_cache_exit(t) {
      d_step {
        cr = (qs[PART(t)] != 0 -> qs[PART(t)] - 1 : qs[FULL(t)] - 1);
        list_unlink(t, cr);
+       plisted[cr] = 0;  /* the purge list is dropped first: pooled regions give all back */
        if
        :: warm[cr] -> warm[cr] = 0; warm_count[t]--
        :: else -> skip
@@ -983,8 +1020,12 @@ inline quiescent_check() {
     if
     :: mem[xi] == UNMAPPED ->
        assert(nlive[xi] == 0 && xn == 0 && rlist[xi] == L_NONE && owner[xi] == NOBODY);
+       assert(plisted[xi] == 0);
        for (xj : 0 .. NB - 1) { assert(loc[BLKOF(xi, xj)] == UNCARVED) }
     :: else ->
+       /* on a purge list: owned, on one of its owner's lists */
+       assert(!plisted[xi] || (owner[xi] != NOBODY &&
+                               (rlist[xi] == L_PARTIAL || rlist[xi] == L_FULL)));
        /* SPEC section 1: live = active_local - remote_pending */
        xk = active_local[xi] - remote_pending[xi];
        assert(xk == nlive[xi]);
@@ -1077,7 +1118,8 @@ proctype thread(byte t) {
      FREE_OPT(2)
      FREE_OPT(3)
 #if !defined(NO_COLLECT_OP)
-     :: d_step { OP_BEGIN } collect_class(t, 0); d_step { printf("OP collect %d\n", t); OP_END }
+     :: d_step { OP_BEGIN } collect_class(t, 0); thread_cache_purge(t, 1);
+        d_step { printf("OP collect %d\n", t); OP_END }
 #endif
      :: else -> break  /* the budget is spent */
      fi;

@@ -64,6 +64,8 @@ RUNS.update({
                            "path into an owned region"),
     "bug-no-purge": (["-DW=1", "-DBUG_NO_PURGE"], SAFETY, [], "error",
                      "a warm region's pages given back with blocks in the box"),
+    "bug-purge-in-use": (["-DW=1", "-DG=6", "-DBUG_PURGE_IN_USE"], SAFETY, [], "error",
+                         "the purge gives back a listed region that is in use again"),
     "ltl-bug-abandon-no-collect": (["-DW=1", "-DBUG_ABANDON_NO_COLLECT"], LIVENESS,
                                    ["-A"] + LTL + ["remote_collected"], "cycle",
                                    "remote_collected is not vacuous"),

@@ -47,21 +47,20 @@ void relist(ClassCache& cc, SuperSlab* ss) {
   list_push(cc, ss, want);
 }
 
-// Drops cached free blocks of `ss` (in slab `slab` only, unless slab < 0): they are
-// about to be reset or unmapped.
-void purge_caches(ThreadCache* tc, SuperSlab* ss, int slab) {
+// Drops cached free blocks of `ss` (all of them, or all but those of slab `keep`): they
+// are about to be reset or unmapped. One walk of the box.
+void purge_caches(ThreadCache* tc, SuperSlab* ss, int keep) {
   Box& box = tc->box[ss->slot];
   if (box.seg != ss) return;
-  if (slab < 0) {
+  if (keep < 0) {
     box = Box{};
     return;
   }
-  // Keep the box's blocks of other slabs.
   FreeBlock* kept = nullptr;
   for (FreeBlock* b = box.free; b;) {
     FreeBlock* next = link_next(b);
-    if (((reinterpret_cast<uintptr_t>(b) - ss->base()) >> kSlabShift) !=
-        static_cast<uintptr_t>(slab)) {
+    if (((reinterpret_cast<uintptr_t>(b) - ss->base()) >> kSlabShift) ==
+        static_cast<uintptr_t>(keep)) {
       link_set(b, kept);
       kept = b;
     }
@@ -70,9 +69,45 @@ void purge_caches(ThreadCache* tc, SuperSlab* ss, int slab) {
   box.free = kept;
 }
 
+// The purge list (ThreadCache::purge_head): regions whose pages wait for the delay since
+// they became warm. A region that left the warm state stays listed (unlisting it there
+// would cost the malloc that takes its first block): the purge skips it, and it is
+// unlisted before it is released.
+void purge_unlist(ThreadCache* tc, SuperSlab* ss) {
+  if (!ss->purge_listed) return;
+  (ss->purge_prev ? ss->purge_prev->purge_next : tc->purge_head) = ss->purge_next;
+  (ss->purge_next ? ss->purge_next->purge_prev : tc->purge_tail) = ss->purge_prev;
+  ss->purge_next = ss->purge_prev = nullptr;
+  ss->purge_listed = false;
+}
+void purge_list(ThreadCache* tc, SuperSlab* ss) {
+  purge_unlist(tc, ss);  // a later due time: to the tail
+  ss->purge_at_ms = os_now_ms() + g_config.purge_delay_ms;
+  ss->purge_prev = tc->purge_tail;
+  ss->purge_next = nullptr;
+  (tc->purge_tail ? tc->purge_tail->purge_next : tc->purge_head) = ss;
+  tc->purge_tail = ss;
+  ss->purge_listed = true;
+}
+
+// Gives back the pages of the warm region ss, except those of the slab tc carves from
+// (so a malloc/free ping-pong costs no system call); its cached blocks go first.
+void give_back_pages(ThreadCache* tc, SuperSlab* ss) {
+  ClassCache& cc = tc->cls[ss->slot];
+  purge_unlist(tc, ss);
+  if (ss == cc.cur) {
+    purge_caches(tc, ss, static_cast<int>(cc.cur_slab));
+    superslab_reset_except(ss, cc.cur_slab);
+  } else {
+    purge_caches(tc, ss, -1);
+    superslab_reset(ss, true);
+  }
+  relist(cc, ss);
+}
+
 // How a region that became empty is kept warm.
 enum class Pages : bool {
-  kGiveBack,  // pages given back, except the slab the context is carving from
+  kGiveBack,  // pages given back after the purge delay (at once when it is 0)
   kKeep,      // found empty by a refill's collection: it is about to be carved again
 };
 
@@ -81,32 +116,20 @@ void region_became_empty(ThreadCache* tc, SuperSlab* ss, Pages pages) {
   ClassCache& cc = tc->cls[ss->slot];
   if (ss->warm) return;
   if (cc.warm_count < g_config.warm_regions) {
-    // Kept: it stays mapped in this context, pages given back except the slab this
-    // context is carving from (so a malloc/free ping-pong costs no system call). A
-    // refill keeps them all: a producer whose blocks another thread frees finds its
-    // regions empty at every refill, and giving the pages back there made it fault them
-    // in again at once (docs/DESIGN.md section 10: hysteresis).
+    // Kept: it stays mapped in this context, and its pages go back after the purge delay
+    // (a program that empties and refills a region in a loop faulted them in again at
+    // once). A refill keeps them until its next purge point even when the delay is 0: a
+    // producer whose blocks another thread frees finds its regions empty at every refill,
+    // and giving the pages back there made it fault them in again at once (docs/DESIGN.md
+    // section 10: hysteresis).
     ++cc.warm_count;
     ss->warm = 1;
-    if (pages == Pages::kKeep) {
-      relist(cc, ss);
-      return;
-    }
-    if (ss == cc.cur) {
-      uint32_t others = ss->slab_carved_mask & ~(1u << cc.cur_slab);
-      while (others) {
-        unsigned i = __builtin_ctz(others);
-        others &= others - 1;
-        purge_caches(tc, ss, static_cast<int>(i));
-        superslab_reset_slab(ss, i);
-      }
-    } else {
-      purge_caches(tc, ss, -1);
-      superslab_reset(ss, true);
-    }
+    if (pages == Pages::kGiveBack && g_config.purge_delay_ms == 0) return give_back_pages(tc, ss);
+    purge_list(tc, ss);
     relist(cc, ss);
     return;
   }
+  purge_unlist(tc, ss);
   purge_caches(tc, ss, -1);
   if (cc.cur == ss) cc.cur = nullptr;
   list_unlink(cc, ss);
@@ -239,6 +262,7 @@ void fork_child() {
       superslab_rebuild(ss);
     }
     ss->warm = 0;
+    ss->purge_listed = false;  // on a lost context's purge list
     ss->list = SuperSlabList::kNone;
     orphan_abandon(ss);
   }
@@ -349,6 +373,7 @@ ThreadCache* thread_cache_create(ContextKind kind) noexcept {
 }
 
 void thread_cache_exit(ThreadCache* tc) noexcept {
+  while (SuperSlab* ss = tc->purge_head) purge_unlist(tc, ss);  // pooled regions give all back
   for (unsigned c = 0; c < kNumSlots; ++c) {
     ClassCache& cc = tc->cls[c];
     box_flush(tc->box[c]);
@@ -392,6 +417,20 @@ ThreadCache* thread_cache_current() noexcept {
 
 void thread_cache_collect(ThreadCache* tc) noexcept {
   for (unsigned c = 0; c < kNumSlots; ++c) collect_class(tc, c, Pages::kGiveBack);
+  thread_cache_purge(tc, true);  // hak_collect gives back at once, whatever the delay
+}
+
+void thread_cache_purge(ThreadCache* tc, bool force) noexcept {
+  if (!tc->purge_head) return;
+  uint64_t now = force ? 0 : os_now_ms();
+  while (SuperSlab* ss = tc->purge_head) {
+    if (!ss->warm) {  // in use again since it was listed: its pages are wanted
+      purge_unlist(tc, ss);
+      continue;
+    }
+    if (!force && ss->purge_at_ms > now) return;
+    give_back_pages(tc, ss);
+  }
 }
 
 void thread_cache_trim(ThreadCache* tc) noexcept {
@@ -401,6 +440,7 @@ void thread_cache_trim(ThreadCache* tc) noexcept {
     for (SuperSlab* ss = cc.partial; ss; ss = ss->next) {
       if (!ss->warm) continue;
       // All its pages, the slab being carved from included (the empty rule keeps those).
+      purge_unlist(tc, ss);
       purge_caches(tc, ss, -1);
       if (cc.cur == ss) cc.cur = nullptr;
       superslab_reset(ss, true);
@@ -433,6 +473,7 @@ void* box_refill_slow(unsigned c) noexcept {
   }
   Box& box = tc->box[c];
   if (!box.free) {
+    thread_cache_purge(tc, false);
     if (!thread_cache_ensure_slab(tc, c)) {
       errno = ENOMEM;
       return nullptr;

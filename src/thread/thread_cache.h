@@ -38,6 +38,10 @@ enum class ContextKind : uint8_t { kSentinel, kOsThread, kSimulated };
 struct ThreadCache {
   Box box[kNumSlots];         // first: the fast paths touch only this and the region
   ClassCache cls[kNumSlots];  // per class, and kUltraSlot
+  // Warm regions whose pages go back once their purge is due, oldest first (the delay is
+  // one for all, so that is also the order of their due times).
+  SuperSlab* purge_head = nullptr;
+  SuperSlab* purge_tail = nullptr;
   ContextKind kind = ContextKind::kSentinel;
   ThreadCache* reg_next = nullptr;  // registry of contexts (cold)
   ThreadCache* reg_prev = nullptr;
@@ -85,6 +89,9 @@ ThreadCache* thread_cache_current() noexcept;
 void thread_cache_collect(ThreadCache* tc) noexcept;
 // malloc_trim: collect, then give back every page of tc's warm regions.
 void thread_cache_trim(ThreadCache* tc) noexcept;
+// Purge point: gives back the pages of tc's warm regions whose delay has passed (all of
+// them with `force`). Reads the clock only when a region waits.
+void thread_cache_purge(ThreadCache* tc, bool force) noexcept;
 // Calls fn(tc) for every live context, under the context registry lock.
 template <class Fn>
 void thread_cache_for_each(Fn&& fn);

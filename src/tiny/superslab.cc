@@ -36,6 +36,8 @@ void init_layout(SuperSlab* ss, unsigned slot) {
   ss->remote_head.store(0, std::memory_order_relaxed);
   ss->next = ss->prev = nullptr;
   ss->list = SuperSlabList::kNone;
+  ss->purge_listed = false;
+  ss->purge_next = ss->purge_prev = nullptr;
 }
 
 }  // namespace
@@ -94,25 +96,40 @@ void superslab_unmap(SuperSlab* ss) noexcept {
   os_unmap(ss, kRegionSize);
 }
 
-void superslab_reset_slab(SuperSlab* ss, unsigned i) noexcept {
-  SlabMeta& m = ss->slabs[i];
-  if (!((ss->slab_carved_mask >> i) & 1)) return;
-  // The slab's blocks are those that start in it; the last may run into the next slabs (a
-  // 256 KiB block spans four), and its tail is given back too. Only whole pages of this
-  // slab's blocks: the first page may hold the header or the previous slab's last block,
-  // the page at m.end the next slab's first block (which may be live).
-  uintptr_t from = align_up(ss->base() + uintptr_t{m.first} * ss->block_size, kPageSize);
-  uintptr_t to = align_up(ss->base() + uintptr_t{m.carve_next} * ss->block_size, kPageSize);
-  uintptr_t limit = (ss->base() + uintptr_t{m.end} * ss->block_size) & ~(kPageSize - 1);
-  if (to > limit) to = limit;
-  if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
-  HAK_MEM_NOACCESS(reinterpret_cast<char*>(ss) + uintptr_t{m.first} * ss->block_size,
-                   uintptr_t{m.end - m.first} * ss->block_size);
-  m.free = nullptr;
-  m.carve_next = m.first;
-  ss->slab_free_mask &= ~(1u << i);
-  ss->slab_carved_mask &= ~(1u << i);
-  if (m.first < m.end) ss->slab_uncarved_mask |= 1u << i;
+void superslab_reset_except(SuperSlab* ss, unsigned keep) noexcept {
+  uint32_t others = ss->slab_carved_mask & ~(1u << keep);
+  if (!others) return;
+  const SlabMeta& k = ss->slabs[keep];
+  uintptr_t base = ss->base();
+  // Every block is free; only the blocks of `keep` (free lists, the box) keep their bytes,
+  // so the pages shared with them stay. One call below `keep`, one above.
+  uint32_t below = others & ((1u << keep) - 1), above = others & ~((2u << keep) - 1);
+  if (below) {
+    uintptr_t from = align_up(base + ss->data_begin, kPageSize);
+    uintptr_t lo = base + (static_cast<uintptr_t>(__builtin_ctz(below)) << kSlabShift);
+    if (lo > from) from = lo;
+    uintptr_t to = (base + uintptr_t{k.first} * ss->block_size) & ~(kPageSize - 1);
+    if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
+  }
+  if (above) {
+    uintptr_t from = align_up(base + uintptr_t{k.end} * ss->block_size, kPageSize);
+    // Through the last carved block, which may run past its slab.
+    const SlabMeta& last = ss->slabs[31 - __builtin_clz(above)];
+    uintptr_t to = align_up(base + uintptr_t{last.carve_next} * ss->block_size, kPageSize);
+    if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
+  }
+  while (others) {
+    unsigned i = __builtin_ctz(others);
+    others &= others - 1;
+    SlabMeta& m = ss->slabs[i];
+    HAK_MEM_NOACCESS(reinterpret_cast<char*>(ss) + uintptr_t{m.first} * ss->block_size,
+                     uintptr_t{m.end - m.first} * ss->block_size);
+    m.free = nullptr;
+    m.carve_next = m.first;
+    ss->slab_free_mask &= ~(1u << i);
+    ss->slab_carved_mask &= ~(1u << i);
+    if (m.first < m.end) ss->slab_uncarved_mask |= 1u << i;
+  }
 }
 
 FreeBlock* superslab_carve_list(SuperSlab* ss, unsigned slab, uint32_t max) noexcept {

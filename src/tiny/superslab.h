@@ -100,6 +100,11 @@ struct alignas(64) SuperSlab {
   uint32_t slab_free_mask;      // slabs whose free list is non-empty
   uint32_t slab_uncarved_mask;  // slabs with blocks never carved
   uint32_t slab_carved_mask;    // slabs touched since the last reset
+  // Warm with pages still to give back: on its owner's purge list, due at purge_at_ms.
+  bool purge_listed;
+  uint64_t purge_at_ms;
+  SuperSlab* purge_next;
+  SuperSlab* purge_prev;
   RegionLink link;
   SlabMeta slabs[kSlabsPerRegion];
 
@@ -271,8 +276,9 @@ SuperSlab* superslab_map(unsigned slot) noexcept;  // nullptr: out of memory
 void superslab_unmap(SuperSlab* ss) noexcept;
 // Resets every slab to uncarved; with `decommit`, gives the pages of carved slabs back.
 void superslab_reset(SuperSlab* ss, bool decommit) noexcept;
-// Resets one slab (its blocks must be in no cache) and gives its pages back.
-void superslab_reset_slab(SuperSlab* ss, unsigned slab) noexcept;
+// The region is empty: resets every slab but `keep` and gives their pages back in at most
+// two calls (the pages `keep`'s blocks touch stay, with their free lists).
+void superslab_reset_except(SuperSlab* ss, unsigned keep) noexcept;
 // Carves up to `max` never-used blocks of `slab` into a list (nullptr if none left).
 FreeBlock* superslab_carve_list(SuperSlab* ss, unsigned slab, uint32_t max) noexcept;
 // Returns a free block (alloc bit already clear) to its slab's free list.
