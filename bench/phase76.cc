@@ -11,6 +11,7 @@
 // Prints one line:
 //   RESULT name=phase76 count=... size=... alloc_seconds=... free_seconds=... seconds=...
 //          rss_start_kb=... rss_peak_kb=... rss_after_kb=... peak_rss_kb=...
+//          delay_ms=... rss_delayed_kb=...
 //          [hak_regions_start=... hak_regions_peak=... hak_regions_after=...
 //           hak_superslabs_live_after=... hak_superslabs_released=...]
 #include <dlfcn.h>
@@ -62,12 +63,13 @@ HakRegions hak_regions(StatsPrintFn fn) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  uint64_t count = 1'000'000, size = 16;
+  uint64_t count = 1'000'000, size = 16, delay_ms = 100;
   for (int i = 1; i < argc; ++i) {
     if (bench::arg_u64(argc, argv, i, "--count", &count) ||
-        bench::arg_u64(argc, argv, i, "--size", &size))
+        bench::arg_u64(argc, argv, i, "--size", &size) ||
+        bench::arg_u64(argc, argv, i, "--delay-ms", &delay_ms))
       continue;
-    fprintf(stderr, "usage: %s [--count N] [--size S]\n", argv[0]);
+    fprintf(stderr, "usage: %s [--count N] [--size S] [--delay-ms MS]\n", argv[0]);
     return 2;
   }
   if (size < sizeof(void*)) size = sizeof(void*);
@@ -106,11 +108,20 @@ int main(int argc, char** argv) {
   long peak = bench::peak_rss_kb(rss_peak);
   HakRegions h_after = hak_regions(stats_print);
 
+  usleep(static_cast<useconds_t>(delay_ms * 1000));
+  for (size_t n = 16; n <= (size_t{128} << 10); n *= 2) {
+    void* p = malloc(n);
+    if (p) static_cast<char*>(p)[0] = 1;
+    free(p);
+  }
+  long rss_delayed = bench::rss_kb();
+
   printf(
       "RESULT name=phase76 count=%llu size=%llu alloc_seconds=%.6f free_seconds=%.6f seconds=%.6f "
-      "rss_start_kb=%ld rss_peak_kb=%ld rss_after_kb=%ld peak_rss_kb=%ld",
+      "rss_start_kb=%ld rss_peak_kb=%ld rss_after_kb=%ld peak_rss_kb=%ld delay_ms=%llu "
+      "rss_delayed_kb=%ld",
       (unsigned long long)count, (unsigned long long)size, t1 - t0, t3 - t2, (t1 - t0) + (t3 - t2),
-      rss_start, rss_peak, rss_after, peak);
+      rss_start, rss_peak, rss_after, peak, (unsigned long long)delay_ms, rss_delayed);
   if (h_start.ok && h_peak.ok && h_after.ok) {
     printf(
         " hak_regions_start=%llu hak_regions_peak=%llu hak_regions_after=%llu "

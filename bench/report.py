@@ -264,7 +264,8 @@ def draw_chart(path, workloads, allocs, runs, meta):
 
 def phase76_section(wl, allocs, runs):
     def cells(label, ok):
-        start, peak, after = (median(ok, k) for k in ("rss_start_kb", "rss_peak_kb", "rss_after_kb"))
+        start, peak, after, delayed = (median(ok, k) for k in (
+            "rss_start_kb", "rss_peak_kb", "rss_after_kb", "rss_delayed_kb"))
         hwm = median(ok, "peak_rss_kb")
         if hwm is not None and peak is not None:
             peak = max(peak, hwm)
@@ -286,10 +287,13 @@ def phase76_section(wl, allocs, runs):
             f"{secs * 1000:.1f}" if secs is not None else "–",
             fmt_int(start), fmt_int(peak), fmt_int(after),
             fmt_int(None if after is None or start is None else after - start),
+            fmt_int(delayed),
+            fmt_int(None if delayed is None or start is None else delayed - start),
             regions, released, at_exit,
         ]
 
     header = ["allocator", "alloc+free ms", "RSS start", "RSS peak", "RSS after free", "kept",
+              "RSS after the delay", "kept after the delay",
               "hakmem regions start / peak / after", "superslabs released", "hakmem at exit (JSON)"]
     return allocator_section(wl, allocs, runs, header, cells)
 

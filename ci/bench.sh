@@ -5,7 +5,7 @@
 #
 #   ci/bench.sh                       all workloads, 5 repeats, 10M operations
 #   ci/bench.sh --quick               3 repeats, 2M operations, real at half scale
-#   ci/bench.sh --only NAME[,NAME]    some workloads: mixed-400 mixed-8192 c7 tiny-churn
+#   ci/bench.sh --only NAME[,NAME]    some workloads: mixed-400 mixed-8192 c7 tiny-churn fill-empty
 #                                     prodcons server xthread-2 xthread-4 xthread-8
 #                                     xthread-16 thread-churn real phase76
 #                                     ("mixed" = both mixed-*, "xthread" = every xthread-*)
@@ -27,6 +27,8 @@
 #   mixed-400, mixed-8192  one thread, random sizes 16..1024 B, working set of 400/8192
 #   c7                     the same with 1024 B only
 #   tiny-churn             malloc(16) then free in a tight loop (one more block kept live)
+#   fill-empty             4000 x malloc(64), then free them all, in a loop: a region that
+#                          empties and fills again (the purge delay's case)
 #   prodcons               one thread allocates 16 B..256 KiB, another frees (remote frees)
 #   server                 larson-like: two threads replace objects of mixed lifetimes and
 #                          hand batches of them to each other
@@ -35,7 +37,8 @@
 #   thread-churn           rounds of 4 threads that allocate, free, free the previous
 #                          round's survivors (abandoned regions) and exit
 #   real                   python3 running bench/alloc_heavy.py (wall seconds, lower is better)
-#   phase76                1M malloc(16), free all: is the memory given back?
+#   phase76                1M malloc(16), free all: is the memory given back? (RSS right
+#                          after the free, and 100 ms later after a little more work)
 #
 # Allocators: glibc (no preload), hakmem (build/release/libhakmem.so), mimalloc, jemalloc,
 # tcmalloc (Debian packages, LD_PRELOAD); a missing peer is skipped with a warning. For
@@ -98,6 +101,7 @@ add_workload mixed-400 "build/release/bench/bench_mixed --ws 400 --ops $ops --na
 add_workload mixed-8192 "build/release/bench/bench_mixed --ws 8192 --ops $ops --name mixed"
 add_workload c7 "build/release/bench/bench_mixed --ws 400 --ops $ops --min 1024 --max 1024 --name c7"
 add_workload tiny-churn "build/release/bench/bench_churn --size 16 --keep 1 --ops $((ops * 5)) --name tiny-churn"
+add_workload fill-empty "build/release/bench/bench_churn --size 64 --batch 4000 --ops $((ops * 2)) --name fill-empty"
 add_workload prodcons "build/release/bench/bench_prodcons --ops $((ops > 1 ? ops / 2 : 1))"
 add_workload server "build/release/bench/bench_server --ops $ops"
 for n in 2 4 8 16; do
@@ -105,7 +109,7 @@ for n in 2 4 8 16; do
 done
 add_workload thread-churn "build/release/bench/bench_thread_churn --rounds $((ops / 50000 > 0 ? ops / 50000 : 1))"
 add_workload real "build/release/bench/bench_real --name real -- $py -I bench/alloc_heavy.py --scale $real_scale"
-add_workload phase76 "build/release/bench/bench_phase76 --count 1000000 --size 16"
+add_workload phase76 "build/release/bench/bench_phase76 --count 1000000 --size 16 --delay-ms 100"
 
 selected() {  # workload name -> 0 if --only selects it
   [ -z "$only" ] && return 0
@@ -151,6 +155,7 @@ add_alloc glibc "" "" all
 preload_works "$hakmem_so" || { log "$hakmem_so cannot be preloaded"; exit 1; }
 add_alloc hakmem "$hakmem_so" "" all
 add_alloc "hakmem (ULTRA off)" "$hakmem_so" "HAKMEM_TINY_C7_ULTRA=0" "mixed-400 mixed-8192 c7"
+add_alloc "hakmem (purge delay 0)" "$hakmem_so" "HAKMEM_PURGE_DELAY_MS=0" "fill-empty real phase76"
 for v in ${extra_variants[@]+"${extra_variants[@]}"}; do
   [[ $v == *:*=* ]] || { log "bad --variant '$v' (want 'LABEL:VAR=VAL[,VAR=VAL...]')"; exit 2; }
   add_alloc "${v%%:*}" "$hakmem_so" "$(echo "${v#*:}" | tr ',' ' ')" all
