@@ -222,9 +222,11 @@ class Runner {
     }
   }
 
-  bool has_pending(int t, int slot) const {
+  // Whether a malloc by t needs a snapshot for the model's collection check: a refill may
+  // collect any of t's slots (SPEC section 3).
+  bool has_pending(int t) const {
     for (const auto& [b, r] : model_.regions())
-      if (r.owner == t && r.slot == slot && r.pending) return true;
+      if (r.owner == t && r.pending) return true;
     return false;
   }
 
@@ -255,7 +257,7 @@ class Runner {
         (before->state == Model::State::kPooled || before->state == Model::State::kAbandoned))
       ++v_.adoptions;
     if (!before) ++v_.regions_mapped;
-    bool need = !before || has_pending(t, slot);
+    bool need = !before || (slot != kLargeSlot && has_pending(t));
     size_t regions_before = model_.regions().size() + (before ? 0 : 1);
     std::string e = model_.on_malloc(t, slot, size, a, usable, need ? snapshot() : Snapshot{});
     if (!e.empty()) return fail(e);

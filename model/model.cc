@@ -120,19 +120,19 @@ unsigned Model::pool_count(int slot) const {
 
 std::string Model::on_malloc(int t, int slot, size_t size, uintptr_t p, size_t usable,
                              const Snapshot& snap) {
-  // A refill of this slot may have been a collection point. It happens before the block
-  // is taken (refill collects, then picks a region), so it is applied first: the block
-  // may come from a region that the collection emptied and kept warm.
+  // A refill may have been a collection point of any of t's slots (SPEC section 3). It
+  // happens before the block is taken (refill collects, then picks a region), so it is
+  // applied first: the block may come from a region that the collection emptied and kept
+  // warm. A slot counts as collected when one of its regions' pending count dropped.
   if (slot != kLargeSlot) {
-    bool collected = false;
+    std::set<int> collected;
     for (const auto& [b, reg] : regions_) {
-      if (reg.owner != t || reg.slot != slot || reg.pending == 0) continue;
+      if (reg.owner != t || reg.kind == Kind::kLarge || reg.pending == 0) continue;
       auto it = snap.find(b);
-      if (it == snap.end() || it->second.pending < reg.pending) collected = true;
+      if (it == snap.end() || it->second.pending < reg.pending) collected.insert(reg.slot);
     }
-    if (collected) {
-      if (std::string e = collect_slot(t, slot, snap); !e.empty()) return e;
-    }
+    for (int s : collected)
+      if (std::string e = collect_slot(t, s, snap); !e.empty()) return e;
   }
   Kind want = slot_kind(slot);
   Region* r = region_of_mut(p);

@@ -495,3 +495,58 @@ TEST(Lifecycle, ReleasedRegionLeavesThePurgeList) {
   }
   hk::context_exit(t);
 }
+
+// Issue 13, stranded memory: A builds 64-byte nodes, B frees them all, A then allocates
+// only 32-byte blocks. A's refills of that other slot collect every slot once the collection
+// interval (the purge delay, at least 10 ms) has passed: the emptied regions are released
+// down to the warm reserve, whose pages go after the delay.
+TEST(Lifecycle, RegionsEmptiedByOtherThreadsComeBackWithoutTheirSlot) {
+  fresh_settings(1);
+  ManualClock clock;
+  set_purge_delay(10);
+  hk::Context* a = hk::context_create();
+  hk::Context* b = hk::context_create();
+  const int cls64 = 3, cls32 = 2;
+  std::vector<void*> nodes, small;
+  {
+    hk::Use use(a);
+    for (int i = 0; i < 200000; ++i) {
+      void* p = hak_malloc(64);
+      memset(p, 1, 64);
+      nodes.push_back(p);
+    }
+  }
+  size_t built = count_regions(hk::Kind::kSuperSlab, cls64);
+  ASSERT_GE(built, 6u);
+  {
+    hk::Use use(b);
+    for (void* p : nodes) hak_free(p);
+  }
+  {
+    hk::Use use(a);
+    for (int i = 0; i < 1000; ++i) small.push_back(hak_malloc(32));
+  }
+  EXPECT_EQ(count_regions(hk::Kind::kSuperSlab, cls64), built) << "collected before the interval";
+  hk::advance_clock(10);
+  {
+    hk::Use use(a);
+    for (int i = 0; i < 1000; ++i) small.push_back(hak_malloc(32));
+  }
+  EXPECT_EQ(count_regions(hk::Kind::kSuperSlab, cls64), 1u) << "stranded regions of " << built;
+  hk::RegionInfo warm{};
+  for (const hk::RegionInfo& r : hk::regions())
+    if (r.kind == hk::Kind::kSuperSlab && r.cls == cls64) warm = r;
+  hk::advance_clock(10);
+  {
+    hk::Use use(a);
+    for (int i = 0; i < 1000; ++i) small.push_back(hak_malloc(32));
+  }
+  EXPECT_LE(resident_pages(warm.base, warm.bytes), 4u) << "the warm one's pages after the delay";
+  EXPECT_GE(count_regions(hk::Kind::kSuperSlab, cls32), 1u);
+  {
+    hk::Use use(a);
+    for (void* p : small) hak_free(p);
+  }
+  hk::context_exit(b);
+  hk::context_exit(a);
+}

@@ -768,7 +768,10 @@ inline do_malloc(t) {
   if
   :: ok ->
      ok = 0;
-     thread_cache_purge(t, 0);  /* box_refill_slow's purge point, before ensure_slab */
+     /* box_refill_slow -> refill_tick, before ensure_slab: now and then collect_class of
+      * every other slot (the model has one slot: that is the collect op's collect_class,
+      * which any thread may run at any point), then the purge point */
+     thread_cache_purge(t, 0);
      collect_class(t, 1);
      d_step {
        ensure_decide(t);

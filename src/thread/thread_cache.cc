@@ -465,6 +465,26 @@ void* malloc_slot_slow(unsigned c) noexcept {
   return box_refill_slow(c);
 }
 
+namespace {
+
+// A refill's periodic work: now and then a collection of every other slot (this one is
+// collected by the refill itself), so regions emptied by other threads' frees come back
+// within about the purge delay even when this thread no longer allocates their size (a
+// builder of 64-byte nodes that other threads free, then allocating only 32-byte ones,
+// kept them all); then the purge point.
+void refill_tick(ThreadCache* tc, unsigned c) {
+  uint64_t now = os_now_ms();
+  if (now >= tc->collect_at_ms) {
+    uint32_t every = g_config.purge_delay_ms;
+    tc->collect_at_ms = now + (every > kCollectEveryMinMs ? every : kCollectEveryMinMs);
+    for (unsigned s = 0; s < kNumSlots; ++s)
+      if (s != c) collect_class(tc, s, Pages::kGiveBack);
+  }
+  thread_cache_purge(tc, false);
+}
+
+}  // namespace
+
 void* box_refill_slow(unsigned c) noexcept {
   ThreadCache* tc = thread_cache_current();
   if (HAK_UNLIKELY(!tc)) {
@@ -473,7 +493,7 @@ void* box_refill_slow(unsigned c) noexcept {
   }
   Box& box = tc->box[c];
   if (!box.free) {
-    thread_cache_purge(tc, false);
+    refill_tick(tc, c);
     if (!thread_cache_ensure_slab(tc, c)) {
       errno = ENOMEM;
       return nullptr;

@@ -42,6 +42,9 @@ struct ThreadCache {
   // one for all, so that is also the order of their due times).
   SuperSlab* purge_head = nullptr;
   SuperSlab* purge_tail = nullptr;
+  // The next refill at or after this time collects every slot (remote frees strand no
+  // region of a slot the thread stopped allocating from).
+  uint64_t collect_at_ms = 0;
   ContextKind kind = ContextKind::kSentinel;
   ThreadCache* reg_next = nullptr;  // registry of contexts (cold)
   ThreadCache* reg_prev = nullptr;
@@ -92,6 +95,9 @@ void thread_cache_trim(ThreadCache* tc) noexcept;
 // Purge point: gives back the pages of tc's warm regions whose delay has passed (all of
 // them with `force`). Reads the clock only when a region waits.
 void thread_cache_purge(ThreadCache* tc, bool force) noexcept;
+// How often a refill also collects the thread's other slots: the purge delay, at least
+// 10 ms (a full collection visits every owned region).
+inline constexpr uint32_t kCollectEveryMinMs = 10;
 // Calls fn(tc) for every live context, under the context registry lock.
 template <class Fn>
 void thread_cache_for_each(Fn&& fn);
