@@ -7,7 +7,7 @@
 #   ci/bench.sh --quick               3 repeats, 2M operations, real at half scale
 #   ci/bench.sh --only NAME[,NAME]    some workloads: mixed-400 mixed-8192 c7 tiny-churn fill-empty
 #                                     prodcons server xthread-2 xthread-4 xthread-8
-#                                     xthread-16 thread-churn real phase76
+#                                     xthread-16 thread-churn stranded real phase76
 #                                     ("mixed" = both mixed-*, "xthread" = every xthread-*)
 #   ci/bench.sh --repeats N --ops N   override the counts (--ops N: mixed-* and c7 N,
 #                                     tiny-churn 5N, prodcons N/2, server N, xthread-T N/5
@@ -36,6 +36,9 @@
 #                          (16 B..4 KiB): every free remote, more threads than cores
 #   thread-churn           rounds of 4 threads that allocate, free, free the previous
 #                          round's survivors (abandoned regions) and exit
+#   stranded               a builder mallocs 100 MB of 64 B nodes, two threads free them,
+#                          the builder goes on with 32 B blocks only: RSS after (is memory
+#                          freed by other threads given back without its size in use?)
 #   real                   python3 running bench/alloc_heavy.py (wall seconds, lower is better)
 #   phase76                1M malloc(16), free all: is the memory given back? (RSS right
 #                          after the free, and 100 ms later after a little more work)
@@ -85,7 +88,8 @@ fi
 bin=$root/build/release/bench
 hakmem_so=$root/build/release/libhakmem.so
 for f in "$bin/bench_mixed" "$bin/bench_phase76" "$bin/bench_churn" "$bin/bench_prodcons" \
-  "$bin/bench_server" "$bin/bench_xthread" "$bin/bench_thread_churn" "$bin/bench_real" "$hakmem_so"; do
+  "$bin/bench_server" "$bin/bench_xthread" "$bin/bench_thread_churn" "$bin/bench_stranded" \
+  "$bin/bench_real" "$hakmem_so"; do
   [ -x "$f" ] || [ -f "$f" ] || { log "missing $f (build failed?)"; exit 1; }
 done
 
@@ -108,6 +112,7 @@ for n in 2 4 8 16; do
   add_workload xthread-$n "build/release/bench/bench_xthread --threads $n --ops $((ops / (5 * n) > 0 ? ops / (5 * n) : 1))"
 done
 add_workload thread-churn "build/release/bench/bench_thread_churn --rounds $((ops / 50000 > 0 ? ops / 50000 : 1))"
+add_workload stranded "build/release/bench/bench_stranded --mb 100 --workers 2 --ms 300"
 add_workload real "build/release/bench/bench_real --name real -- $py -I bench/alloc_heavy.py --scale $real_scale"
 add_workload phase76 "build/release/bench/bench_phase76 --count 1000000 --size 16 --delay-ms 100"
 
