@@ -347,8 +347,8 @@ size_t resident_of(const void* p) {
 // A purge point of the calling context: a refill of another slot (more blocks than any
 // box holds; they are kept, so the next call refills again).
 std::vector<void*> g_kept;
-void purge_point() {
-  for (int i = 0; i < 70; ++i) g_kept.push_back(hak_malloc(3000));
+void purge_point(size_t size = 3000) {
+  for (int i = 0; i < 70; ++i) g_kept.push_back(hak_malloc(size));
 }
 void free_kept() {
   for (void* p : g_kept) hak_free(p);
@@ -549,4 +549,48 @@ TEST(Lifecycle, RegionsEmptiedByOtherThreadsComeBackWithoutTheirSlot) {
   }
   hk::context_exit(b);
   hk::context_exit(a);
+}
+
+// Residency as the user sees it, for every class: 4 MiB of blocks of one size written,
+// then all freed; after the purge delay and a purge point, the process's RSS is within
+// 1 MiB of where it started, and so are the pages resident in hakmem's regions.
+TEST(Lifecycle, EveryClassGivesItsPagesBackAfterTheDelay) {
+  std::vector<size_t> sizes = {8, 16, 32, 64, 128, 256, 512, 1024};
+  for (size_t s = 1280; s <= (size_t{256} << 10);) {  // every mid class: 4 per doubling
+    sizes.push_back(s);
+    size_t p2 = size_t{1} << (63 - __builtin_clzll(s));
+    s += p2 / 4;
+  }
+  std::vector<void*> v((size_t{4} << 20) / 8, nullptr);  // touched before any start
+  for (size_t size : sizes) {
+    size_t other = size == 3072 ? 5000 : 3000;  // the purge point's slot
+    fresh_settings(1);
+    ManualClock clock;
+    set_purge_delay(10);
+    hk::Context* t = hk::context_create();
+    {
+      hk::Use use(t);
+      purge_point(other);  // the other slot's region exists before the start (blocks kept)
+      size_t rss_start = rss_bytes();
+      size_t count = (size_t{4} << 20) / size;
+      for (size_t i = 0; i < count; ++i) {
+        v[i] = hak_malloc(size);
+        ASSERT_NE(v[i], nullptr);
+        memset(v[i], 0x5a, size);
+      }
+      for (size_t i = 0; i < count; ++i) hak_free(v[i]);
+      hk::advance_clock(10);
+      purge_point(other);
+      size_t resident = 0;
+      for (const hk::RegionInfo& r : hk::regions())
+        if (r.kind != hk::Kind::kLarge) resident += resident_pages(r.base, r.bytes) * 4096;
+      size_t rss = rss_bytes();
+      EXPECT_LE(rss, rss_start + (size_t{1} << 20))
+          << size << "-byte blocks: RSS " << rss_start / 1024 << " KiB -> " << rss / 1024;
+      EXPECT_LE(resident, size_t{1} << 20)
+          << size << "-byte blocks: " << resident / 1024 << " KiB resident in hakmem's regions";
+      free_kept();
+    }
+    hk::context_exit(t);
+  }
 }
