@@ -115,6 +115,18 @@ inline bool arg_str(int argc, char** argv, int& i, const char* key, const char**
 // with the allocator left out, so its own instructions (RNG, slots, touching the block) can be
 // subtracted. The empty asm makes the size and pointer opaque: the compiler can neither drop
 // the work that feeds them nor assume anything about the block returned.
+// A program that goes on after freeing: sleeps `ms`, then one malloc and free of each power
+// of two from 16 B to 128 KiB (allocators that give pages back after a delay do it from
+// such calls, having no thread of their own).
+inline void idle_then_work(uint64_t ms) {
+  usleep(static_cast<useconds_t>(ms * 1000));
+  for (size_t n = 16; n <= (size_t{128} << 10); n *= 2) {
+    void* p = malloc(n);
+    if (p) static_cast<char*>(p)[0] = 1;
+    free(p);
+  }
+}
+
 inline char dry_block[64];
 inline void* dry_malloc(size_t size) {
   void* p = dry_block;

@@ -108,12 +108,7 @@ int main(int argc, char** argv) {
   long peak = bench::peak_rss_kb(rss_peak);
   HakRegions h_after = hak_regions(stats_print);
 
-  usleep(static_cast<useconds_t>(delay_ms * 1000));
-  for (size_t n = 16; n <= (size_t{128} << 10); n *= 2) {
-    void* p = malloc(n);
-    if (p) static_cast<char*>(p)[0] = 1;
-    free(p);
-  }
+  bench::idle_then_work(delay_ms);
   long rss_delayed = bench::rss_kb();
 
   printf(

@@ -172,14 +172,17 @@ def throughput_section(wl, allocs, runs, ns=False):
         row = [f"{m:.1f}", f"{lo:.1f}..{hi:.1f}"]
         if ns:
             row.append(f"{1000 / m:.2f}" if m else "–")
+        delayed = [fmt_int(median(ok, "rss_delayed_kb"))] if has_delayed else []
         return row + [
             fmt_ratio(m, med.get("mimalloc")), fmt_ratio(m, med.get("glibc")),
             fmt_int(median(ok, "rss_start_kb")), fmt_int(median(ok, "peak_rss_kb")),
-            fmt_int(median(ok, "rss_after_kb")), len(ok),
-        ]
+            fmt_int(median(ok, "rss_after_kb"))] + delayed + [len(ok)]
 
+    has_delayed = any("rss_delayed_kb" in r for a in allocs
+                      for r in (runs.get((wl, a["label"])) or {}).get("ok", []))
     header = ["allocator", "Mops/s", "range"] + (["ns/pair"] if ns else []) + [
-        "vs mimalloc", "vs glibc", "RSS start", "peak RSS", "RSS after free", "runs"]
+        "vs mimalloc", "vs glibc", "RSS start", "peak RSS", "RSS after free"] + (
+        ["RSS after the delay"] if has_delayed else []) + ["runs"]
     return allocator_section(wl, allocs, runs, header, cells)
 
 

@@ -4,14 +4,16 @@
 // that has exited: remote frees into abandoned regions), and exits leaving its last quarter
 // for the next round. The main thread frees what the last round left.
 //
-//   bench_thread_churn [--rounds N] [--threads N] [--blocks N] [--seed N] [--name NAME]
+//   bench_thread_churn [--rounds N] [--threads N] [--blocks N] [--seed N] [--delay-ms MS]
+//                      [--name NAME]
 //
 // Prints one line:
 //   RESULT name=thread-churn rounds=... threads=... ops=... seconds=... mops=...
-//          peak_rss_kb=... rss_start_kb=... rss_after_kb=...
+//          peak_rss_kb=... rss_start_kb=... rss_after_kb=... delay_ms=... rss_delayed_kb=...
 // (ops = blocks over all rounds; mops = million malloc+free pairs per second, thread
 // creation and exit included; rss_start_kb before the first round, rss_after_kb once every
-// block is freed and every thread has exited: what the allocator kept.)
+// block is freed and every thread has exited: what the allocator kept; rss_delayed_kb after
+// --delay-ms (default 100) and a little more work, bench::idle_then_work.)
 #include <pthread.h>
 
 #include <vector>
@@ -53,18 +55,19 @@ void* run(void* arg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  uint64_t rounds = 200, threads = 4, blocks = 4000, seed = 42;
+  uint64_t rounds = 200, threads = 4, blocks = 4000, seed = 42, delay_ms = 100;
   const char* name = "thread-churn";
   for (int i = 1; i < argc; ++i) {
     if (bench::arg_u64(argc, argv, i, "--rounds", &rounds) ||
         bench::arg_u64(argc, argv, i, "--threads", &threads) ||
         bench::arg_u64(argc, argv, i, "--blocks", &blocks) ||
         bench::arg_u64(argc, argv, i, "--seed", &seed) ||
+        bench::arg_u64(argc, argv, i, "--delay-ms", &delay_ms) ||
         bench::arg_str(argc, argv, i, "--name", &name))
       continue;
     fprintf(stderr,
-            "usage: bench_thread_churn [--rounds N] [--threads N] [--blocks N] [--seed N] [--name "
-            "NAME]\n");
+            "usage: bench_thread_churn [--rounds N] [--threads N] [--blocks N] [--seed N] "
+            "[--delay-ms MS] [--name NAME]\n");
     return 2;
   }
   if (threads == 0 || threads > 256 || rounds == 0) {
@@ -98,12 +101,14 @@ int main(int argc, char** argv) {
   double secs = bench::now_seconds() - t0;
   long peak = bench::peak_rss_kb();
   long after = bench::rss_kb();
+  bench::idle_then_work(delay_ms);
+  long delayed = bench::rss_kb();
   uint64_t total = rounds * threads * blocks;
   printf(
       "RESULT name=%s rounds=%llu threads=%llu ops=%llu seconds=%.6f mops=%.3f peak_rss_kb=%ld "
-      "rss_start_kb=%ld rss_after_kb=%ld\n",
+      "rss_start_kb=%ld rss_after_kb=%ld delay_ms=%llu rss_delayed_kb=%ld\n",
       name, static_cast<unsigned long long>(rounds), static_cast<unsigned long long>(threads),
       static_cast<unsigned long long>(total), secs, static_cast<double>(total) / secs / 1e6, peak,
-      rss_start, after);
+      rss_start, after, static_cast<unsigned long long>(delay_ms), delayed);
   return 0;
 }

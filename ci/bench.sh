@@ -160,7 +160,7 @@ add_alloc glibc "" "" all
 preload_works "$hakmem_so" || { log "$hakmem_so cannot be preloaded"; exit 1; }
 add_alloc hakmem "$hakmem_so" "" all
 add_alloc "hakmem (ULTRA off)" "$hakmem_so" "HAKMEM_TINY_C7_ULTRA=0" "mixed-400 mixed-8192 c7"
-add_alloc "hakmem (purge delay 0)" "$hakmem_so" "HAKMEM_PURGE_DELAY_MS=0" "fill-empty real phase76"
+add_alloc "hakmem (purge delay 0)" "$hakmem_so" "HAKMEM_PURGE_DELAY_MS=0" "fill-empty thread-churn real phase76"
 for v in ${extra_variants[@]+"${extra_variants[@]}"}; do
   [[ $v == *:*=* ]] || { log "bad --variant '$v' (want 'LABEL:VAR=VAL[,VAR=VAL...]')"; exit 2; }
   add_alloc "${v%%:*}" "$hakmem_so" "$(echo "${v#*:}" | tr ',' ' ')" all

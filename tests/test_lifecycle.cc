@@ -594,3 +594,44 @@ TEST(Lifecycle, EveryClassGivesItsPagesBackAfterTheDelay) {
     hk::context_exit(t);
   }
 }
+
+// A region pooled at a thread's exit keeps its pages for the purge delay (the next thread
+// adopts it without faulting them in again), then gives them back at a purge point of any
+// thread; malloc_trim gives them back at once.
+TEST(Lifecycle, PooledRegionKeepsItsPagesForTheDelay) {
+  fresh_settings(1);
+  ManualClock clock;
+  set_purge_delay(10);
+  for (bool by_trim : {false, true}) {
+    hk::Context* t = hk::context_create();
+    hk::RegionInfo r{};
+    {
+      hk::Use use(t);
+      std::vector<void*> v = fill_small();
+      ASSERT_TRUE(hk::region_of(v[0], &r));
+      for (void* p : v) hak_free(p);
+    }
+    hk::context_exit(t);  // empty: pooled
+    ASSERT_TRUE(hk::region_of(reinterpret_cast<void*>(r.base), &r));
+    EXPECT_TRUE(r.warm && r.owner == 0) << "pooled";
+    size_t kept = resident_pages(r.base, r.bytes);
+    EXPECT_GE(kept, 60u) << "pages kept for the delay";
+    hk::Context* u = hk::context_create();
+    {
+      hk::Use use(u);
+      if (by_trim) {
+        EXPECT_EQ(hak_malloc_trim(0), 1);
+      } else {
+        hk::advance_clock(10);
+        purge_point();  // another thread's refill
+      }
+      size_t left = resident_pages(r.base, r.bytes);
+      EXPECT_LE(left, 4u) << (by_trim ? "malloc_trim" : "after the delay") << ": " << kept << " -> "
+                          << left;
+      free_kept();
+    }
+    hk::context_exit(u);
+    fresh_settings(1);
+    set_purge_delay(10);
+  }
+}

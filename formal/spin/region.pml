@@ -359,7 +359,11 @@ inline superslab_collect(ct, r, h) {
 inline release_empty_locked_unlock(t, r) {
   if
   :: pool_count < W ->
-     superslab_reset_decommit(r);
+     /* the pages at once (HAKMEM_PURGE_DELAY_MS = 0) or kept until orphan_purge */
+     if
+     :: superslab_reset_decommit(r)
+     :: skip
+     fi;
      /* release_empty_locked: warm = 1; remote_head.store(kAbandonedTag); pool push */
      d_step {
        HDR(r);
@@ -372,6 +376,35 @@ inline release_empty_locked_unlock(t, r) {
        UNLOCK(t)
      }
   :: else -> d_step { superslab_unmap_body(r); UNLOCK(t) }
+  fi
+}
+
+/* src/thread/orphans.cc orphan_purge (a purge point: refill_tick, and with force
+ * thread_cache_collect): when a pooled region kept its pages (the hint), under the lock,
+ * each such region gives them back if its delay has passed (a choice: any delay; always
+ * with force). */
+#define POOL_DIRTY(r) (rlist[r] == L_POOL && (CARVED(BLKOF(r, 0)) || CARVED(BLKOF(r, 1))))
+inline orphan_purge(t, force) {
+  if
+  :: POOL_DIRTY(0) || POOL_DIRTY(1) ->
+#if !defined(BUG_POOL_PURGE_NO_LOCK)
+     d_step { LOCK(t) }
+#endif
+     for (ci : 0 .. NR - 1) {
+       if
+       :: POOL_DIRTY(ci) ->
+          if
+          :: superslab_reset_decommit(ci)
+          :: !force -> skip
+          fi
+       :: else -> skip
+       fi
+     }
+     ci = 0;
+#if !defined(BUG_POOL_PURGE_NO_LOCK)
+     d_step { UNLOCK(t) }
+#endif
+  :: else -> skip
   fi
 }
 
@@ -772,6 +805,7 @@ inline do_malloc(t) {
       * every other slot (the model has one slot: that is the collect op's collect_class,
       * which any thread may run at any point), then the purge point */
      thread_cache_purge(t, 0);
+     orphan_purge(t, 0);
      collect_class(t, 1);
      d_step {
        ensure_decide(t);
@@ -1121,7 +1155,7 @@ proctype thread(byte t) {
      FREE_OPT(2)
      FREE_OPT(3)
 #if !defined(NO_COLLECT_OP)
-     :: d_step { OP_BEGIN } collect_class(t, 0); thread_cache_purge(t, 1);
+     :: d_step { OP_BEGIN } collect_class(t, 0); thread_cache_purge(t, 1); orphan_purge(t, 1);
         d_step { printf("OP collect %d\n", t); OP_END }
 #endif
      :: else -> break  /* the budget is spent */

@@ -66,6 +66,9 @@ RUNS.update({
                      "a warm region's pages given back with blocks in the box"),
     "bug-purge-in-use": (["-DW=1", "-DG=6", "-DBUG_PURGE_IN_USE"], SAFETY, [], "error",
                          "the purge gives back a listed region that is in use again"),
+    "bug-pool-purge-no-lock": (["-DW=1", "-DBUG_POOL_PURGE_NO_LOCK"], SAFETY, [], "error",
+                               "a pooled region's pages given back without the orphan lock, "
+                               "while another thread adopts it"),
     "ltl-bug-abandon-no-collect": (["-DW=1", "-DBUG_ABANDON_NO_COLLECT"], LIVENESS,
                                    ["-A"] + LTL + ["remote_collected"], "cycle",
                                    "remote_collected is not vacuous"),

@@ -233,8 +233,8 @@ int hak_malloc_trim(size_t) {
   large_cache_drain();
   ThreadCache* tc = tl_tc;
   if (tc != &g_sentinel_tc) thread_cache_trim(tc);
-  // Pooled regions gave their pages back when pooled; other threads' warm regions are
-  // theirs to trim (no lock covers them).
+  orphan_purge(0, true);
+  // Other threads' warm regions are theirs to trim (no lock covers them).
   OsCounters after = os_counters();
   return after.unmaps != before.unmaps || after.decommits != before.decommits;
 }

@@ -1,7 +1,8 @@
-// Ownerless SuperSlabs: the warm pool (empty, pages given back, at most
-// HAKMEM_WARM_REGIONS per class) and the abandoned lists (live blocks, owner exited).
+// Ownerless SuperSlabs: the warm pool (empty, pages given back after the purge delay, at
+// most HAKMEM_WARM_REGIONS per class) and the abandoned lists (live blocks, owner exited).
 // Everything here runs under one lock; it is off every fast path.
 #include "config/config.h"
+#include "os/os.h"
 #include "thread/thread_cache.h"
 
 namespace hak {
@@ -11,12 +12,23 @@ SpinLock g_lock;
 SuperSlab* g_pool[kNumSlots];
 uint32_t g_pool_count[kNumSlots];
 SuperSlab* g_abandoned[kNumSlots];
+// The earliest time a pooled region with pages still committed is due to give them back
+// (UINT64_MAX: none). Read without the lock by every purge point: a hint.
+Atomic<uint64_t> g_pool_purge_at{UINT64_MAX};
 
 // Lock held; ss is ownerless, empty and on no list.
 void release_empty_locked(SuperSlab* ss) {
   unsigned c = ss->slot;
   if (g_pool_count[c] < g_config.warm_regions) {
-    superslab_reset(ss, true);
+    // The pages go back after the purge delay (a thread that starts soon adopts the region
+    // with its pages: thread churn faulted them all in again), at once when it is 0.
+    if (g_config.purge_delay_ms == 0) {
+      superslab_reset(ss, true);
+    } else {
+      ss->purge_at_ms = os_now_ms() + g_config.purge_delay_ms;
+      if (ss->purge_at_ms < g_pool_purge_at.load(std::memory_order_relaxed))
+        g_pool_purge_at.store(ss->purge_at_ms, std::memory_order_relaxed);
+    }
     ss->warm = 1;
     // Tagged so that a stray free takes the locked path (where it is rejected).
     ss->remote_head.store(kAbandonedTag, std::memory_order_relaxed);
@@ -86,6 +98,23 @@ bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char*
     release_empty_locked(ss);
   }
   return true;
+}
+
+void orphan_purge(uint64_t now, bool force) noexcept {
+  // relaxed: a hint; the pool itself is read under the lock.
+  if (!force && now < g_pool_purge_at.load(std::memory_order_relaxed)) return;
+  SpinGuard g(g_lock);
+  uint64_t next = UINT64_MAX;
+  for (unsigned c = 0; c < kNumSlots; ++c) {
+    for (SuperSlab* ss = g_pool[c]; ss; ss = ss->next) {
+      if (!ss->slab_carved_mask) continue;  // given back already
+      if (force || ss->purge_at_ms <= now)
+        superslab_reset(ss, true);  // no cache holds its blocks: the exit flushed them
+      else if (ss->purge_at_ms < next)
+        next = ss->purge_at_ms;
+    }
+  }
+  g_pool_purge_at.store(next, std::memory_order_relaxed);
 }
 
 void orphan_trim_pool() noexcept {

@@ -418,6 +418,7 @@ ThreadCache* thread_cache_current() noexcept {
 void thread_cache_collect(ThreadCache* tc) noexcept {
   for (unsigned c = 0; c < kNumSlots; ++c) collect_class(tc, c, Pages::kGiveBack);
   thread_cache_purge(tc, true);  // hak_collect gives back at once, whatever the delay
+  orphan_purge(0, true);
 }
 
 void thread_cache_purge(ThreadCache* tc, bool force) noexcept {
@@ -481,6 +482,7 @@ void refill_tick(ThreadCache* tc, unsigned c) {
       if (s != c) collect_class(tc, s, Pages::kGiveBack);
   }
   thread_cache_purge(tc, false);
+  orphan_purge(now, false);
 }
 
 }  // namespace

@@ -123,6 +123,9 @@ void orphan_abandon(SuperSlab* ss) noexcept;
 // A free into an abandoned region. False if the region was adopted meanwhile (retry).
 bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
 SpinLock& orphan_lock() noexcept;
+// Purge point of the pool: pooled regions whose delay has passed at `now` (all of them
+// with `force`) give their pages back. Takes the lock only when one is due.
+void orphan_purge(uint64_t now, bool force) noexcept;
 // Releases pool regions beyond the configured reserve (after a config change).
 void orphan_trim_pool() noexcept;
 
