@@ -6,9 +6,9 @@
 // src/tiny/size_class.cc, src/tiny/superslab.cc, src/thread/thread_cache.cc,
 // src/thread/orphans.cc and the fast paths of src/front/hot.h (malloc_fast, free_fast).
 // What is stubbed here: os_map / os_unmap / os_decommit (an arena mapped once, outside
-// the simulation), the region registry (a list for inspect; its file's names clash with
-// orphans.cc's in one TU), the configuration and the error report (a report fails the
-// run, except in a bad-input scenario, which counts them), and the slow entry points no
+// the simulation), os_now_ms (standing still), the region registry (a list for inspect; its file's
+// names clash with orphans.cc's in one TU), the configuration and the error report (a report fails
+// the run, except in a bad-input scenario, which counts them), and the slow entry points no
 // scenario reaches.
 //
 // Relacy runs each simulated thread as a fiber of one OS thread: thread_local variables
@@ -125,6 +125,14 @@ void os_decommit(void* p, size_t size) noexcept {
   relacy::g_cells.forget_plain(p, size, /*unmapped=*/false);
 }
 
+// The clock stands still: with purge delay 0 (Harness) pages go back when a region
+// empties, as the scenarios were written for, and the periodic collection of other slots
+// runs at a context's first refill only (the scenarios use one slot). The delayed purge is
+// owner-side or under the orphan lock: formal/spin models it.
+uint64_t os_now_ms() noexcept {
+  return 0;
+}
+
 // The region registry serves inspect and the exit report only.
 void registry_add(RegionLink*) noexcept {}
 void registry_remove(RegionLink*) noexcept {}
@@ -198,8 +206,10 @@ struct Harness {
     g_next_id = 1;
     g_sentinel_tc = ThreadCache();
     tl_tc = &g_sentinel_tc;
+    g_pool_purge_at.store(UINT64_MAX, std::memory_order_relaxed);
     g_config = Config();
     g_config.warm_regions = warm_regions;
+    g_config.purge_delay_ms = 0;
     g_config.on_error = OnError::kReport;
     g_config.quiet = true;
   }

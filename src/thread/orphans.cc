@@ -1,6 +1,8 @@
 // Ownerless SuperSlabs: the warm pool (empty, pages given back after the purge delay, at
 // most HAKMEM_WARM_REGIONS per class) and the abandoned lists (live blocks, owner exited).
 // Everything here runs under one lock; it is off every fast path.
+#include <atomic>
+
 #include "config/config.h"
 #include "os/os.h"
 #include "thread/thread_cache.h"
@@ -13,8 +15,9 @@ SuperSlab* g_pool[kNumSlots];
 uint32_t g_pool_count[kNumSlots];
 SuperSlab* g_abandoned[kNumSlots];
 // The earliest time a pooled region with pages still committed is due to give them back
-// (UINT64_MAX: none). Read without the lock by every purge point: a hint.
-Atomic<uint64_t> g_pool_purge_at{UINT64_MAX};
+// (UINT64_MAX: none). Read without the lock by every purge point: a hint (the pool itself
+// is read under the lock), so a plain std::atomic, outside the modelled protocol.
+std::atomic<uint64_t> g_pool_purge_at{UINT64_MAX};
 
 // Lock held; ss is ownerless, empty and on no list.
 void release_empty_locked(SuperSlab* ss) {
