@@ -51,7 +51,9 @@ SERVER_NOTE = (
 LARGE_CHURN_NOTE = (
     "kops/s = thousand operations per second over all threads; an operation frees a random block of "
     "the thread's working set and mallocs one of 64 KiB..8 MiB (log-uniform), writing every page. "
-    "Peak RSS is what matters beside speed: an allocator can buy speed by keeping freed pages."
+    "Per CPU s = thousand operations per CPU second of the process (user + system): on a loaded "
+    "machine it moves less than the wall clock. Peak RSS matters beside speed: an allocator can buy "
+    "speed by keeping freed pages."
 )
 REAL_NOTE = (
     "Wall seconds of the whole program (median of the rounds; lower is better); speed = the peer's "
@@ -168,7 +170,7 @@ def allocator_section(wl, allocs, runs, header, row_cells):
     return table(header, rows), notes
 
 
-def throughput_section(wl, allocs, runs, ns=False, key="mops", unit="Mops/s"):
+def throughput_section(wl, allocs, runs, ns=False, key="mops", unit="Mops/s", cpu=False):
     med = medians(wl, allocs, runs, key)
 
     def cells(label, ok):
@@ -177,13 +179,16 @@ def throughput_section(wl, allocs, runs, ns=False, key="mops", unit="Mops/s"):
         row = [f"{m:.1f}", f"{lo:.1f}..{hi:.1f}"]
         if ns:
             row.append(f"{1000 / m:.2f}" if m else "–")
+        if cpu:
+            per_cpu = [r["ops"] / r["cpu_seconds"] / 1e3 for r in ok if r.get("cpu_seconds")]
+            row.append(f"{statistics.median(per_cpu):.1f}" if per_cpu else "–")
         return row + [
             fmt_ratio(m, med.get("mimalloc")), fmt_ratio(m, med.get("glibc")),
             fmt_int(median(ok, "rss_start_kb")), fmt_int(median(ok, "peak_rss_kb")),
             fmt_int(median(ok, "rss_after_kb")), len(ok),
         ]
 
-    header = ["allocator", unit, "range"] + (["ns/pair"] if ns else []) + [
+    header = ["allocator", unit, "range"] + (["ns/pair"] if ns else []) + (["per CPU s"] if cpu else []) + [
         "vs mimalloc", "vs glibc", "RSS start", "peak RSS", "RSS after free", "runs"]
     return allocator_section(wl, allocs, runs, header, cells)
 
@@ -356,7 +361,7 @@ def main():
             t, notes = throughput_section(w["name"], allocs, runs)
             note = PRODCONS_NOTE + " " + RATIO_NOTE
         elif w["name"].startswith("large-churn"):
-            t, notes = throughput_section(w["name"], allocs, runs, key="kops", unit="kops/s")
+            t, notes = throughput_section(w["name"], allocs, runs, key="kops", unit="kops/s", cpu=True)
             note = LARGE_CHURN_NOTE + " " + RATIO_NOTE
         elif w["name"].startswith("server"):
             t, notes = throughput_section(w["name"], allocs, runs)
