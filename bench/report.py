@@ -48,6 +48,13 @@ SERVER_NOTE = (
     "to the other, which frees them later. RSS after free = once both threads freed everything and "
     "exited."
 )
+LARGE_CHURN_NOTE = (
+    "kops/s = thousand operations per second over all threads; an operation frees a random block of "
+    "the thread's working set and mallocs one of 64 KiB..8 MiB (log-uniform), writing every page. "
+    "Per CPU s = thousand operations per CPU second of the process (user + system): on a loaded "
+    "machine it moves less than the wall clock. Peak RSS matters beside speed: an allocator can buy "
+    "speed by keeping freed pages."
+)
 REAL_NOTE = (
     "Wall seconds of the whole program (median of the rounds; lower is better); speed = the peer's "
     "median seconds divided by this allocator's: above 1 is faster than the peer. user/sys = CPU "
@@ -163,15 +170,18 @@ def allocator_section(wl, allocs, runs, header, row_cells):
     return table(header, rows), notes
 
 
-def throughput_section(wl, allocs, runs, ns=False):
-    med = medians(wl, allocs, runs, "mops")
+def throughput_section(wl, allocs, runs, ns=False, key="mops", unit="Mops/s", cpu=False):
+    med = medians(wl, allocs, runs, key)
 
     def cells(label, ok):
         m = med[label]
-        lo, hi = min(r["mops"] for r in ok), max(r["mops"] for r in ok)
+        lo, hi = min(r[key] for r in ok), max(r[key] for r in ok)
         row = [f"{m:.1f}", f"{lo:.1f}..{hi:.1f}"]
         if ns:
             row.append(f"{1000 / m:.2f}" if m else "–")
+        if cpu:
+            per_cpu = [r["ops"] / r["cpu_seconds"] / 1e3 for r in ok if r.get("cpu_seconds")]
+            row.append(f"{statistics.median(per_cpu):.1f}" if per_cpu else "–")
         delayed = [fmt_int(median(ok, "rss_delayed_kb"))] if has_delayed else []
         return row + [
             fmt_ratio(m, med.get("mimalloc")), fmt_ratio(m, med.get("glibc")),
@@ -180,7 +190,7 @@ def throughput_section(wl, allocs, runs, ns=False):
 
     has_delayed = any("rss_delayed_kb" in r for a in allocs
                       for r in (runs.get((wl, a["label"])) or {}).get("ok", []))
-    header = ["allocator", "Mops/s", "range"] + (["ns/pair"] if ns else []) + [
+    header = ["allocator", unit, "range"] + (["ns/pair"] if ns else []) + (["per CPU s"] if cpu else []) + [
         "vs mimalloc", "vs glibc", "RSS start", "peak RSS", "RSS after free"] + (
         ["RSS after the delay"] if has_delayed else []) + ["runs"]
     return allocator_section(wl, allocs, runs, header, cells)
@@ -357,6 +367,9 @@ def main():
         elif w["name"].startswith("prodcons"):
             t, notes = throughput_section(w["name"], allocs, runs)
             note = PRODCONS_NOTE + " " + RATIO_NOTE
+        elif w["name"].startswith("large-churn"):
+            t, notes = throughput_section(w["name"], allocs, runs, key="kops", unit="kops/s", cpu=True)
+            note = LARGE_CHURN_NOTE + " " + RATIO_NOTE
         elif w["name"].startswith("server"):
             t, notes = throughput_section(w["name"], allocs, runs)
             note = SERVER_NOTE + " " + RATIO_NOTE

@@ -7,11 +7,14 @@
 #   ci/bench.sh --quick               3 repeats, 2M operations, real at half scale
 #   ci/bench.sh --only NAME[,NAME]    some workloads: mixed-400 mixed-8192 c7 tiny-churn fill-empty
 #                                     prodcons server xthread-2 xthread-4 xthread-8
-#                                     xthread-16 thread-churn stranded real phase76
-#                                     ("mixed" = both mixed-*, "xthread" = every xthread-*)
+#                                     xthread-16 thread-churn stranded large-churn-16
+#                                     large-churn-256 large-churn-16-t2 large-churn-256-t2
+#                                     real phase76 ("mixed" = both mixed-*, "xthread" =
+#                                     every xthread-*, "large" = every large-churn-*)
 #   ci/bench.sh --repeats N --ops N   override the counts (--ops N: mixed-* and c7 N,
 #                                     tiny-churn 5N, prodcons N/2, server N, xthread-T N/5
-#                                     blocks over all threads, thread-churn N/50000 rounds)
+#                                     blocks over all threads, thread-churn N/50000 rounds,
+#                                     large-churn-* N/500 operations per thread)
 #   ci/bench.sh --variant 'LABEL:VAR=VAL[,VAR=VAL...]'
 #                                     one more hakmem column with these environment
 #                                     variables (repeatable), e.g.
@@ -39,6 +42,9 @@
 #   stranded               a builder mallocs 100 MB of 64 B nodes, two threads free them,
 #                          the builder goes on with 32 B blocks only: RSS after (is memory
 #                          freed by other threads given back without its size in use?)
+#   large-churn-W[-t2]     one (two) threads, each replacing random blocks of a working set
+#                          of W (16, 256) blocks of 64 KiB..8 MiB (log-uniform), every
+#                          page written: large blocks reused, thousand ops/s, peak RSS
 #   real                   python3 running bench/alloc_heavy.py (wall seconds, lower is better)
 #   phase76                1M malloc(16), free all: is the memory given back? (RSS right
 #                          after the free, and 100 ms later after a little more work)
@@ -89,6 +95,7 @@ bin=$root/build/release/bench
 hakmem_so=$root/build/release/libhakmem.so
 for f in "$bin/bench_mixed" "$bin/bench_phase76" "$bin/bench_churn" "$bin/bench_prodcons" \
   "$bin/bench_server" "$bin/bench_xthread" "$bin/bench_thread_churn" "$bin/bench_stranded" \
+  "$bin/bench_large_churn" \
   "$bin/bench_real" "$hakmem_so"; do
   [ -x "$f" ] || [ -f "$f" ] || { log "missing $f (build failed?)"; exit 1; }
 done
@@ -113,6 +120,12 @@ for n in 2 4 8 16; do
 done
 add_workload thread-churn "build/release/bench/bench_thread_churn --rounds $((ops / 50000 > 0 ? ops / 50000 : 1))"
 add_workload stranded "build/release/bench/bench_stranded --mb 100 --workers 2 --ms 300"
+for w in 16 256; do
+  for t in 1 2; do
+    add_workload "large-churn-$w$([ $t -eq 1 ] || echo -t$t)" \
+      "build/release/bench/bench_large_churn --ws $w --threads $t --ops $((ops / 500 > 0 ? ops / 500 : 1))"
+  done
+done
 add_workload real "build/release/bench/bench_real --name real -- $py -I bench/alloc_heavy.py --scale $real_scale"
 add_workload phase76 "build/release/bench/bench_phase76 --count 1000000 --size 16 --delay-ms 100"
 
@@ -224,6 +237,7 @@ run_one() {  # workload index, alloc index, round -> appends one line to $raw
   # progress: the headline number of this run
   local show
   local pat='mops=[0-9.]*\|rss_after_kb=[0-9]*'
+  [[ $result == *" kops="* ]] && pat='kops=[0-9.]*\|peak_rss_kb=[0-9]*'
   [[ $result == *" mops="* ]] || pat=' seconds=[0-9.]*\|rss_after_kb=[0-9]*\|peak_rss_kb=[0-9]*'
   show=$(echo "$result" | grep -o "$pat" | tr '\n' ' ' || true)
   printf 'bench:   %-12s round %d/%d  %-22s %s\n' "${wl_names[$wi]}" "$((r + 1))" "$repeats" "$label" \
