@@ -227,7 +227,8 @@ std::string Model::on_free(int t, uintptr_t p, const Snapshot& snap) {
     return "";
   }
   if (r.owner == t) {
-    if (r.live.empty()) return empty_rule(t, r.base);
+    // With remote frees pending it waits for the owner's next collection point.
+    if (r.live.empty() && r.pending == 0) return empty_rule(t, r.base);
     return "";
   }
   ++r.pending;  // remote: the owner collects it later

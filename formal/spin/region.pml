@@ -844,7 +844,7 @@ inline do_malloc(t) {
 }
 
 /* src/thread/thread_cache.cc superslab_check_empty (after a local free found
- * active_local == remote_pending) */
+ * active_local == 0) */
 inline superslab_check_empty(t, r) {
   if
   :: r == cur[t] && !warm[r] && warm_count[t] < W ->
@@ -979,10 +979,10 @@ inline superslab_free_remote(t, fr, fb) {
 inline do_free_rest(t) {
   if
   :: fo == t ->
-     /* free_fast: left == remote_pending.load() */
+     /* free_fast: left == 0 */
      d_step {
        HDR(fr);
-       ch = (active_local[fr] == remote_pending[fr]);
+       ch = (active_local[fr] == 0);
        if
        :: !ch -> OP_END
        :: else -> skip

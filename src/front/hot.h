@@ -61,10 +61,13 @@ HAK_INLINE void free_fast(void* p, const char* call) noexcept {
       } else {
         superslab_put(ss, fb);
       }
+      // active_local counts live blocks and pending remote frees alike: 0 means empty with
+      // nothing on its way. A region emptied while remote frees are pending waits for the
+      // next collection point (SPEC section 3), so a local free never reads remote_pending,
+      // on the line remote freers write.
       uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
       ss->active_local.store(left, std::memory_order_relaxed);
-      if (HAK_UNLIKELY(left == ss->remote_pending.load(std::memory_order_relaxed)))
-        superslab_check_empty(tc, ss);
+      if (HAK_UNLIKELY(left == 0)) superslab_check_empty(tc, ss);
       return;
     }
     return superslab_free_remote(ss, p, off, call);

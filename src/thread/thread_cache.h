@@ -77,7 +77,7 @@ void box_flush(Box& box) noexcept;
 // First live block of a region whose count was zero (it leaves the warm reserve);
 // returns p.
 void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept;
-// After a local free found active_local == remote_pending: collect, then release or keep.
+// After a local free found active_local == 0: the region is empty (release or keep).
 void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept;
 // A free by a context that does not own the region (or of an ownerless region).
 void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
