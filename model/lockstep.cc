@@ -43,9 +43,18 @@ hk::Route route_for(Kind k) {
   return hk::Route::kInvalid;
 }
 
-Snapshot snapshot() {
-  Snapshot s;
-  for (const hk::RegionInfo& r : hk::regions()) {
+// Production's regions now. The buffers are kept across ops and runs (the interpreter
+// takes a snapshot after every op): nothing is allocated once they have grown. The result
+// is valid until the next call.
+const Snapshot& snapshot() {
+  static std::vector<hk::RegionInfo> info(512);
+  static Snapshot s;
+  size_t n;
+  while ((n = hk::regions(info.data(), info.size())) > info.size()) info.resize(n * 2);
+  s.clear();
+  s.reserve(info.size());
+  for (size_t i = 0; i < n; ++i) {
+    const hk::RegionInfo& r = info[i];
     RegionView v;
     v.base = r.base;
     v.bytes = r.bytes;
@@ -57,10 +66,12 @@ Snapshot snapshot() {
     v.warm = r.warm;
     v.abandoned = r.abandoned;
     v.serial = r.serial;
-    s[r.base] = v;
+    s.add(v);
   }
   return s;
 }
+
+const Snapshot kNoSnapshot;
 
 std::string hex(uintptr_t v) {
   std::ostringstream o;
@@ -83,9 +94,28 @@ struct LiveBlock {
   uint64_t id;
 };
 
+// The interpreter's lists, kept across runs (one run at a time per process).
+struct Scratch {
+  std::vector<LiveBlock> live;
+  std::vector<uintptr_t> freed;
+};
+Scratch& scratch() {
+  static Scratch s = [] {
+    Scratch n;
+    n.live.reserve(16384);  // a fuzzer input's bulk budget is 8192 blocks
+    n.freed.reserve(128);
+    return n;
+  }();
+  return s;
+}
+
 class Runner {
  public:
-  explicit Runner(const Trace& tr) : tr_(tr), model_(tr.cfg) {}
+  explicit Runner(const Trace& tr)
+      : tr_(tr), model_(tr.cfg), live_(scratch().live), freed_(scratch().freed) {
+    live_.clear();
+    freed_.clear();
+  }
 
   Verdict go(const RunOptions& opt) {
     // Every run starts from an empty heap and ends with one: the regions it unmaps are
@@ -101,11 +131,11 @@ class Runner {
     s.warm_regions = tr_.cfg.warm;
     hk::set_settings(s);
     errors0_ = hk::error_count();
-    if (Snapshot left = snapshot(); !left.empty()) {
+    if (const Snapshot& left = snapshot(); !left.empty()) {
       std::ostringstream what;
       what << "the heap is not empty at the start of the run:";
-      for (const auto& [b, r] : left)
-        what << ' ' << hex(b) << '(' << kind_name(r.kind) << " class " << r.cls << " active "
+      for (const RegionView& r : left)
+        what << ' ' << hex(r.base) << '(' << kind_name(r.kind) << " class " << r.cls << " active "
              << r.active << (r.abandoned ? " abandoned" : "") << (r.warm ? " warm" : "") << ')';
       fail_at(0, what.str());
     }
@@ -195,21 +225,30 @@ class Runner {
   }
 
   void compare() {
-    std::string e = model_.compare(snapshot(), ids_, hk::error_count() - errors0_);
-    if (!e.empty()) {
-      fail(e);
+    // Every region, every op: agrees() walks both sorted lists once and builds no message;
+    // compare() says what differs when they do not.
+    const Snapshot& snap = snapshot();
+    uint64_t errors = hk::error_count() - errors0_;
+    if (!model_.agrees(snap, ids_, errors)) {
+      std::string e = model_.compare(snap, ids_, errors);
+      fail(e.empty() ? "hakmem and the model disagree (no detail)" : e);
       return;
     }
     // Resolution: a few live blocks (start, middle, one past the end), recently freed
     // addresses and a foreign pointer resolve to the same region in both.
-    std::vector<uintptr_t> probes{reinterpret_cast<uintptr_t>(g_foreign)};
+    uintptr_t probes[1 + 3 * 4 + 4];
+    size_t np = 0;
+    probes[np++] = reinterpret_cast<uintptr_t>(g_foreign);
     for (size_t k = 0; k < live_.size() && k < 4; ++k) {
       const LiveBlock& b = live_[(k * 7919 + index_) % live_.size()];
-      probes.insert(probes.end(), {b.p, b.p + b.usable / 2, b.p + b.usable});
+      probes[np++] = b.p;
+      probes[np++] = b.p + b.usable / 2;
+      probes[np++] = b.p + b.usable;
     }
     for (size_t k = 0; k < freed_.size() && k < 4; ++k)
-      probes.push_back(freed_[freed_.size() - 1 - k]);
-    for (uintptr_t x : probes) {
+      probes[np++] = freed_[freed_.size() - 1 - k];
+    for (size_t k = 0; k < np; ++k) {
+      uintptr_t x = probes[k];
       hk::RegionInfo info;
       bool found = hk::region_of(reinterpret_cast<void*>(x), &info);
       const Model::Region* r = model_.region_of(x);
@@ -257,7 +296,7 @@ class Runner {
     if (!before) ++v_.regions_mapped;
     bool need = !before || has_pending(t, slot);
     size_t regions_before = model_.regions().size() + (before ? 0 : 1);
-    std::string e = model_.on_malloc(t, slot, size, a, usable, need ? snapshot() : Snapshot{});
+    std::string e = model_.on_malloc(t, slot, size, a, usable, need ? snapshot() : kNoSnapshot);
     if (!e.empty()) return fail(e);
     if (model_.regions().size() < regions_before) ++v_.regions_released;
     LiveBlock b{a, size, usable, next_id_++};
@@ -289,7 +328,7 @@ class Runner {
     live_.pop_back();
     freed_.push_back(b.p);
     if (freed_.size() > 64) freed_.erase(freed_.begin());
-    std::string e = model_.on_free(t, b.p, Snapshot{});
+    std::string e = model_.on_free(t, b.p, kNoSnapshot);
     if (!e.empty()) return fail(e);
     if (model_.regions().size() < regions_before) ++v_.regions_released;
     return true;
@@ -370,7 +409,7 @@ class Runner {
         live_[i] = live_.back();
         live_.pop_back();
         if (!took(t, size_to_slot(n, ultra), n, 0, q, false)) break;
-        std::string e = model_.on_free(t, b.p, Snapshot{});
+        std::string e = model_.on_free(t, b.p, kNoSnapshot);
         if (!e.empty()) fail(e);
         break;
       }
@@ -554,14 +593,14 @@ class Runner {
     hk::trim();
   }
 
-  Trace tr_;
+  const Trace& tr_;
   Model model_;
   Verdict v_;
   size_t index_ = 0;
   hk::Context* ctx_[kMaxThreads] = {};
   std::map<int, uint64_t> ids_;
-  std::vector<LiveBlock> live_;
-  std::vector<uintptr_t> freed_;
+  std::vector<LiveBlock>& live_;
+  std::vector<uintptr_t>& freed_;
   uint64_t next_id_ = 1;
   uint64_t errors0_ = 0;
 };
