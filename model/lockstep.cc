@@ -2,6 +2,7 @@
 
 #include <hakmem/hakmem.h>
 #include <hakmem/inspect.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,6 +114,11 @@ class Runner {
  public:
   explicit Runner(const Trace& tr)
       : tr_(tr), model_(tr.cfg), live_(scratch().live), freed_(scratch().freed) {
+    static const bool reserved = [] {
+      Model::reserve(16384, 1024);  // a fuzzer input's bulk budget is 8192 blocks
+      return true;
+    }();
+    (void)reserved;
     live_.clear();
     freed_.clear();
   }
@@ -631,7 +637,78 @@ bool take(const std::string& in, size_t& pos, std::string* s) {
 
 }  // namespace
 
-Verdict run_isolated(const Trace& tr, const RunOptions& opt) {
+namespace {
+
+std::string encode(const Verdict& v) {
+  std::string out;
+  put(out, std::to_string(v.ok));
+  put(out, std::to_string(v.op_index));
+  Verdict c = v;
+  for (uint64_t* x : c.counters()) put(out, std::to_string(*x));
+  put(out, v.message);
+  put(out, v.trace);
+  return out;
+}
+
+bool decode(const std::string& in, Verdict* v) {
+  std::string f[2 + std::tuple_size_v<decltype(v->counters())> + 2];
+  size_t pos = 0;
+  for (std::string& s : f)
+    if (!take(in, pos, &s)) return false;
+  v->ok = f[0] == "1";
+  v->op_index = std::stoul(f[1]);
+  size_t i = 2;
+  for (uint64_t* x : v->counters()) *x = std::stoull(f[i++]);
+  v->message = f[i++];
+  v->trace = f[i];
+  return true;
+}
+
+// On a pipe, or on a socket without SIGPIPE (the worker's, which may have died).
+bool write_all(int fd, const std::string& s, bool socket = false) {
+  for (size_t off = 0; off < s.size();) {
+    ssize_t w = socket ? send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL)
+                       : write(fd, s.data() + off, s.size() - off);
+    if (w <= 0) return false;
+    off += static_cast<size_t>(w);
+  }
+  return true;
+}
+
+bool read_all(int fd, char* p, size_t n) {
+  for (size_t off = 0; off < n;) {
+    ssize_t r = read(fd, p + off, n - off);
+    if (r <= 0) return false;
+    off += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// One message: its length (8 bytes), then the bytes.
+bool send_msg(int fd, const std::string& s) {
+  uint64_t n = s.size();
+  return write_all(fd, std::string(reinterpret_cast<const char*>(&n), sizeof n) + s, true);
+}
+bool recv_msg(int fd, std::string* s) {
+  uint64_t n;
+  if (!read_all(fd, reinterpret_cast<char*>(&n), sizeof n)) return false;
+  s->resize(n);
+  return n == 0 || read_all(fd, s->data(), n);
+}
+
+Verdict killed(const Trace& tr, int status) {
+  Verdict v;
+  v.ok = false;
+  v.op_index = tr.ops.size();
+  v.message = WIFSIGNALED(status)
+                  ? "the run was killed by signal " + std::to_string(WTERMSIG(status))
+                  : "the run ended without a verdict (status " + std::to_string(status) + ")";
+  v.trace = to_text(tr);
+  return v;
+}
+
+// The run in a child of its own, forked for it (the verdict of a failing run).
+Verdict run_forked(const Trace& tr, const RunOptions& opt) {
   int fds[2];
   if (pipe(fds) != 0) return run(tr, opt);
   pid_t pid = fork();
@@ -642,18 +719,7 @@ Verdict run_isolated(const Trace& tr, const RunOptions& opt) {
   }
   if (pid == 0) {
     close(fds[0]);
-    Verdict v = run(tr, opt);
-    std::string out;
-    put(out, std::to_string(v.ok));
-    put(out, std::to_string(v.op_index));
-    for (uint64_t* x : v.counters()) put(out, std::to_string(*x));
-    put(out, v.message);
-    put(out, v.trace);
-    for (size_t off = 0; off < out.size();) {
-      ssize_t w = write(fds[1], out.data() + off, out.size() - off);
-      if (w <= 0) break;
-      off += static_cast<size_t>(w);
-    }
+    write_all(fds[1], encode(run(tr, opt)));
     _exit(0);
   }
   close(fds[1]);
@@ -664,26 +730,88 @@ Verdict run_isolated(const Trace& tr, const RunOptions& opt) {
   int status = 0;
   waitpid(pid, &status, 0);
   Verdict v;
-  std::string f[2 + std::tuple_size_v<decltype(v.counters())> + 2];
-  size_t pos = 0;
-  bool whole = true;
-  for (std::string& s : f) whole = whole && take(in, pos, &s);
-  if (!whole || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    v.ok = false;
-    v.op_index = tr.ops.size();
-    v.message = WIFSIGNALED(status)
-                    ? "the run was killed by signal " + std::to_string(WTERMSIG(status))
-                    : "the run ended without a verdict (status " + std::to_string(status) + ")";
-    v.trace = to_text(tr);
-    return v;
-  }
-  v.ok = f[0] == "1";
-  v.op_index = std::stoul(f[1]);
-  size_t i = 2;
-  for (uint64_t* x : v.counters()) *x = std::stoull(f[i++]);
-  v.message = f[i++];
-  v.trace = f[i];
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !decode(in, &v)) return killed(tr, status);
   return v;
+}
+
+// A child that runs trace after trace (sent as text): no fork, and no fresh heap to fault
+// in, per run. Every run starts and ends with an empty heap, so runs do not see each other;
+// a run that fails is run again in a fresh child (run_forked) and that verdict counts, so
+// a failure never depends on the runs before it, and the worker is replaced.
+class Worker {
+ public:
+  // False when the worker died (or could not start) without a verdict: *status says how.
+  bool run(const Trace& tr, const RunOptions& opt, Verdict* v, int* status) {
+    *status = 0;
+    if (pid_ <= 0 && !start()) return false;
+    std::string req = std::string(opt.finish ? "1" : "0") + (opt.check_every_op ? "1" : "0");
+    req += to_text(tr);
+    std::string reply;
+    if (send_msg(fd_, req) && recv_msg(fd_, &reply) && decode(reply, v)) return true;
+    stop(status);
+    return false;
+  }
+  void stop(int* status = nullptr) {
+    if (pid_ <= 0) return;
+    close(fd_);
+    int st = 0;
+    waitpid(pid_, &st, 0);  // the worker exits at the end of its input, or has died
+    if (status) *status = st;
+    pid_ = -1;
+  }
+
+ private:
+  bool start() {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return false;
+    pid_t pid = fork();
+    if (pid < 0) {
+      close(sv[0]);
+      close(sv[1]);
+      return false;
+    }
+    if (pid == 0) {
+      close(sv[0]);
+      for (std::string msg; recv_msg(sv[1], &msg);) {
+        Trace tr;
+        std::string err;
+        RunOptions o;
+        o.finish = msg.size() > 0 && msg[0] == '1';
+        o.check_every_op = msg.size() > 1 && msg[1] == '1';
+        Verdict v;
+        if (msg.size() < 2 || !parse(msg.substr(2), &tr, &err)) {
+          v.ok = false;
+          v.message = "the worker could not read the trace: " + err;
+        } else {
+          v = hakmodel::run(tr, o);
+        }
+        if (!send_msg(sv[1], encode(v))) break;
+      }
+      _exit(0);
+    }
+    close(sv[1]);
+    pid_ = pid;
+    fd_ = sv[0];
+    return true;
+  }
+
+  pid_t pid_ = -1;
+  int fd_ = -1;
+};
+
+Worker& worker() {
+  static Worker w;
+  return w;
+}
+
+}  // namespace
+
+Verdict run_isolated(const Trace& tr, const RunOptions& opt) {
+  Verdict v;
+  int status = 0;
+  if (worker().run(tr, opt, &v, &status) && v.ok) return v;
+  worker().stop();
+  return run_forked(tr, opt);
 }
 
 std::string describe(const Verdict& v) {

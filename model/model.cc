@@ -89,6 +89,13 @@ Kind slot_kind(int slot) {
   return slot < 8 ? Kind::kSuperSlab : Kind::kMid;
 }
 
+void Model::reserve(size_t blocks, size_t regions) {
+  PoolMap<uintptr_t, Block> b;
+  for (size_t i = 0; i < blocks; ++i) b.emplace_hint(b.end(), i, Block{});
+  PoolMap<uintptr_t, Region> r;
+  for (size_t i = 0; i < regions; ++i) r.emplace_hint(r.end(), i, Region{});
+}
+
 const Model::Region* Model::region_of(uintptr_t p) const {
   auto it = regions_.upper_bound(p);
   if (it == regions_.begin()) return nullptr;
@@ -140,8 +147,9 @@ std::string Model::on_malloc(int t, int slot, size_t size, uintptr_t p, size_t u
   if (!r) {
     // A newly mapped region: production's snapshot says where it is.
     const RegionView* v = nullptr;
-    for (const RegionView& view : snap)
-      if (p >= view.base && p < view.base + view.bytes) v = &view;
+    for (size_t i = 0; i < snap.size(); ++i)  // in production's order: no sort needed
+      if (const RegionView& view = snap.data()[i]; p >= view.base && p < view.base + view.bytes)
+        v = &view;
     if (!v) return "malloc returned " + hex(p) + ", which is in no region hakmem reports";
     Region nr;
     nr.base = v->base;

@@ -193,6 +193,9 @@ class Model {
   };
 
   explicit Model(Config c) : cfg_(c) {}
+  // Fills the node pools with room for this many blocks and regions (once per process,
+  // so that runs do not allocate as they grow; libFuzzer re-runs an input that does).
+  static void reserve(size_t blocks, size_t regions);
   const Config& config() const { return cfg_; }
 
   // Each returns "" when legal, else what is wrong. `snap` is production after the call.
