@@ -736,14 +736,17 @@ Verdict run_forked(const Trace& tr, const RunOptions& opt) {
 
 // A child that runs trace after trace (sent as text): no fork, and no fresh heap to fault
 // in, per run. Every run starts and ends with an empty heap, so runs do not see each other;
-// a run that fails is run again in a fresh child (run_forked) and that verdict counts, so
-// a failure never depends on the runs before it, and the worker is replaced.
+// still, a run that fails in a worker that ran others before is run again in a fresh child
+// (run_forked) and that verdict counts: a failure never depends on the runs before it. A
+// worker is replaced after any failure.
 class Worker {
  public:
   // False when the worker died (or could not start) without a verdict: *status says how.
-  bool run(const Trace& tr, const RunOptions& opt, Verdict* v, int* status) {
+  // *fresh: this was the worker's first run.
+  bool run(const Trace& tr, const RunOptions& opt, Verdict* v, int* status, bool* fresh) {
     *status = 0;
     if (pid_ <= 0 && !start()) return false;
+    *fresh = runs_++ == 0;
     std::string req = std::string(opt.finish ? "1" : "0") + (opt.check_every_op ? "1" : "0");
     req += to_text(tr);
     std::string reply;
@@ -792,11 +795,13 @@ class Worker {
     close(sv[1]);
     pid_ = pid;
     fd_ = sv[0];
+    runs_ = 0;
     return true;
   }
 
   pid_t pid_ = -1;
   int fd_ = -1;
+  uint64_t runs_ = 0;
 };
 
 Worker& worker() {
@@ -809,9 +814,14 @@ Worker& worker() {
 Verdict run_isolated(const Trace& tr, const RunOptions& opt) {
   Verdict v;
   int status = 0;
-  if (worker().run(tr, opt, &v, &status) && v.ok) return v;
-  worker().stop();
-  return run_forked(tr, opt);
+  bool fresh = false;
+  bool answered = worker().run(tr, opt, &v, &status, &fresh);
+  if (answered && v.ok) return v;
+  worker().stop(answered ? nullptr : &status);
+  if (!fresh) return run_forked(tr, opt);
+  // The worker's first run: as good as a fork of its own (rapidcheck's shrinking runs
+  // failing cases one after the other).
+  return answered ? v : killed(tr, status);
 }
 
 std::string describe(const Verdict& v) {
