@@ -81,22 +81,33 @@ stop() {
 }
 trap stop INT TERM
 
-last_status() {  # target -> "execs/s cov ft corp crashes"
-  local line
-  line=$(grep -aE '^#[0-9]+:? .*cov: ' "$work/$1/fuzz.log" 2>/dev/null | tail -1)
-  local eps cov ft corp crashes
-  eps=$(sed -nE 's/.*exec\/s:? ([0-9]+).*/\1/p' <<<"$line")
-  cov=$(sed -nE 's/.*cov: ([0-9]+).*/\1/p' <<<"$line")
-  ft=$(sed -nE 's/.*ft: ([0-9]+).*/\1/p' <<<"$line")
-  corp=$(sed -nE 's/.*corp: ([0-9]+).*/\1/p' <<<"$line")
+# libFuzzer's status lines ("#N INITED cov: ..." / fork mode "#N: cov: ... corp: ...
+# exec/s: ..."): the first one gives the starting coverage and corpus, the last the
+# current ones.
+status_lines() { grep -aE '^#[0-9]+:?[[:space:]].*cov: ' "$work/$1/fuzz.log" 2>/dev/null; }
+field() {  # name line -> the number after "name:" (or "name ")
+  sed -nE "s/.*$1:? ([0-9]+).*/\\1/p" <<<"$2"
+}
+last_status() {  # target -> "execs/s cov ft corp crashes cov0 corp0"
+  local first last
+  first=$(status_lines "$1" | head -1)
+  last=$(status_lines "$1" | tail -1)
+  local eps cov ft corp crashes cov0 corp0
+  eps=$(field 'exec\/s' "$last")
+  cov=$(field cov "$last")
+  ft=$(field ft "$last")
+  corp=$(field corp "$last")
+  cov0=$(field cov "$first")
+  corp0=$(field corp "$first")
   crashes=$(find "$work/$1/artifacts" -maxdepth 1 -type f | wc -l)
-  echo "${eps:-0} ${cov:-0} ${ft:-0} ${corp:-0} $crashes"
+  echo "${eps:-0} ${cov:-0} ${ft:-0} ${corp:-0} $crashes ${cov0:-${cov:-0}} ${corp0:-${corp:-0}}"
 }
 print_status() {
   for t in "${targets[@]}"; do
-    read -r eps cov ft corp crashes < <(last_status "$t")
-    printf '[%s]   %-14s exec/s %6s  cov %6s  ft %7s  corpus %6s  crashes %s\n' \
-      "$(date +%H:%M:%S)" "$t" "$eps" "$cov" "$ft" "$corp" "$crashes"
+    read -r eps cov ft corp crashes cov0 corp0 < <(last_status "$t")
+    printf '[%s]   %-14s exec/s %6s  cov %6s (%+d)  ft %7s  corpus %6s (%+d)  crashes %s\n' \
+      "$(date +%H:%M:%S)" "$t" "$eps" "$cov" "$(( cov - cov0 ))" "$ft" "$corp" \
+      "$(( corp - corp0 ))" "$crashes"
   done
 }
 
@@ -228,12 +239,15 @@ done
 # --- 5. summary ---
 echo
 echo "=== fuzz/overnight.sh summary ($elapsed s of fuzzing, $jobs worker(s) per target; $work)"
-printf '  %-14s %8s %7s %8s %11s %8s %12s %10s\n' target exec/s cov ft "new corpus" crashes reproducers duplicates
+printf '  %-14s %8s %13s %8s %15s %11s %8s %12s %10s\n' target exec/s cov ft "run corpus" \
+  "merged" crashes reproducers duplicates
 for t in "${targets[@]}"; do
-  read -r eps cov ft corp crashes <<<"${final_status[$t]}"
-  printf '  %-14s %8s %7s %8s %11s %8s %12s %10s\n' "$t" "$eps" "$cov" "$ft" "${added[$t]}" "$crashes" \
-    "${repro[$t]}" "${dups[$t]}"
+  read -r eps cov ft corp crashes cov0 corp0 <<<"${final_status[$t]}"
+  printf '  %-14s %8s %13s %8s %15s %11s %8s %12s %10s\n' "$t" "$eps" "$cov0 -> $cov" "$ft" \
+    "$corp0 -> $corp" "+${added[$t]}" "$crashes" "${repro[$t]}" "${dups[$t]}"
 done
+echo "  (exec/s: libFuzzer's last figure, all workers of a target; cov / run corpus: the first"
+echo "  status line -> the last; merged: files added to fuzz/corpus/<target>)"
 total=0
 for t in "${targets[@]}"; do total=$(( total + ${repro[$t]} )); done
 if [ $total -gt 0 ]; then

@@ -2,6 +2,7 @@
 
 #include <hakmem/hakmem.h>
 #include <hakmem/inspect.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,9 +44,18 @@ hk::Route route_for(Kind k) {
   return hk::Route::kInvalid;
 }
 
-Snapshot snapshot() {
-  Snapshot s;
-  for (const hk::RegionInfo& r : hk::regions()) {
+// Production's regions now. The buffers are kept across ops and runs (the interpreter
+// takes a snapshot after every op): nothing is allocated once they have grown. The result
+// is valid until the next call.
+const Snapshot& snapshot() {
+  static std::vector<hk::RegionInfo> info(512);
+  static Snapshot s;
+  size_t n;
+  while ((n = hk::regions(info.data(), info.size())) > info.size()) info.resize(n * 2);
+  s.clear();
+  s.reserve(info.size());
+  for (size_t i = 0; i < n; ++i) {
+    const hk::RegionInfo& r = info[i];
     RegionView v;
     v.base = r.base;
     v.bytes = r.bytes;
@@ -57,10 +67,12 @@ Snapshot snapshot() {
     v.warm = r.warm;
     v.abandoned = r.abandoned;
     v.serial = r.serial;
-    s[r.base] = v;
+    s.add(v);
   }
   return s;
 }
+
+const Snapshot kNoSnapshot;
 
 std::string hex(uintptr_t v) {
   std::ostringstream o;
@@ -83,9 +95,33 @@ struct LiveBlock {
   uint64_t id;
 };
 
+// The interpreter's lists, kept across runs (one run at a time per process).
+struct Scratch {
+  std::vector<LiveBlock> live;
+  std::vector<uintptr_t> freed;
+};
+Scratch& scratch() {
+  static Scratch s = [] {
+    Scratch n;
+    n.live.reserve(16384);  // a fuzzer input's bulk budget is 8192 blocks
+    n.freed.reserve(128);
+    return n;
+  }();
+  return s;
+}
+
 class Runner {
  public:
-  explicit Runner(const Trace& tr) : tr_(tr), model_(tr.cfg) {}
+  explicit Runner(const Trace& tr)
+      : tr_(tr), model_(tr.cfg), live_(scratch().live), freed_(scratch().freed) {
+    static const bool reserved = [] {
+      Model::reserve(16384, 1024);  // a fuzzer input's bulk budget is 8192 blocks
+      return true;
+    }();
+    (void)reserved;
+    live_.clear();
+    freed_.clear();
+  }
 
   Verdict go(const RunOptions& opt) {
     // Every run starts from an empty heap and ends with one: the regions it unmaps are
@@ -101,11 +137,11 @@ class Runner {
     s.warm_regions = tr_.cfg.warm;
     hk::set_settings(s);
     errors0_ = hk::error_count();
-    if (Snapshot left = snapshot(); !left.empty()) {
+    if (const Snapshot& left = snapshot(); !left.empty()) {
       std::ostringstream what;
       what << "the heap is not empty at the start of the run:";
-      for (const auto& [b, r] : left)
-        what << ' ' << hex(b) << '(' << kind_name(r.kind) << " class " << r.cls << " active "
+      for (const RegionView& r : left)
+        what << ' ' << hex(r.base) << '(' << kind_name(r.kind) << " class " << r.cls << " active "
              << r.active << (r.abandoned ? " abandoned" : "") << (r.warm ? " warm" : "") << ')';
       fail_at(0, what.str());
     }
@@ -195,21 +231,30 @@ class Runner {
   }
 
   void compare() {
-    std::string e = model_.compare(snapshot(), ids_, hk::error_count() - errors0_);
-    if (!e.empty()) {
-      fail(e);
+    // Every region, every op: agrees() walks both sorted lists once and builds no message;
+    // compare() says what differs when they do not.
+    const Snapshot& snap = snapshot();
+    uint64_t errors = hk::error_count() - errors0_;
+    if (!model_.agrees(snap, ids_, errors)) {
+      std::string e = model_.compare(snap, ids_, errors);
+      fail(e.empty() ? "hakmem and the model disagree (no detail)" : e);
       return;
     }
     // Resolution: a few live blocks (start, middle, one past the end), recently freed
     // addresses and a foreign pointer resolve to the same region in both.
-    std::vector<uintptr_t> probes{reinterpret_cast<uintptr_t>(g_foreign)};
+    uintptr_t probes[1 + 3 * 4 + 4];
+    size_t np = 0;
+    probes[np++] = reinterpret_cast<uintptr_t>(g_foreign);
     for (size_t k = 0; k < live_.size() && k < 4; ++k) {
       const LiveBlock& b = live_[(k * 7919 + index_) % live_.size()];
-      probes.insert(probes.end(), {b.p, b.p + b.usable / 2, b.p + b.usable});
+      probes[np++] = b.p;
+      probes[np++] = b.p + b.usable / 2;
+      probes[np++] = b.p + b.usable;
     }
     for (size_t k = 0; k < freed_.size() && k < 4; ++k)
-      probes.push_back(freed_[freed_.size() - 1 - k]);
-    for (uintptr_t x : probes) {
+      probes[np++] = freed_[freed_.size() - 1 - k];
+    for (size_t k = 0; k < np; ++k) {
+      uintptr_t x = probes[k];
       hk::RegionInfo info;
       bool found = hk::region_of(reinterpret_cast<void*>(x), &info);
       const Model::Region* r = model_.region_of(x);
@@ -259,7 +304,7 @@ class Runner {
     if (!before) ++v_.regions_mapped;
     bool need = !before || (slot != kLargeSlot && has_pending(t));
     size_t regions_before = model_.regions().size() + (before ? 0 : 1);
-    std::string e = model_.on_malloc(t, slot, size, a, usable, need ? snapshot() : Snapshot{});
+    std::string e = model_.on_malloc(t, slot, size, a, usable, need ? snapshot() : kNoSnapshot);
     if (!e.empty()) return fail(e);
     if (model_.regions().size() < regions_before) ++v_.regions_released;
     LiveBlock b{a, size, usable, next_id_++};
@@ -291,7 +336,7 @@ class Runner {
     live_.pop_back();
     freed_.push_back(b.p);
     if (freed_.size() > 64) freed_.erase(freed_.begin());
-    std::string e = model_.on_free(t, b.p, Snapshot{});
+    std::string e = model_.on_free(t, b.p, kNoSnapshot);
     if (!e.empty()) return fail(e);
     if (model_.regions().size() < regions_before) ++v_.regions_released;
     return true;
@@ -372,7 +417,7 @@ class Runner {
         live_[i] = live_.back();
         live_.pop_back();
         if (!took(t, size_to_slot(n, ultra), n, 0, q, false)) break;
-        std::string e = model_.on_free(t, b.p, Snapshot{});
+        std::string e = model_.on_free(t, b.p, kNoSnapshot);
         if (!e.empty()) fail(e);
         break;
       }
@@ -556,14 +601,14 @@ class Runner {
     hk::trim();
   }
 
-  Trace tr_;
+  const Trace& tr_;
   Model model_;
   Verdict v_;
   size_t index_ = 0;
   hk::Context* ctx_[kMaxThreads] = {};
   std::map<int, uint64_t> ids_;
-  std::vector<LiveBlock> live_;
-  std::vector<uintptr_t> freed_;
+  std::vector<LiveBlock>& live_;
+  std::vector<uintptr_t>& freed_;
   uint64_t next_id_ = 1;
   uint64_t errors0_ = 0;
 };
@@ -594,7 +639,78 @@ bool take(const std::string& in, size_t& pos, std::string* s) {
 
 }  // namespace
 
-Verdict run_isolated(const Trace& tr, const RunOptions& opt) {
+namespace {
+
+std::string encode(const Verdict& v) {
+  std::string out;
+  put(out, std::to_string(v.ok));
+  put(out, std::to_string(v.op_index));
+  Verdict c = v;
+  for (uint64_t* x : c.counters()) put(out, std::to_string(*x));
+  put(out, v.message);
+  put(out, v.trace);
+  return out;
+}
+
+bool decode(const std::string& in, Verdict* v) {
+  std::string f[2 + std::tuple_size_v<decltype(v->counters())> + 2];
+  size_t pos = 0;
+  for (std::string& s : f)
+    if (!take(in, pos, &s)) return false;
+  v->ok = f[0] == "1";
+  v->op_index = std::stoul(f[1]);
+  size_t i = 2;
+  for (uint64_t* x : v->counters()) *x = std::stoull(f[i++]);
+  v->message = f[i++];
+  v->trace = f[i];
+  return true;
+}
+
+// On a pipe, or on a socket without SIGPIPE (the worker's, which may have died).
+bool write_all(int fd, const std::string& s, bool socket = false) {
+  for (size_t off = 0; off < s.size();) {
+    ssize_t w = socket ? send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL)
+                       : write(fd, s.data() + off, s.size() - off);
+    if (w <= 0) return false;
+    off += static_cast<size_t>(w);
+  }
+  return true;
+}
+
+bool read_all(int fd, char* p, size_t n) {
+  for (size_t off = 0; off < n;) {
+    ssize_t r = read(fd, p + off, n - off);
+    if (r <= 0) return false;
+    off += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// One message: its length (8 bytes), then the bytes.
+bool send_msg(int fd, const std::string& s) {
+  uint64_t n = s.size();
+  return write_all(fd, std::string(reinterpret_cast<const char*>(&n), sizeof n) + s, true);
+}
+bool recv_msg(int fd, std::string* s) {
+  uint64_t n;
+  if (!read_all(fd, reinterpret_cast<char*>(&n), sizeof n)) return false;
+  s->resize(n);
+  return n == 0 || read_all(fd, s->data(), n);
+}
+
+Verdict killed(const Trace& tr, int status) {
+  Verdict v;
+  v.ok = false;
+  v.op_index = tr.ops.size();
+  v.message = WIFSIGNALED(status)
+                  ? "the run was killed by signal " + std::to_string(WTERMSIG(status))
+                  : "the run ended without a verdict (status " + std::to_string(status) + ")";
+  v.trace = to_text(tr);
+  return v;
+}
+
+// The run in a child of its own, forked for it (the verdict of a failing run).
+Verdict run_forked(const Trace& tr, const RunOptions& opt) {
   int fds[2];
   if (pipe(fds) != 0) return run(tr, opt);
   pid_t pid = fork();
@@ -605,18 +721,7 @@ Verdict run_isolated(const Trace& tr, const RunOptions& opt) {
   }
   if (pid == 0) {
     close(fds[0]);
-    Verdict v = run(tr, opt);
-    std::string out;
-    put(out, std::to_string(v.ok));
-    put(out, std::to_string(v.op_index));
-    for (uint64_t* x : v.counters()) put(out, std::to_string(*x));
-    put(out, v.message);
-    put(out, v.trace);
-    for (size_t off = 0; off < out.size();) {
-      ssize_t w = write(fds[1], out.data() + off, out.size() - off);
-      if (w <= 0) break;
-      off += static_cast<size_t>(w);
-    }
+    write_all(fds[1], encode(run(tr, opt)));
     _exit(0);
   }
   close(fds[1]);
@@ -627,26 +732,98 @@ Verdict run_isolated(const Trace& tr, const RunOptions& opt) {
   int status = 0;
   waitpid(pid, &status, 0);
   Verdict v;
-  std::string f[2 + std::tuple_size_v<decltype(v.counters())> + 2];
-  size_t pos = 0;
-  bool whole = true;
-  for (std::string& s : f) whole = whole && take(in, pos, &s);
-  if (!whole || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    v.ok = false;
-    v.op_index = tr.ops.size();
-    v.message = WIFSIGNALED(status)
-                    ? "the run was killed by signal " + std::to_string(WTERMSIG(status))
-                    : "the run ended without a verdict (status " + std::to_string(status) + ")";
-    v.trace = to_text(tr);
-    return v;
-  }
-  v.ok = f[0] == "1";
-  v.op_index = std::stoul(f[1]);
-  size_t i = 2;
-  for (uint64_t* x : v.counters()) *x = std::stoull(f[i++]);
-  v.message = f[i++];
-  v.trace = f[i];
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !decode(in, &v)) return killed(tr, status);
   return v;
+}
+
+// A child that runs trace after trace (sent as text): no fork, and no fresh heap to fault
+// in, per run. Every run starts and ends with an empty heap, so runs do not see each other;
+// still, a run that fails in a worker that ran others before is run again in a fresh child
+// (run_forked) and that verdict counts: a failure never depends on the runs before it. A
+// worker is replaced after any failure.
+class Worker {
+ public:
+  // False when the worker died (or could not start) without a verdict: *status says how.
+  // *fresh: this was the worker's first run.
+  bool run(const Trace& tr, const RunOptions& opt, Verdict* v, int* status, bool* fresh) {
+    *status = 0;
+    if (pid_ <= 0 && !start()) return false;
+    *fresh = runs_++ == 0;
+    std::string req = std::string(opt.finish ? "1" : "0") + (opt.check_every_op ? "1" : "0");
+    req += to_text(tr);
+    std::string reply;
+    if (send_msg(fd_, req) && recv_msg(fd_, &reply) && decode(reply, v)) return true;
+    stop(status);
+    return false;
+  }
+  void stop(int* status = nullptr) {
+    if (pid_ <= 0) return;
+    close(fd_);
+    int st = 0;
+    waitpid(pid_, &st, 0);  // the worker exits at the end of its input, or has died
+    if (status) *status = st;
+    pid_ = -1;
+  }
+
+ private:
+  bool start() {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return false;
+    pid_t pid = fork();
+    if (pid < 0) {
+      close(sv[0]);
+      close(sv[1]);
+      return false;
+    }
+    if (pid == 0) {
+      close(sv[0]);
+      for (std::string msg; recv_msg(sv[1], &msg);) {
+        Trace tr;
+        std::string err;
+        RunOptions o;
+        o.finish = msg.size() > 0 && msg[0] == '1';
+        o.check_every_op = msg.size() > 1 && msg[1] == '1';
+        Verdict v;
+        if (msg.size() < 2 || !parse(msg.substr(2), &tr, &err)) {
+          v.ok = false;
+          v.message = "the worker could not read the trace: " + err;
+        } else {
+          v = hakmodel::run(tr, o);
+        }
+        if (!send_msg(sv[1], encode(v))) break;
+      }
+      _exit(0);
+    }
+    close(sv[1]);
+    pid_ = pid;
+    fd_ = sv[0];
+    runs_ = 0;
+    return true;
+  }
+
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  uint64_t runs_ = 0;
+};
+
+Worker& worker() {
+  static Worker w;
+  return w;
+}
+
+}  // namespace
+
+Verdict run_isolated(const Trace& tr, const RunOptions& opt) {
+  Verdict v;
+  int status = 0;
+  bool fresh = false;
+  bool answered = worker().run(tr, opt, &v, &status, &fresh);
+  if (answered && v.ok) return v;
+  worker().stop(answered ? nullptr : &status);
+  if (!fresh) return run_forked(tr, opt);
+  // The worker's first run: as good as a fork of its own (rapidcheck's shrinking runs
+  // failing cases one after the other).
+  return answered ? v : killed(tr, status);
 }
 
 std::string describe(const Verdict& v) {

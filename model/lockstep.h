@@ -37,8 +37,11 @@ struct RunOptions {
 // Runs `tr` from a clean heap and leaves the heap clean again. Not thread-safe (one run
 // at a time per process).
 Verdict run(const Trace& tr, const RunOptions& opt = {});
-// The same in a forked child: a run that corrupts the heap or crashes cannot affect the
-// next one, and a crash is a verdict ("killed by signal N") that can be shrunk too.
+// The same in a child process: a run that crashes cannot take the caller with it, and a
+// crash is a verdict ("killed by signal N") that can be shrunk too. The child is a worker
+// kept across calls (no fork and no fresh heap per run); a run that fails in a worker that
+// ran others before is run again in a child forked for it alone, whose verdict counts,
+// and the worker is replaced after any failure: a failure never depends on earlier runs.
 Verdict run_isolated(const Trace& tr, const RunOptions& opt = {});
 
 std::string describe(const Verdict& v);

@@ -1,5 +1,6 @@
 #include "model.h"
 
+#include <set>
 #include <sstream>
 
 namespace hakmodel {
@@ -88,6 +89,13 @@ Kind slot_kind(int slot) {
   return slot < 8 ? Kind::kSuperSlab : Kind::kMid;
 }
 
+void Model::reserve(size_t blocks, size_t regions) {
+  PoolMap<uintptr_t, Block> b;
+  for (size_t i = 0; i < blocks; ++i) b.emplace_hint(b.end(), i, Block{});
+  PoolMap<uintptr_t, Region> r;
+  for (size_t i = 0; i < regions; ++i) r.emplace_hint(r.end(), i, Region{});
+}
+
 const Model::Region* Model::region_of(uintptr_t p) const {
   auto it = regions_.upper_bound(p);
   if (it == regions_.begin()) return nullptr;
@@ -125,22 +133,25 @@ std::string Model::on_malloc(int t, int slot, size_t size, uintptr_t p, size_t u
   // applied first: the block may come from a region that the collection emptied and kept
   // warm. A slot counts as collected when one of its regions' pending count dropped.
   if (slot != kLargeSlot) {
-    std::set<int> collected;
+    uint64_t collected = 0;  // a bit per slot (no allocation per op)
     for (const auto& [b, reg] : regions_) {
       if (reg.owner != t || reg.kind == Kind::kLarge || reg.pending == 0) continue;
-      auto it = snap.find(b);
-      if (it == snap.end() || it->second.pending < reg.pending) collected.insert(reg.slot);
+      const RegionView* v = snap.find(b);
+      if (!v || v->pending < reg.pending) collected |= uint64_t{1} << reg.slot;
     }
-    for (int s : collected)
+    for (int s = 0; collected; ++s, collected >>= 1) {
+      if (!(collected & 1)) continue;
       if (std::string e = collect_slot(t, s, snap); !e.empty()) return e;
+    }
   }
   Kind want = slot_kind(slot);
   Region* r = region_of_mut(p);
   if (!r) {
     // A newly mapped region: production's snapshot says where it is.
     const RegionView* v = nullptr;
-    for (const auto& [b, view] : snap)
-      if (p >= view.base && p < view.base + view.bytes) v = &view;
+    for (size_t i = 0; i < snap.size(); ++i)  // in production's order: no sort needed
+      if (const RegionView& view = snap.data()[i]; p >= view.base && p < view.base + view.bytes)
+        v = &view;
     if (!v) return "malloc returned " + hex(p) + ", which is in no region hakmem reports";
     Region nr;
     nr.base = v->base;
@@ -189,8 +200,8 @@ std::string Model::on_malloc(int t, int slot, size_t size, uintptr_t p, size_t u
     if (prev->first + prev->second.usable > p)
       return "block " + hex(p) + " overlaps live block " + hex(prev->first);
   }
-  r->live.insert(p);
-  blocks_[p] = Block{p, size, usable, r->base};
+  ++r->live;
+  blocks_.emplace_hint(next, p, Block{p, size, usable, r->base});
   return "";
 }
 
@@ -211,13 +222,13 @@ std::string Model::on_free(int t, uintptr_t p, const Snapshot& snap) {
   if (bit == blocks_.end()) return "free of " + hex(p) + ", which the model has no live block at";
   Region& r = regions_.at(bit->second.region);
   blocks_.erase(bit);
-  r.live.erase(p);
+  --r.live;
   if (r.kind == Kind::kLarge) {
     regions_.erase(r.base);
     return "";
   }
   if (r.state == State::kAbandoned) {
-    if (r.live.empty()) {
+    if (r.live == 0) {
       r.owner = -1;
       if (pool_count(r.slot) < cfg_.warm)
         r.state = State::kPooled;
@@ -228,7 +239,7 @@ std::string Model::on_free(int t, uintptr_t p, const Snapshot& snap) {
   }
   if (r.owner == t) {
     // With remote frees pending it waits for the owner's next collection point.
-    if (r.live.empty() && r.pending == 0) return empty_rule(t, r.base);
+    if (r.live == 0 && r.pending == 0) return empty_rule(t, r.base);
     return "";
   }
   ++r.pending;  // remote: the owner collects it later
@@ -261,9 +272,9 @@ std::string Model::keep_some(const std::vector<uintptr_t>& empties, unsigned kee
                              int owner, const Snapshot& snap, const char* what) {
   unsigned kept = 0;
   for (uintptr_t b : empties) {
-    auto it = snap.find(b);
+    const RegionView* v = snap.find(b);
     // Same base and same mapping: kept. (A new region at the same address is another one.)
-    if (it != snap.end() && it->second.serial == regions_.at(b).serial) {
+    if (v && v->serial == regions_.at(b).serial) {
       ++kept;
       Region& r = regions_.at(b);
       r.state = kept_state;
@@ -286,7 +297,7 @@ std::string Model::collect_slot(int t, int slot, const Snapshot& snap) {
   for (auto& [b, r] : regions_) {
     if (r.owner != t || r.slot != slot) continue;
     r.pending = 0;
-    if (r.live.empty() && r.state == State::kOwned) empties.push_back(b);
+    if (r.live == 0 && r.state == State::kOwned) empties.push_back(b);
   }
   unsigned warm = warm_count(t, slot);
   unsigned room = warm < cfg_.warm ? cfg_.warm - warm : 0;
@@ -307,7 +318,7 @@ std::string Model::on_exit(int t, const Snapshot& snap) {
   for (auto& [b, r] : regions_) {
     if (r.owner != t || r.kind == Kind::kLarge) continue;
     r.pending = 0;
-    if (r.live.empty()) {
+    if (r.live == 0) {
       empties[r.slot].push_back(b);
     } else {
       r.state = State::kAbandoned;
@@ -327,14 +338,13 @@ std::string Model::compare(const Snapshot& snap, const std::map<int, uint64_t>& 
                            uint64_t errors) const {
   std::ostringstream o;
   for (const auto& [b, r] : regions_) {
-    auto it = snap.find(b);
-    if (it == snap.end()) {
+    const RegionView* found = snap.find(b);
+    if (!found) {
       o << "region " << hex(b) << " (" << kind_name(r.kind) << ", slot " << r.slot << ", "
-        << state_name(r.state) << ", live " << r.live.size()
-        << ") should be mapped; hakmem released it\n";
+        << state_name(r.state) << ", live " << r.live << ") should be mapped; hakmem released it\n";
       continue;
     }
-    const RegionView& v = it->second;
+    const RegionView& v = *found;
     uint64_t owner = 0;
     if (r.owner >= 0 && r.kind != Kind::kLarge) {
       auto c = ctx_of.find(r.owner);
@@ -349,23 +359,57 @@ std::string Model::compare(const Snapshot& snap, const std::map<int, uint64_t>& 
       continue;
     }
     if (v.kind != r.kind || v.bytes != r.bytes || v.cls != cls || v.owner != owner ||
-        v.active != r.live.size() || v.pending != r.pending || v.warm != warm ||
+        v.active != r.live || v.pending != r.pending || v.warm != warm ||
         v.abandoned != abandoned) {
       o << "region " << hex(b) << ": expected " << kind_name(r.kind) << " class " << cls
-        << " owner " << owner << " live " << r.live.size() << " pending " << r.pending << " "
+        << " owner " << owner << " live " << r.live << " pending " << r.pending << " "
         << state_name(r.state) << "; hakmem says " << kind_name(v.kind) << " class " << v.cls
         << " owner " << v.owner << " active " << v.active << " pending " << v.pending
         << (v.warm ? " warm" : "") << (v.abandoned ? " abandoned" : "") << "\n";
     }
   }
-  for (const auto& [b, v] : snap)
-    if (!regions_.count(b))
-      o << "hakmem has region " << hex(b) << " (" << kind_name(v.kind) << " class " << v.cls
+  for (const RegionView& v : snap)
+    if (!regions_.count(v.base))
+      o << "hakmem has region " << hex(v.base) << " (" << kind_name(v.kind) << " class " << v.cls
         << ", active " << v.active << (v.warm ? ", warm" : "")
         << ") that the rules say is not mapped\n";
   if (errors != errors_)
     o << "errors: expected " << errors_ << ", hakmem counted " << errors << "\n";
+  if (o.tellp() == 0 && !agrees(snap, ctx_of, errors))
+    o << "hakmem lists " << snap.size() << " regions, the model knows " << regions_.size()
+      << " (a region listed twice)\n";
   return o.str();
+}
+
+// compare()'s checks without building a message or sorting the snapshot: the same
+// number of regions, and each of production's is the model's region at its base (found
+// once: a region listed twice is a difference too).
+bool Model::agrees(const Snapshot& snap, const std::map<int, uint64_t>& ctx_of,
+                   uint64_t errors) const {
+  if (errors != errors_ || snap.size() != regions_.size()) return false;
+  uint64_t call = ++agrees_calls_;
+  const RegionView* views = snap.data();
+  for (size_t i = 0; i < snap.size(); ++i) {
+    const RegionView* v = &views[i];
+    auto it = regions_.find(v->base);
+    if (it == regions_.end()) return false;
+    const Region& r = it->second;
+    if (r.seen == call || v->serial != r.serial) return false;
+    r.seen = call;
+    uint64_t owner = 0;
+    if (r.owner >= 0 && r.kind != Kind::kLarge) {
+      auto c = ctx_of.find(r.owner);
+      owner = c == ctx_of.end() ? ~uint64_t{0} : c->second;
+    }
+    bool warm = r.state == State::kWarm || r.state == State::kPooled;
+    bool abandoned = r.state == State::kAbandoned;
+    int cls = r.kind == Kind::kLarge ? -1 : slot_class(r.slot);
+    if (v->kind != r.kind || v->bytes != r.bytes || v->cls != cls || v->owner != owner ||
+        v->active != r.live || v->pending != r.pending || v->warm != warm ||
+        v->abandoned != abandoned)
+      return false;
+  }
+  return true;
 }
 
 }  // namespace hakmodel

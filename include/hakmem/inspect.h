@@ -107,11 +107,12 @@ class OsRecorder {
 };
 void set_os_recorder(OsRecorder* r);  // nullptr removes
 
-// For harnesses that build and tear down a heap thousands of times (the fuzzers): 2 MiB
-// regions hakmem unmaps stay mapped (PROT_NONE: an access after release still faults) and
-// come back, their touched pages cleared, at the next 2 MiB map (src/inspect/recycling.cc). Off
-// (the default) gives the regions back. Either way a region is a real mapping, so it may be
-// switched at any time; it replaces an installed recorder.
+// For harnesses that build and tear down a heap thousands of times (the fuzzers, the
+// lockstep runs): runs of 2 MiB regions hakmem unmaps (class regions, large runs up to
+// 64 MiB) stay mapped, their pages given back (PROT_NONE: an access after release still
+// faults), and come back zero at the next map of as many regions
+// (src/inspect/recycling.cc). Off (the default) gives the regions back. Either way a region is a
+// real mapping, so it may be switched at any time; it replaces an installed recorder.
 void set_region_recycling(bool on);
 
 // --- the clock of purge delays ---

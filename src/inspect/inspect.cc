@@ -34,6 +34,15 @@ uint64_t owner_id(ThreadCache* tc) {
   return tc ? tc->id : 0;
 }
 
+// Registry lock held. describe(base).bytes, reading no more than that needs.
+size_t bytes_of(uintptr_t base) {
+  RegionKind k = region_kind_of(reinterpret_cast<void*>(base));
+  if (k == RegionKind::kSuperSlab || k == RegionKind::kMid || k == RegionKind::kUltra)
+    return kRegionSize;
+  if (k == RegionKind::kLargeHead) return reinterpret_cast<LargeHeader*>(base)->run_bytes;
+  return 0;
+}
+
 // Registry lock held.
 RegionInfo describe(uintptr_t base) {
   RegionInfo r;
@@ -135,12 +144,9 @@ bool region_of(const void* p, RegionInfo* out) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   bool found = false;
   registry_for_each([&](uintptr_t base) {
-    if (found) return;
-    RegionInfo r = describe(base);
-    if (a >= r.base && a < r.base + r.bytes) {
-      *out = r;
-      found = true;
-    }
+    if (found || a < base || a - base >= bytes_of(base)) return;
+    *out = describe(base);
+    found = true;
   });
   return found;
 }
