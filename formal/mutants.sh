@@ -67,7 +67,11 @@ for m in "${mutants[@]}"; do
     rc=$?
     failed=$(grep -E '^\s+[0-9]+ - ' "$dir/formal.log" | sed -E 's/^\s+[0-9]+ - ([^ ]+).*/\1/' | tr '\n' ' ')
     verdict=caught
-    if [ $rc -eq 0 ]; then
+    # a test that ran into ctest's --timeout is not a refutation
+    if grep -q "\*\*\*Timeout" "$dir/formal.log"; then
+      verdict=TIMEOUT
+      status=1
+    elif [ $rc -eq 0 ]; then
       verdict=MISSED
       status=1
     fi
@@ -79,7 +83,9 @@ for m in "${mutants[@]}"; do
         cmake --build build/props --target hakmem_props -j "$jobs") >"$dir/props-build.log" 2>&1; then
       (RC_PARAMS="${MUTANTS_RC_PARAMS:-max_success=500 seed=20261122}" timeout 900 \
         "$dir/build/props/props/hakmem_props") >"$dir/props.log" 2>&1
-      [ $? -ne 0 ] && pverdict=caught || pverdict=missed
+      prc=$?
+      # 124: timeout's status, neither a failure nor a pass
+      if [ $prc -eq 124 ]; then pverdict=timeout; elif [ $prc -ne 0 ]; then pverdict=caught; else pverdict=missed; fi
     else
       pverdict=no-build
     fi

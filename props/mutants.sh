@@ -57,7 +57,10 @@ for m in "${mutants[@]}"; do
   rc=$?
   [ $rc -lt 128 ] || echo "killed by signal $((rc - 128)) (a crash counts as caught)" >>"$dir/props.log"
   secs=$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $t0}")
-  if [ $rc -ne 0 ]; then
+  if [ $rc -eq 124 ]; then  # timeout's status: the properties neither failed nor passed
+    printf '%-28s %-8s %8s  %s\n' "$name" TIMEOUT "$secs" "(600 s: not caught)"
+    status=1
+  elif [ $rc -ne 0 ]; then
     example=$(grep -m1 -A1 "disagreement" "$dir/props.log" | tr '\n' ' ' | cut -c1-160)
     [ -n "$example" ] || example=$(grep -m1 -E "Falsifiable|Segmentation|Aborted" "$dir/props.log" | cut -c1-160)
     [ -n "$example" ] || example="(exit $rc)"
