@@ -208,6 +208,7 @@ Trace decode(const uint8_t* data, size_t size, const OpTable& table) {
   uint8_t c = r.u8();
   tr.cfg.warm = (c & 3u) % 3;
   tr.cfg.ultra = !(c & 4);
+  tr.cfg.purge = (c & 8) ? 10 : 0;  // purge delay of 10 ms; the fuzzers' clock stands still
   Budget budget{table.bulk_blocks};
   uint64_t last_bs = 1024;  // free_n's slab / region counts: the last malloc_n's blocks
   while (!r.empty() && tr.ops.size() < kMaxOps) {
@@ -253,6 +254,7 @@ Trace decode(const uint8_t* data, size_t size, const OpTable& table) {
         break;
       case OpCode::kCollect:
       case OpCode::kExit:
+      case OpCode::kTick:  // not in the fuzzers' tables
         break;
       case OpCode::kBadFree:
         op.a = r.u8() % hakmodel::kBadKinds;
@@ -270,7 +272,11 @@ bool encode(const Trace& tr, const OpTable& table, std::vector<uint8_t>* out, st
     *err = "warm must be 0, 1 or 2";
     return false;
   }
-  o.push_back(static_cast<uint8_t>(tr.cfg.warm | (tr.cfg.ultra ? 0 : 4)));
+  if (tr.cfg.purge != 0 && tr.cfg.purge != 10) {
+    *err = "purge must be 0 or 10";
+    return false;
+  }
+  o.push_back(static_cast<uint8_t>(tr.cfg.warm | (tr.cfg.ultra ? 0 : 4) | (tr.cfg.purge ? 8 : 0)));
   if (tr.ops.size() > kMaxOps) {
     *err = "more than " + std::to_string(kMaxOps) + " ops";
     return false;
@@ -331,6 +337,8 @@ bool encode(const Trace& tr, const OpTable& table, std::vector<uint8_t>* out, st
       case OpCode::kCollect:
       case OpCode::kExit:
         break;
+      case OpCode::kTick:
+        return fail("the fuzzers' format has no tick");
       case OpCode::kBadFree:
         o.push_back(static_cast<uint8_t>(op.a % hakmodel::kBadKinds));
         if (!idx(op.b)) return fail("index above 255");

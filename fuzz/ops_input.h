@@ -1,7 +1,8 @@
 // The byte format of fuzz_ops and fuzz_bad_free: fuzzer bytes <-> a trace of the op
 // language (model/ops.h). Plain code, no hakmem: the fuzzers and hak-fuzz-codec share it.
 //
-//   byte 0          config: warm = (b & 3) % 3, ultra = !(b & 4)
+//   byte 0          config: warm = (b & 3) % 3, ultra = !(b & 4), purge delay 10 ms if b & 8
+//                   (the clock stands still: purges happen at collect only)
 //   then per op     header h: thread = h >> 6, op = table[h & 63] (weights per target)
 //                   and its operands, each read forward (a missing byte reads as 0):
 //     malloc        SIZE                      memalign  LOG SIZE  (align 1 << LOG % 22)

@@ -67,6 +67,7 @@ const Snapshot& snapshot() {
     v.warm = r.warm;
     v.abandoned = r.abandoned;
     v.serial = r.serial;
+    v.carved_slabs = r.carved_slabs;
     s.add(v);
   }
   return s;
@@ -127,6 +128,7 @@ class Runner {
     // Every run starts from an empty heap and ends with one: the regions it unmaps are
     // the next run's (the OS contract holds: fresh, zeroed).
     hk::set_region_recycling(true);
+    hk::set_manual_clock(true);  // deterministic: only tick ops advance it
     hk::Settings s;
     s.warm_regions = 0;
     s.c7_ultra = tr_.cfg.ultra;
@@ -135,6 +137,7 @@ class Runner {
     hk::set_settings(s);
     hk::trim();
     s.warm_regions = tr_.cfg.warm;
+    s.purge_delay_ms = tr_.cfg.purge;
     hk::set_settings(s);
     errors0_ = hk::error_count();
     if (const Snapshot& left = snapshot(); !left.empty()) {
@@ -467,6 +470,9 @@ class Runner {
       case OpCode::kBadFree:
         bad_free(t, static_cast<BadKind>(op.a % kBadKinds), op.b);
         break;
+      case OpCode::kTick:  // time passes: the model's state does not change
+        hk::advance_clock(op.a);
+        break;
     }
   }
 
@@ -597,8 +603,10 @@ class Runner {
       }
     hk::Settings s = hk::settings();
     s.warm_regions = 0;
+    s.purge_delay_ms = 0;
     hk::set_settings(s);
     hk::trim();
+    hk::set_manual_clock(false);
   }
 
   const Trace& tr_;

@@ -310,6 +310,18 @@ std::string Model::on_collect(int t, const Snapshot& snap) {
     if (r.owner == t && r.kind != Kind::kLarge) slots.insert(r.slot);
   for (int s : slots)
     if (auto e = collect_slot(t, s, snap); !e.empty()) return e;
+  // The purge rule (SPEC section 4): collect gives back, whatever the delay, the pages of
+  // t's warm regions but the slab t carves from, and those of every pooled region.
+  for (const auto& [b, r] : regions_) {
+    bool warm = r.owner == t && r.state == State::kWarm, pooled = r.state == State::kPooled;
+    if (!warm && !pooled) continue;
+    const RegionView* v = snap.find(b);
+    if (!v) continue;  // the region comparison reports it
+    if (v->carved_slabs > (warm ? 1u : 0u))
+      return std::string(warm ? "warm" : "pooled") + " region " + hex(b) + " keeps " +
+             std::to_string(v->carved_slabs) + " slabs of pages after collect (at most " +
+             (warm ? "1" : "0") + ")";
+  }
   return "";
 }
 

@@ -45,7 +45,8 @@ struct RegionView {
   uint32_t pending = 0;
   bool warm = false;
   bool abandoned = false;
-  uint64_t serial = 0;  // distinct per mapping
+  uint64_t serial = 0;        // distinct per mapping
+  uint32_t carved_slabs = 0;  // slabs whose pages may be resident (the purge rule)
 };
 // Production's regions after a call, in any order; sorted by base on the first search. A
 // flat vector, refilled in place by the interpreter after every op (no allocation once it
@@ -168,6 +169,8 @@ using PoolMap = std::map<K, V, std::less<K>, NodePool<std::pair<const K, V>>>;
 struct Config {
   unsigned warm = 1;
   bool ultra = true;
+  // HAKMEM_PURGE_DELAY_MS of the run. Its clock is manual: only tick ops advance it.
+  unsigned purge = 0;
 };
 
 class Model {

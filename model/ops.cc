@@ -17,6 +17,7 @@ constexpr Name kNames[] = {
     {OpCode::kCalloc, "calloc", 2},    {OpCode::kCollect, "collect", 0},
     {OpCode::kExit, "exit", 0},        {OpCode::kBadFree, "bad_free", 2},
     {OpCode::kMallocN, "malloc_n", 2}, {OpCode::kFreeN, "free_n", 2},
+    {OpCode::kTick, "tick", 1},
 };
 const char* kBadNames[kBadKinds] = {"interior", "misaligned", "foreign", "double", "tail"};
 
@@ -43,7 +44,9 @@ std::string to_text(const Op& op) {
 
 std::string to_text(const Trace& tr) {
   std::ostringstream o;
-  o << "config warm=" << tr.cfg.warm << " ultra=" << (tr.cfg.ultra ? 1 : 0) << "\n";
+  o << "config warm=" << tr.cfg.warm << " ultra=" << (tr.cfg.ultra ? 1 : 0);
+  if (tr.cfg.purge) o << " purge=" << tr.cfg.purge;
+  o << "\n";
   for (const Op& op : tr.ops) o << to_text(op) << "\n";
   return o.str();
 }
@@ -75,6 +78,8 @@ bool parse(const std::string& text, Trace* out, std::string* err) {
           tr.cfg.warm = static_cast<unsigned>(v);
         else if (k == "ultra")
           tr.cfg.ultra = v != 0;
+        else if (k == "purge")
+          tr.cfg.purge = static_cast<unsigned>(v);
         else
           return fail("unknown config key");
       }

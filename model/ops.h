@@ -1,11 +1,12 @@
 // The op language: one description of a run, used by the properties, the fuzzers and
 // the replay tool. A trace is a config line and one op per line:
 //
-//   config warm=1 ultra=1
+//   config warm=1 ultra=1 [purge=MS]
 //   malloc T SIZE           memalign T ALIGN SIZE     calloc T N SIZE
 //   free T I                realloc T I SIZE
 //   malloc_n T SIZE COUNT   free_n T I COUNT          (bulk: fill / drain in one step)
 //   collect T               exit T
+//   tick T MS               (the clock of purge delays advances MS ms; T is not used)
 //   bad_free T KIND I       (KIND: interior misaligned foreign double tail)
 //
 // T is a simulated thread (0..kMaxThreads-1). I picks a live block: the (I mod n)-th of
@@ -35,7 +36,8 @@ enum class OpCode {
   kExit,
   kBadFree,
   kMallocN,
-  kFreeN
+  kFreeN,
+  kTick
 };
 enum class BadKind { kInterior, kMisaligned, kForeign, kDouble, kTail };
 inline constexpr uint64_t kBadKinds = 5;

@@ -80,6 +80,10 @@ rc::Gen<Op> gen_op(int threads, bool bad_frees) {
         });
     auto collect_op = rc::gen::just(Op{OpCode::kCollect, t, 0, 0});
     auto exit_op = rc::gen::just(Op{OpCode::kExit, t, 0, 0});
+    // Time for purge delays (0..2 x 10 ms): due purges happen at the next refills.
+    auto tick_op = rc::gen::map(rc::gen::element<uint64_t>(1, 5, 10, 20), [t](uint64_t ms) {
+      return Op{OpCode::kTick, t, ms, 0};
+    });
     auto bad_op =
         rc::gen::map(rc::gen::pair(rc::gen::inRange<uint64_t>(0, hakmodel::kBadKinds), idx),
                      [t](std::pair<uint64_t, uint32_t> p) {
@@ -95,6 +99,7 @@ rc::Gen<Op> gen_op(int threads, bool bad_frees) {
                                          {3, calloc_op},
                                          {3, collect_op},
                                          {2, exit_op},
+                                         {2, tick_op},
                                          {8, bad_op}});
     return rc::gen::weightedOneOf<Op>({{30, malloc_op},
                                        {30, free_op},
@@ -104,7 +109,8 @@ rc::Gen<Op> gen_op(int threads, bool bad_frees) {
                                        {4, memalign_op},
                                        {3, calloc_op},
                                        {3, collect_op},
-                                       {2, exit_op}});
+                                       {2, exit_op},
+                                       {2, tick_op}});
   });
 }
 
@@ -112,12 +118,14 @@ hakmodel::Config gen_config() {
   hakmodel::Config c;
   c.warm = *rc::gen::element(0u, 1u);
   c.ultra = *rc::gen::arbitrary<bool>();
+  c.purge = *rc::gen::element(0u, 10u);  // at once, or after 10 ms of ticks
   return c;
 }
 
 void check(const hakmodel::Trace& tr) {
   hakmodel::Verdict v = hakmodel::run_isolated(tr);
-  RC_TAG(tr.cfg.ultra ? "ultra on" : "ultra off", tr.cfg.warm ? "warm 1" : "warm 0");
+  RC_TAG(tr.cfg.ultra ? "ultra on" : "ultra off", tr.cfg.warm ? "warm 1" : "warm 0",
+         tr.cfg.purge ? "purge delay" : "purge at once");
   RC_CLASSIFY(v.regions_released > 0, "a region was released");
   RC_CLASSIFY(v.remote_frees > 0, "remote frees");
   RC_CLASSIFY(v.adoptions > 0, "adoption or pool reuse");

@@ -27,6 +27,9 @@ struct RegionInfo {
   uint64_t serial = 0;     // distinct per mapping: a region unmapped and mapped again differs
   bool warm = false;       // empty, kept in a warm reserve
   bool abandoned = false;  // owner exited with live blocks in it
+  // Class regions: slabs carved since their pages were last given back (their pages may be
+  // resident); what the purge rule (SPEC section 4) bounds.
+  uint32_t carved_slabs = 0;
 };
 
 // Live regions (mapped and in use, warm or abandoned). Fills up to `cap`, returns total.

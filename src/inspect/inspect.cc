@@ -60,6 +60,7 @@ RegionInfo describe(uintptr_t base) {
     r.serial = ss->link.serial;
     r.warm = ss->warm;
     r.abandoned = ss->list == SuperSlabList::kAbandoned;
+    r.carved_slabs = static_cast<uint32_t>(__builtin_popcount(ss->slab_carved_mask));
   } else if (k == RegionKind::kLargeHead) {
     LargeHeader* h = reinterpret_cast<LargeHeader*>(base);
     r.bytes = h->run_bytes;
