@@ -53,6 +53,12 @@ REAL_NOTE = (
     "median seconds divided by this allocator's: above 1 is faster than the peer. user/sys = CPU "
     "seconds of the program; peak RSS = its high-water mark (KiB)."
 )
+GROW_NOTE = (
+    "One thread fills the heap with 16-byte blocks and keeps them all. first / last ns = "
+    "nanoseconds per malloc over the first / last 16 MiB of blocks (median of the rounds); "
+    "last/first = their ratio (1 is flat: no cost that grows with the heap; target <= 1.1). "
+    "Mops/s = million mallocs per second over the whole fill."
+)
 TIME_WORKLOADS = ("real", "phase76")  # seconds, lower is better
 
 
@@ -294,6 +300,23 @@ def phase76_section(wl, allocs, runs):
     return allocator_section(wl, allocs, runs, header, cells)
 
 
+def grow_section(wl, allocs, runs):
+    def cells(label, ok):
+        first, last = median(ok, "first_ns"), median(ok, "last_ns")
+        ratio = median(ok, "ratio")
+        lo, hi = min(r["ratio"] for r in ok), max(r["ratio"] for r in ok)
+        mops = median(ok, "mops")
+        return [
+            "–" if first is None else f"{first:.2f}", "–" if last is None else f"{last:.2f}",
+            "–" if ratio is None else f"{ratio:.2f}", f"{lo:.2f}..{hi:.2f}",
+            "–" if mops is None else f"{mops:.1f}", fmt_int(median(ok, "peak_rss_kb")), len(ok),
+        ]
+
+    header = ["allocator", "first ns/malloc", "last ns/malloc", "last/first", "range", "Mops/s",
+              "peak RSS", "runs"]
+    return allocator_section(wl, allocs, runs, header, cells)
+
+
 def command_prefix(a):
     parts = []
     if a["preload"]:
@@ -341,6 +364,9 @@ def main():
         if w["name"].startswith("phase76"):
             t, notes = phase76_section(w["name"], allocs, runs)
             note = PHASE76_NOTE
+        elif w["name"].startswith("grow"):
+            t, notes = grow_section(w["name"], allocs, runs)
+            note = GROW_NOTE
         elif w["name"].startswith("real"):
             t, notes = real_section(w["name"], allocs, runs)
             note = REAL_NOTE

@@ -7,7 +7,7 @@
 #   ci/bench.sh --quick               3 repeats, 2M operations, real at half scale
 #   ci/bench.sh --only NAME[,NAME]    some workloads: mixed-400 mixed-8192 c7 tiny-churn
 #                                     prodcons server xthread-2 xthread-4 xthread-8
-#                                     xthread-16 thread-churn real phase76
+#                                     xthread-16 thread-churn real phase76 grow
 #                                     ("mixed" = both mixed-*, "xthread" = every xthread-*)
 #   ci/bench.sh --repeats N --ops N   override the counts (--ops N: mixed-* and c7 N,
 #                                     tiny-churn 5N, prodcons N/2, server N, xthread-T N/5
@@ -36,6 +36,8 @@
 #                          round's survivors (abandoned regions) and exit
 #   real                   python3 running bench/alloc_heavy.py (wall seconds, lower is better)
 #   phase76                1M malloc(16), free all: is the memory given back?
+#   grow                   one thread fills 1 GiB with malloc(16) blocks and keeps them: ns per
+#                          malloc in the first and the last 16 MiB (is the cost flat?)
 #
 # Allocators: glibc (no preload), hakmem (build/release/libhakmem.so), mimalloc, jemalloc,
 # tcmalloc (Debian packages, LD_PRELOAD); a missing peer is skipped with a warning. For
@@ -82,7 +84,8 @@ fi
 bin=$root/build/release/bench
 hakmem_so=$root/build/release/libhakmem.so
 for f in "$bin/bench_mixed" "$bin/bench_phase76" "$bin/bench_churn" "$bin/bench_prodcons" \
-  "$bin/bench_server" "$bin/bench_xthread" "$bin/bench_thread_churn" "$bin/bench_real" "$hakmem_so"; do
+  "$bin/bench_server" "$bin/bench_xthread" "$bin/bench_thread_churn" "$bin/bench_real" \
+  "$bin/bench_grow" "$hakmem_so"; do
   [ -x "$f" ] || [ -f "$f" ] || { log "missing $f (build failed?)"; exit 1; }
 done
 
@@ -106,6 +109,7 @@ done
 add_workload thread-churn "build/release/bench/bench_thread_churn --rounds $((ops / 50000 > 0 ? ops / 50000 : 1))"
 add_workload real "build/release/bench/bench_real --name real -- $py -I bench/alloc_heavy.py --scale $real_scale"
 add_workload phase76 "build/release/bench/bench_phase76 --count 1000000 --size 16"
+add_workload grow "build/release/bench/bench_grow --bytes $((1 << 30)) --size 16"
 
 selected() {  # workload name -> 0 if --only selects it
   [ -z "$only" ] && return 0
