@@ -196,7 +196,7 @@ struct Harness {
     }
     g_registry = g_recycled = nullptr;
     g_next_id = 1;
-    g_sentinel_tc = ThreadCache();
+    new (&g_sentinel_tc) ThreadCache();  // constructed afresh: its atomics cannot be copied
     tl_tc = &g_sentinel_tc;
     g_config = Config();
     g_config.warm_regions = warm_regions;

@@ -23,6 +23,7 @@ SpinLock g_registry_lock;
 ThreadCache* g_registry = nullptr;
 ThreadCache* g_recycled = nullptr;  // freed contexts, linked through reg_next
 uint64_t g_next_id = 1;
+RefillCounts g_exited_refills;  // of contexts that exited (registry lock)
 
 constexpr size_t kContextBytes = align_up(sizeof(ThreadCache), kPageSize);
 
@@ -125,15 +126,24 @@ void collect_region(ThreadCache* tc, SuperSlab* ss, Pages pages) {
     region_became_empty(tc, ss, pages);
 }
 
-void collect_class(ThreadCache* tc, unsigned c, Pages pages) {
+// Returns the number of regions visited.
+uint64_t collect_class(ThreadCache* tc, unsigned c, Pages pages) {
   ClassCache& cc = tc->cls[c];
+  uint64_t visits = 0;
   for (SuperSlabList l : {SuperSlabList::kFull, SuperSlabList::kPartial}) {
     for (SuperSlab* ss = list_head(cc, l); ss;) {
       SuperSlab* next = ss->next;
       collect_region(tc, ss, pages);
+      ++visits;
       ss = next;
     }
   }
+  return visits;
+}
+
+// Owner only: a relaxed load and store, no locked instruction.
+void add_relaxed(std::atomic<uint64_t>& counter, uint64_t n) {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
 // Set once the thread's context has exited (its key destructor ran). Later allocations
@@ -234,14 +244,17 @@ bool thread_cache_ensure_slab(ThreadCache* tc, unsigned slot) noexcept {
   // the next blocks would be carved from fresh memory. What other threads freed comes
   // back first (a thread whose blocks are freed elsewhere otherwise carves new pages
   // while its old ones wait on remote lists: 4x the peers' RSS in the server benchmark).
-  collect_class(tc, slot, Pages::kKeep);
+  uint64_t visits = collect_class(tc, slot, Pages::kKeep);
   // Frees outside the box push on slab lists without relisting (it would cost the fast
   // path a branch): regions on the full list may have free slabs again.
   for (SuperSlab* ss = cc.full; ss;) {
     SuperSlab* next = ss->next;
     relist(cc, ss);
+    ++visits;
     ss = next;
   }
+  add_relaxed(tc->refill_collections, 1);
+  add_relaxed(tc->refill_region_visits, visits);
   for (;;) {
     if (SuperSlab* ss = cc.cur) {
       if (!superslab_slab_has_free(ss, cc.cur_slab)) {
@@ -278,6 +291,16 @@ SpinLock& thread_cache_registry_lock() noexcept {
 }
 ThreadCache* thread_cache_registry_head() noexcept {
   return g_registry;
+}
+
+RefillCounts thread_cache_refill_counts() noexcept {
+  SpinGuard g(g_registry_lock);
+  RefillCounts n = g_exited_refills;
+  for (ThreadCache* t = g_registry; t; t = t->reg_next) {
+    n.collections += t->refill_collections.load(std::memory_order_relaxed);
+    n.region_visits += t->refill_region_visits.load(std::memory_order_relaxed);
+  }
+  return n;
 }
 
 void thread_init_once() noexcept {
@@ -329,6 +352,8 @@ void thread_cache_exit(ThreadCache* tc) noexcept {
     }
   }
   SpinGuard g(g_registry_lock);
+  g_exited_refills.collections += tc->refill_collections.load(std::memory_order_relaxed);
+  g_exited_refills.region_visits += tc->refill_region_visits.load(std::memory_order_relaxed);
   if (tc->reg_prev)
     tc->reg_prev->reg_next = tc->reg_next;
   else

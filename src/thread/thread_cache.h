@@ -42,6 +42,10 @@ struct ThreadCache {
   ThreadCache* reg_next = nullptr;  // registry of contexts (cold)
   ThreadCache* reg_prev = nullptr;
   uint64_t id = 0;
+  // Refill collections and the regions they visited, for inspect. Written by the owner
+  // alone (relaxed load and store: no locked instruction), read by inspect.
+  std::atomic<uint64_t> refill_collections{0};
+  std::atomic<uint64_t> refill_region_visits{0};
 };
 
 // The calling thread's context; the sentinel until its first allocation.
@@ -85,6 +89,11 @@ template <class Fn>
 void thread_cache_for_each(Fn&& fn);
 SpinLock& thread_cache_registry_lock() noexcept;
 ThreadCache* thread_cache_registry_head() noexcept;
+// Refill collections so far and the regions they visited, over every context (inspect).
+struct RefillCounts {
+  uint64_t collections = 0, region_visits = 0;
+};
+RefillCounts thread_cache_refill_counts() noexcept;
 
 template <class Fn>
 void thread_cache_for_each(Fn&& fn) {
