@@ -629,23 +629,11 @@ inline box_pop(t) {
 #define BOX_HAS(t) (box_seg[t] != NOBODY && \
   (loc[BLKOF(box_seg[t], 0)] == BOX || loc[BLKOF(box_seg[t], 1)] == BOX))
 
-/* src/thread/thread_cache.cc thread_cache_ensure_slab's owner-side part: relist the
- * full list; keep cur if its slab (or another) has a block, else relist it and pick a
- * partial region with free space, preferring one not warm. ok = 1: cur is set. */
+/* src/thread/thread_cache.cc thread_cache_ensure_slab's owner-side part: keep cur if
+ * its slab (or another) has a block, else relist it and pick a partial region with free
+ * space, preferring one not warm. ok = 1: cur is set. (No walk of the full list: a
+ * region that gets a block back leaves it at that free, free_fast and collection.) */
 inline ensure_decide(t) {
-  /* for (ss = cc.full; ss;) { next = ss->next; relist(cc, ss); ss = next; } */
-  /* (inline arguments are substituted as text: pass relist a variable, not qs[...]) */
-  mr = qs[FULL(t)];
-  pick = qs[FULL(t) + 1];
-  if
-  :: mr != 0 -> mr = mr - 1; relist(t, mr)
-  :: else -> skip
-  fi;
-  if
-  :: pick != 0 -> pick = pick - 1; relist(t, pick)
-  :: else -> skip
-  fi;
-  mr = 0;
   ok = 0;
   if
   :: cur[t] != NOBODY ->
@@ -894,6 +882,13 @@ inline superslab_free_remote(t, fr, fb) {
           assert(abit[fb] && !rbit[fb]); \
           abit[fb] = 0; \
           loc[fb] = (box_seg[t] == fr -> BOX : SLAB); \
+          /* not the box's region: a full region goes back to the partial list \
+           * (superslab_refilled; then the count, as free_fast's) */ \
+          if \
+          :: box_seg[t] != fr && rlist[fr] == L_FULL -> \
+             list_unlink(t, fr); list_push(t, fr, L_PARTIAL) \
+          :: else -> skip \
+          fi; \
           active_local[fr]--; \
           nlive[fr]--; \
           nfreeing--; \

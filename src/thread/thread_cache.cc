@@ -245,14 +245,6 @@ bool thread_cache_ensure_slab(ThreadCache* tc, unsigned slot) noexcept {
   // back first (a thread whose blocks are freed elsewhere otherwise carves new pages
   // while its old ones wait on remote lists: 4x the peers' RSS in the server benchmark).
   uint64_t visits = collect_class(tc, slot, Pages::kKeep);
-  // Frees outside the box push on slab lists without relisting (it would cost the fast
-  // path a branch): regions on the full list may have free slabs again.
-  for (SuperSlab* ss = cc.full; ss;) {
-    SuperSlab* next = ss->next;
-    relist(cc, ss);
-    ++visits;
-    ss = next;
-  }
   add_relaxed(tc->refill_collections, 1);
   add_relaxed(tc->refill_region_visits, visits);
   for (;;) {
@@ -459,6 +451,16 @@ void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
     --tc->cls[ss->slot].warm_count;
   }
   return p;
+}
+
+void superslab_refilled(ThreadCache* tc, SuperSlab* ss) noexcept {
+  ClassCache& cc = tc->cls[ss->slot];
+  list_unlink(cc, ss);
+  list_push(cc, ss, SuperSlabList::kPartial);
+  // As free_fast ends.
+  uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
+  ss->active_local.store(left, std::memory_order_relaxed);
+  if (left == ss->remote_pending.load(std::memory_order_relaxed)) superslab_check_empty(tc, ss);
 }
 
 void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept {

@@ -71,6 +71,9 @@ void box_flush(Box& box) noexcept;
 void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept;
 // After a local free found active_local == remote_pending: collect, then release or keep.
 void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept;
+// A local free put a block on a slab list of `ss`, a region on tc's full list: it moves
+// to the partial list; then the rest of that free (the live count, the empty check).
+HAK_COLD void superslab_refilled(ThreadCache* tc, SuperSlab* ss) noexcept;
 // A free by a context that does not own the region (or of an ownerless region).
 void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
 
