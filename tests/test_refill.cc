@@ -57,9 +57,7 @@ void grow_to(std::vector<void*>& blocks, size_t regions) {
 
 }  // namespace
 
-// Disabled until refill collections visit only regions with pending remote frees (they
-// visit every region of the slot, twice: issue 12).
-TEST(Refill, DISABLED_CollectionVisitsNoRegionWithoutRemoteFrees) {
+TEST(Refill, CollectionVisitsNoRegionWithoutRemoteFrees) {
   fresh_settings(1);
   hk::Context* a = hk::context_create();
   std::vector<void*> blocks;
@@ -75,7 +73,7 @@ TEST(Refill, DISABLED_CollectionVisitsNoRegionWithoutRemoteFrees) {
   hk::context_exit(a);
 }
 
-TEST(Refill, DISABLED_CollectionVisitsOnlyRegionsWithRemoteFrees) {
+TEST(Refill, CollectionVisitsOnlyRegionsWithRemoteFrees) {
   fresh_settings(1);
   hk::Context* a = hk::context_create();
   hk::Context* b = hk::context_create();

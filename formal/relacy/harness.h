@@ -294,6 +294,8 @@ inline void check_region(SuperSlab* ss, const ThreadCache* owner,
   }
   RL_ASSERT(ss->remote_pending.debug_value() == 0);
   RL_ASSERT(ss->active_local.debug_value() == live.size());
+  // Collected: the owner's region queue of the slot is empty too.
+  if (owner) RL_ASSERT(owner->cls[ss->slot].remote_regions.debug_value() == nullptr);
 }
 
 // At a stub unmap or decommit: the program holds no block of the region, no remote free

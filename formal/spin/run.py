@@ -64,6 +64,14 @@ RUNS.update({
                            "path into an owned region"),
     "bug-no-purge": (["-DW=1", "-DBUG_NO_PURGE"], SAFETY, [], "error",
                      "a warm region's pages given back with blocks in the box"),
+    "bug-abandon-no-wait": (["-DW=1", "-DBUG_ABANDON_NO_WAIT"], SAFETY, [], "error",
+                            "the exit does not wait for a region's push on its queue"),
+    "bug-collect-unqueued": (["-DW=0", "-DBUG_COLLECT_UNQUEUED"], SAFETY, [], "error",
+                             "a local free's collection takes the list of a region it "
+                             "leaves on the queue"),
+    "bug-queue-every-push": (["-DW=1", "-DBUG_QUEUE_EVERY_PUSH"], SAFETY, [], "error",
+                             "every remote push queues the region, not only the one that "
+                             "found the list empty"),
     "ltl-bug-abandon-no-collect": (["-DW=1", "-DBUG_ABANDON_NO_COLLECT"], LIVENESS,
                                    ["-A"] + LTL + ["remote_collected"], "cycle",
                                    "remote_collected is not vacuous"),

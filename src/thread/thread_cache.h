@@ -31,6 +31,10 @@ struct ClassCache {
   uint32_t warm_count = 0;
   SuperSlab* partial = nullptr;  // owned, with free or uncarved blocks
   SuperSlab* full = nullptr;     // owned, neither
+  // The region queue: the owned regions whose remote list is not empty, pushed by the
+  // remote free that found the list empty (a lock-free stack through queue_next), taken
+  // whole by the owner's collection (thread_cache.cc).
+  Atomic<SuperSlab*> remote_regions{nullptr};
 };
 
 enum class ContextKind : uint8_t { kSentinel, kOsThread, kSimulated };
@@ -76,6 +80,9 @@ void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept;
 HAK_COLD void superslab_refilled(ThreadCache* tc, SuperSlab* ss) noexcept;
 // A free by a context that does not own the region (or of an ownerless region).
 void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
+// The exiting owner of `ss` closed its remote list, which was not empty: waits until `ss`
+// is on tc's region queue (its pusher may be under way) and takes it off. Orphan lock held.
+void region_queue_leave(ThreadCache* tc, SuperSlab* ss) noexcept;
 
 // Contexts.
 ThreadCache* thread_cache_create(ContextKind kind) noexcept;
