@@ -60,6 +60,13 @@ REAL_NOTE = (
     "median seconds divided by this allocator's: above 1 is faster than the peer. user/sys = CPU "
     "seconds of the program; peak RSS = its high-water mark (KiB)."
 )
+GROW_NOTE = (
+    "One thread fills the heap with 16-byte blocks and keeps them all. first / last ns = "
+    "nanoseconds per malloc over the first / last 16 MiB of blocks (median of the rounds); "
+    "last/first = their ratio (1 is flat: no cost that grows with the heap; target <= 1.1). "
+    "CPU ns: the same in the thread's CPU time (page faults included; not inflated by other jobs "
+    "on a loaded machine). Mops/s = million mallocs per second over the whole fill."
+)
 TIME_WORKLOADS = ("real", "phase76")  # seconds, lower is better
 
 
@@ -311,6 +318,25 @@ def phase76_section(wl, allocs, runs):
     return allocator_section(wl, allocs, runs, header, cells)
 
 
+def grow_section(wl, allocs, runs):
+    def fmt(v, spec):
+        return "–" if v is None else format(v, spec)
+
+    def cells(label, ok):
+        lo, hi = min(r["ratio"] for r in ok), max(r["ratio"] for r in ok)
+        return [
+            fmt(median(ok, "first_ns"), ".2f"), fmt(median(ok, "last_ns"), ".2f"),
+            fmt(median(ok, "ratio"), ".2f"), f"{lo:.2f}..{hi:.2f}",
+            fmt(median(ok, "first_cpu_ns"), ".2f"), fmt(median(ok, "last_cpu_ns"), ".2f"),
+            fmt(median(ok, "cpu_ratio"), ".2f"),
+            fmt(median(ok, "mops"), ".1f"), fmt_int(median(ok, "peak_rss_kb")), len(ok),
+        ]
+
+    header = ["allocator", "first ns/malloc", "last ns/malloc", "last/first", "range",
+              "first CPU ns", "last CPU ns", "CPU last/first", "Mops/s", "peak RSS", "runs"]
+    return allocator_section(wl, allocs, runs, header, cells)
+
+
 def command_prefix(a):
     parts = []
     if a["preload"]:
@@ -358,6 +384,9 @@ def main():
         if w["name"].startswith("phase76"):
             t, notes = phase76_section(w["name"], allocs, runs)
             note = PHASE76_NOTE
+        elif w["name"].startswith("grow"):
+            t, notes = grow_section(w["name"], allocs, runs)
+            note = GROW_NOTE
         elif w["name"].startswith("real"):
             t, notes = real_section(w["name"], allocs, runs)
             note = REAL_NOTE

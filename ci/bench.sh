@@ -9,7 +9,7 @@
 #                                     prodcons server xthread-2 xthread-4 xthread-8
 #                                     xthread-16 thread-churn stranded large-churn-16
 #                                     large-churn-256 large-churn-16-t2 large-churn-256-t2
-#                                     real phase76 ("mixed" = both mixed-*, "xthread" =
+#                                     real phase76 grow ("mixed" = both mixed-*, "xthread" =
 #                                     every xthread-*, "large" = every large-churn-*)
 #   ci/bench.sh --repeats N --ops N   override the counts (--ops N: mixed-* and c7 N,
 #                                     tiny-churn 5N, prodcons N/2, server N, xthread-T N/5
@@ -48,6 +48,8 @@
 #   real                   python3 running bench/alloc_heavy.py (wall seconds, lower is better)
 #   phase76                1M malloc(16), free all: is the memory given back? (RSS right
 #                          after the free, and 100 ms later after a little more work)
+#   grow                   one thread fills 1 GiB with malloc(16) blocks and keeps them: ns per
+#                          malloc in the first and the last 16 MiB (is the cost flat?)
 #
 # Allocators: glibc (no preload), hakmem (build/release/libhakmem.so), mimalloc, jemalloc,
 # tcmalloc (Debian packages, LD_PRELOAD); a missing peer is skipped with a warning. For
@@ -95,7 +97,7 @@ bin=$root/build/release/bench
 hakmem_so=$root/build/release/libhakmem.so
 for f in "$bin/bench_mixed" "$bin/bench_phase76" "$bin/bench_churn" "$bin/bench_prodcons" \
   "$bin/bench_server" "$bin/bench_xthread" "$bin/bench_thread_churn" "$bin/bench_stranded" \
-  "$bin/bench_large_churn" \
+  "$bin/bench_large_churn" "$bin/bench_grow" \
   "$bin/bench_real" "$hakmem_so"; do
   [ -x "$f" ] || [ -f "$f" ] || { log "missing $f (build failed?)"; exit 1; }
 done
@@ -128,6 +130,7 @@ for w in 16 256; do
 done
 add_workload real "build/release/bench/bench_real --name real -- $py -I bench/alloc_heavy.py --scale $real_scale"
 add_workload phase76 "build/release/bench/bench_phase76 --count 1000000 --size 16 --delay-ms 100"
+add_workload grow "build/release/bench/bench_grow --bytes $((1 << 30)) --size 16"
 
 selected() {  # workload name -> 0 if --only selects it
   [ -z "$only" ] && return 0

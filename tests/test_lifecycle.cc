@@ -541,7 +541,9 @@ TEST(Lifecycle, RegionsEmptiedByOtherThreadsComeBackWithoutTheirSlot) {
     hk::Use use(a);
     for (int i = 0; i < 1000; ++i) small.push_back(hak_malloc(32));
   }
-  EXPECT_LE(resident_pages(warm.base, warm.bytes), 4u) << "the warm one's pages after the delay";
+  // The header and, if it is the region the slot carves from, that slab (the purge rule).
+  EXPECT_LE(resident_pages(warm.base, warm.bytes), 3u + 16u)
+      << "the warm one's pages after the delay";
   EXPECT_GE(count_regions(hk::Kind::kSuperSlab, cls32), 1u);
   {
     hk::Use use(a);

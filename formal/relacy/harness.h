@@ -204,7 +204,7 @@ struct Harness {
     }
     g_registry = g_recycled = nullptr;
     g_next_id = 1;
-    g_sentinel_tc = ThreadCache();
+    new (&g_sentinel_tc) ThreadCache();  // constructed afresh: its atomics cannot be copied
     tl_tc = &g_sentinel_tc;
     g_pool_purge_at.store(UINT64_MAX, std::memory_order_relaxed);
     g_config = Config();
@@ -304,6 +304,8 @@ inline void check_region(SuperSlab* ss, const ThreadCache* owner,
   }
   RL_ASSERT(ss->remote_pending.debug_value() == 0);
   RL_ASSERT(ss->active_local.debug_value() == live.size());
+  // Collected: the owner's region queue of the slot is empty too.
+  if (owner) RL_ASSERT(owner->cls[ss->slot].remote_regions.debug_value() == nullptr);
 }
 
 // At a stub unmap or decommit: the program holds no block of the region, no remote free

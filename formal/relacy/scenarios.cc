@@ -13,8 +13,9 @@
 namespace hak::harness {
 namespace {
 
-// One remote free against the owner's collection point: small enough for Relacy's full
-// search (every interleaving, every value each relaxed or acquire load may read).
+// One remote free (which queues the region) against the owner's collection point: small
+// enough for Relacy's full search (every interleaving, every value each relaxed or acquire
+// load may read).
 struct RemotePushVsCollect : rl::test_suite<RemotePushVsCollect, 2> {
   Harness h{1};
   ThreadCache* owner = Harness::context();
@@ -236,6 +237,76 @@ struct OrderedDoubleFree : rl::test_suite<OrderedDoubleFree, 3> {
   }
 };
 
+// A refill (malloc_fast with an empty box: thread_cache_ensure_slab's collection, which
+// visits the slot's region queue only) while two remote frees push into the region; the
+// one that finds the list empty queues the region after its block. After the owner's next
+// collection point every freed block is back exactly once: no push is lost between the
+// list and the queue, and the queue is empty.
+struct RefillVsRemoteFrees : rl::test_suite<RefillVsRemoteFrees, 3> {
+  Harness h{1};
+  ThreadCache* owner = Harness::context();
+  ThreadCache* remote[2] = {Harness::context(), Harness::context()};
+  void* kept = Harness::malloc_as(owner);
+  void* freed[2] = {Harness::malloc_as(owner), Harness::malloc_as(owner)};
+  SuperSlab* ss = superslab_of(kept);
+  void* got = nullptr;
+
+  void thread(unsigned t) {
+    if (t == 0)
+      got = Harness::malloc_as(owner);  // the box is empty: a refill
+    else
+      Harness::free_as(remote[t - 1], freed[t - 1]);
+  }
+  void after() {
+    thread_cache_collect(owner);
+    RL_ASSERT(superslab_of(got) == ss);
+    check_region(ss, owner, {kept, got});
+  }
+};
+
+// Two regions on the owner's queue. Region A: the owner frees its last local block while
+// A's last block is freed remotely (the local free's collection takes A off the queue and
+// puts B back, or finds A's push under way); region B: a remote free queues it. Then the
+// owner's collection point. A ends warm (W = 1), its pages given back (check_release at
+// each decommit); B's books balance; the queue is empty.
+constexpr unsigned kBlocksPerRegion = 7;  // of the 256 KiB class (checked below)
+struct TwoRegionsQueue : rl::test_suite<TwoRegionsQueue, 3> {
+  Harness h{1};
+  ThreadCache* owner = Harness::context();
+  ThreadCache* remote[2] = {Harness::context(), Harness::context()};
+  void* a[kBlocksPerRegion];
+  void* b[2];
+  SuperSlab* ra = nullptr;
+  SuperSlab* rb = nullptr;
+
+  TwoRegionsQueue() {
+    for (void*& p : a) p = Harness::malloc_as(owner);  // fills region A
+    for (void*& p : b) p = Harness::malloc_as(owner);  // region B
+    ra = superslab_of(a[0]);
+    rb = superslab_of(b[0]);
+    RL_ASSERT(ra != rb && superslab_of(a[kBlocksPerRegion - 1]) == ra);
+    for (unsigned i = 2; i < kBlocksPerRegion; ++i) Harness::free_as(owner, a[i]);
+    g_world.on_release = check_release;
+  }
+  void thread(unsigned t) {
+    if (t == 0) {
+      Harness::free_as(owner, a[0]);
+      thread_cache_collect(owner);
+    } else if (t == 1) {
+      Harness::free_as(remote[0], a[1]);
+    } else {
+      Harness::free_as(remote[1], b[1]);
+    }
+  }
+  void after() {
+    thread_cache_collect(owner);
+    RL_ASSERT(!g_world.region_unmapped[region_index(ra)]);
+    RL_ASSERT(ra->warm && owner->cls[kSlot].warm_count == 1);
+    check_region(ra, owner, {});
+    check_region(rb, owner, {b[0]});
+  }
+};
+
 struct Scenario {
   const char* name;
   bool (*run)(rl::test_params&);
@@ -262,6 +333,8 @@ const Scenario kScenarios[] = {
     {"exit_vs_last_remote_free", run<ExitVsLastRemoteFree>, rl::sched_bound, 6},
     // Its bound-3 search passes too (5.5 million executions, about 70 s): README.md.
     {"ordered_double_free", run<OrderedDoubleFree>, rl::sched_bound, 2},
+    {"refill_vs_remote_frees", run<RefillVsRemoteFrees>, rl::sched_bound, 3},
+    {"two_regions_queue", run<TwoRegionsQueue>, rl::sched_bound, 2},
 };
 
 const char* scheduler_name(rl::scheduler_type_e s) {

@@ -89,6 +89,12 @@ bit rbit[NBLK];
 byte link[NBLK];
 bit committed[NBLK];
 
+/* --- thread_cache.cc: the region queue of each thread's slot (ClassCache::remote_regions,
+ * a stack through SuperSlab::queue_next; r + 1, 0 = end) and SuperSlab::dequeued --- */
+byte qhead[NT];
+byte qnext[NR];
+bit dequeued[NR];
+
 /* --- orphans.cc: the lock, the pool and the abandoned list (head first; r + 1, 0 = end) --- */
 byte lock = NOBODY;
 byte pool_count;
@@ -114,6 +120,8 @@ byte nrlist;         /* blocks on remote lists */
 byte nfreeing;       /* free() calls in progress */
 byte nbusy;          /* threads inside an operation */
 byte budget = G;     /* operations left to all threads (their exits not counted) */
+bit queued[NR];      /* on its owner's queue, or taken off it and its list not yet taken */
+bit qpush[NR];       /* its push on the queue is under way (after the block's push) */
 #if defined(COVER)
 /* coverage events (formal/spin/witness.py): each claim says "never", Spin's trail is the
  * witness */
@@ -243,6 +251,7 @@ inline superslab_unmap(r) {
 inline superslab_unmap_body(r) {
     HDR(r);
     assert(nlive[r] == 0 && remote_pending[r] == 0 && inflight[r] == 0);
+    assert(!queued[r] && !qpush[r]);  /* on no queue, no push of it under way */
 #if defined(COVER)
     cov_released_remote = cov_released_remote || remote_freed[r];
     remote_freed[r] = 0;
@@ -262,6 +271,7 @@ inline superslab_unmap_body(r) {
     active_local[r] = 0;
     remote_pending[r] = 0;
     remote_head[r] = 0;
+    qnext[r] = 0;
     warm[r] = 0;
     assert(plisted[r] == 0);  /* unlisted first: a purge list never holds an unmapped region */
     rlist[r] = L_NONE
@@ -408,6 +418,27 @@ inline orphan_purge(t, force) {
   fi
 }
 
+/* src/thread/thread_cache.cc region_queue_leave (orphan lock held; r's list was not
+ * empty): until r is marked, take the queue and mark every region on it; then r's mark is
+ * cleared. The wait is a guard: the thread blocks until a push makes the queue non-empty
+ * (the C++ spins; spinning changes no state). */
+inline region_queue_leave(t, r) {
+  do
+  :: dequeued[r] -> dequeued[r] = 0; queued[r] = 0; break
+  :: !dequeued[r] && qhead[t] != 0 ->
+     /* region_queue_leave: queue_take (remote_regions.exchange(nullptr)); the marks and
+      * queue_next loads of regions off the queue (the owner's: folded) */
+     d_step {
+       cq = qhead[t];
+       qhead[t] = 0;
+       do
+       :: cq != 0 -> HDR(cq - 1); dequeued[cq - 1] = 1; cq = qnext[cq - 1]
+       :: else -> break
+       od
+     }
+  od
+}
+
 /* src/thread/orphans.cc orphan_abandon (the exiting owner gives r up). Uses ch. */
 inline orphan_abandon(t, r) {
 #if defined(BUG_ABANDON_NO_TAG)
@@ -416,6 +447,13 @@ inline orphan_abandon(t, r) {
 #else
   /* orphan_abandon: lock; remote_head.exchange(kAbandonedTag) */
   d_step { LOCK(t); HDR(r); ch = remote_head[r]; remote_head[r] = TAG }
+#endif
+#if !defined(BUG_ABANDON_NO_WAIT)
+  /* orphan_abandon: a list that was not empty: region_queue_leave */
+  if
+  :: (ch >> 1) != 0 -> region_queue_leave(t, r)
+  :: else -> skip
+  fi;
 #endif
 #if defined(BUG_ABANDON_NO_COLLECT)
   /* bug (c): the exchanged list is dropped */
@@ -616,7 +654,80 @@ inline thread_cache_purge(t, force) {
   ci = 0
 }
 
-/* src/thread/thread_cache.cc collect_region */
+/* src/thread/thread_cache.cc collect_queued: a region the owner took off its queue:
+ * queue_next.load() (the caller's `next`; off the queue the link is the owner's, folded),
+ * remote_head.exchange(0, acq_rel), superslab_collect (then relist and the empty test;
+ * the caller applies the empty rule). */
+inline collect_queued(t, r) {
+  d_step {
+    HDR(r);
+    assert(owner[r] == t && queued[r] && (remote_head[r] >> 1) != 0);
+    cnx = qnext[r];
+    ch = remote_head[r];
+    remote_head[r] = 0;
+    queued[r] = 0
+  }
+  superslab_collect(t, r, ch)
+}
+
+/* src/thread/thread_cache.cc queue_remove: r off t's queue, the others back; cfound = 1
+ * if r was on it. */
+inline queue_remove(t, r) {
+  /* queue_take: remote_regions.exchange(nullptr); the walk and the relinking of the
+   * others (their links are the owner's while they are off the queue: folded) */
+  d_step {
+    cq = qhead[t];
+    qhead[t] = 0;
+    cfound = 0;
+    crest = 0;
+    clast = 0;
+    do
+    :: cq != 0 ->
+       cx = cq;
+       HDR(cx - 1);
+       cq = qnext[cx - 1];
+       if
+       :: cx == r + 1 -> cfound = 1
+       :: else ->
+          qnext[cx - 1] = crest;
+          crest = cx;
+          if
+          :: clast == 0 -> clast = cx
+          :: else -> skip
+          fi
+       fi
+    :: else -> break
+    od;
+    cx = 0
+  }
+  if
+  :: crest != 0 ->
+     /* queue_push: remote_regions.load() */
+     d_step { ctop = qhead[t] }
+     do
+     :: true ->
+        /* queue_push: queue_next.store(top) (the last one's link, the owner's), then
+         * remote_regions.compare_exchange_weak(top, first) (modelled strong) */
+        d_step {
+          HDR(clast - 1);
+          qnext[clast - 1] = ctop;
+          if
+          :: qhead[t] == ctop -> qhead[t] = crest; crest = 0
+          :: else -> ctop = qhead[t]
+          fi
+        }
+        if
+        :: crest == 0 -> break
+        :: else -> skip
+        fi
+     od
+  :: else -> skip
+  fi;
+  clast = 0;
+  ctop = 0
+}
+
+/* src/thread/thread_cache.cc collect_region (superslab_check_empty's) */
 inline collect_region(t, r, keep) {
   /* collect_region: remote_pending.load() != 0 (the hint); with none, the empty test */
   d_step {
@@ -629,9 +740,17 @@ inline collect_region(t, r, keep) {
   }
   if
   :: ch ->
-     /* collect_region: remote_head.exchange(0, acquire) */
+#if defined(BUG_COLLECT_UNQUEUED)
+     /* bug: the list taken with the region left on the queue */
      d_step { HDR(r); ch = remote_head[r]; remote_head[r] = 0 }
-     superslab_collect(t, r, ch)   /* then relist and the empty test */
+     superslab_collect(t, r, ch)
+#else
+     queue_remove(t, r);
+     if
+     :: cfound -> cfound = 0; collect_queued(t, r); cnx = 0
+     :: else -> d_step { HDR(r); EMPTY_TEST(r) }  /* its push is under way */
+     fi
+#endif
   :: else -> skip
   fi;
   if
@@ -640,29 +759,26 @@ inline collect_region(t, r, keep) {
   fi
 }
 
-/* src/thread/thread_cache.cc collect_class: the full list, then the partial list, each
- * from its head; `next` is read before the region is collected. */
+/* src/thread/thread_cache.cc collect_class: with no owned region nothing (owner-side
+ * lists); else queue_take, then each region taken from the head: `next` read,
+ * collect_queued, the empty rule. */
 inline collect_class(t, keep) {
-  cl = L_FULL;
+  if
+  :: qs[PART(t)] == 0 && qs[FULL(t)] == 0 -> assert(qhead[t] == 0); cq = 0
+  :: else ->
+     /* queue_take: remote_regions.exchange(nullptr) */
+     d_step { cq = qhead[t]; qhead[t] = 0 }
+  fi;
   do
-  :: cl == L_FULL || cl == L_PARTIAL ->
+  :: cq != 0 ->
+     cr = cq - 1;
+     collect_queued(t, cr);
      if
-     :: cl == L_FULL && qs[FULL(t)] != 0 -> cr = qs[FULL(t)] - 1
-     :: cl == L_PARTIAL && qs[PART(t)] != 0 -> cr = qs[PART(t)] - 1
-     :: else -> cr = NOBODY
+     :: cempty -> cempty = 0; region_became_empty(t, cr, keep)
+     :: else -> skip
      fi;
-     do
-     :: cr != NOBODY ->
-        if
-        :: cl == L_FULL -> q_next(FULL(t), cr, cnx)
-        :: else -> q_next(PART(t), cr, cnx)
-        fi;
-        collect_region(t, cr, keep);
-        cr = cnx;
-        cnx = 0
-     :: else -> break
-     od;
-     cl = (cl == L_FULL -> L_PARTIAL : L_NONE)
+     cq = cnx;
+     cnx = 0
   :: else -> break
   od;
   cr = 0
@@ -697,23 +813,11 @@ inline box_pop(t) {
 #define BOX_HAS(t) (box_seg[t] != NOBODY && \
   (loc[BLKOF(box_seg[t], 0)] == BOX || loc[BLKOF(box_seg[t], 1)] == BOX))
 
-/* src/thread/thread_cache.cc thread_cache_ensure_slab's owner-side part: relist the
- * full list; keep cur if its slab (or another) has a block, else relist it and pick a
- * partial region with free space, preferring one not warm. ok = 1: cur is set. */
+/* src/thread/thread_cache.cc thread_cache_ensure_slab's owner-side part: keep cur if
+ * its slab (or another) has a block, else relist it and pick a partial region with free
+ * space, preferring one not warm. ok = 1: cur is set. (No walk of the full list: a
+ * region that gets a block back leaves it at that free, free_fast and collection.) */
 inline ensure_decide(t) {
-  /* for (ss = cc.full; ss;) { next = ss->next; relist(cc, ss); ss = next; } */
-  /* (inline arguments are substituted as text: pass relist a variable, not qs[...]) */
-  mr = qs[FULL(t)];
-  pick = qs[FULL(t) + 1];
-  if
-  :: mr != 0 -> mr = mr - 1; relist(t, mr)
-  :: else -> skip
-  fi;
-  if
-  :: pick != 0 -> pick = pick - 1; relist(t, pick)
-  :: else -> skip
-  fi;
-  mr = 0;
   ok = 0;
   if
   :: cur[t] != NOBODY ->
@@ -868,6 +972,41 @@ inline superslab_check_empty(t, r) {
   fi
 }
 
+/* src/thread/thread_cache.cc region_queue_push (after the push that found fr's list
+ * empty): the owner, then queue_push onto its queue. */
+inline region_queue_push(fr) {
+  /* region_queue_push: owner.load() */
+  d_step { HDR(fr); fqo = owner[fr]; assert(fqo != NOBODY) }
+  /* queue_push: remote_regions.load() */
+  d_step { fqt = qhead[fqo] }
+  do
+  :: true ->
+     /* queue_push: queue_next.store(top) (the region's link: no other thread touches it
+      * now), then remote_regions.compare_exchange_weak(top, ss) (modelled strong) */
+     d_step {
+       HDR(fr);
+       qnext[fr] = fqt;
+       if
+       :: qhead[fqo] == fqt ->
+          qhead[fqo] = fr + 1;
+          qpush[fr] = 0;
+          queued[fr] = 1;
+#if !defined(BUG_PENDING_AFTER_PUSH) && !defined(BUG_WRITE_AFTER_PUSH)
+          inflight[fr]--;
+#endif
+          fq = 0
+       :: else -> fqt = qhead[fqo]
+       fi
+     }
+     if
+     :: !fq -> break
+     :: else -> skip
+     fi
+  od;
+  fqo = 0;
+  fqt = 0
+}
+
 /* src/thread/thread_cache.cc superslab_free_remote: the free of fb (region fr) by t, who
  * does not own fr. */
 inline superslab_free_remote(t, fr, fb) {
@@ -899,8 +1038,21 @@ inline superslab_free_remote(t, fr, fb) {
              nrlist++;
              nlive[fr]--;
              nfreeing--;
+             /* head == 0: this free queues the region (region_queue_push) */
+#if defined(BUG_QUEUE_EVERY_PUSH)
+             fq = 1;  /* bug: every push queues the region */
+#else
+             fq = (fh == 0);
+#endif
+             if
+             :: fq -> assert(!queued[fr] && !qpush[fr]); qpush[fr] = 1
+             :: else -> skip
+             fi;
 #if !defined(BUG_PENDING_AFTER_PUSH) && !defined(BUG_WRITE_AFTER_PUSH)
-             inflight[fr]--;
+             if
+             :: !fq -> inflight[fr]--  /* else after the region's push */
+             :: else -> skip
+             fi;
 #endif
              printf("OP free %d %d\n", t, fb);
              fok = 1
@@ -920,6 +1072,10 @@ inline superslab_free_remote(t, fr, fb) {
      od;
      if
      :: fok ->
+        if
+        :: fq -> region_queue_push(fr)
+        :: else -> skip
+        fi;
 #if defined(BUG_PENDING_AFTER_PUSH)
         /* bug (a): counted after the push */
         d_step { HDR(fr); remote_pending[fr]++; inflight[fr]-- }
@@ -967,6 +1123,13 @@ inline superslab_free_remote(t, fr, fb) {
           assert(abit[fb] && !rbit[fb]); \
           abit[fb] = 0; \
           loc[fb] = (box_seg[t] == fr -> BOX : SLAB); \
+          /* not the box's region: a full region goes back to the partial list \
+           * (superslab_refilled; then the count, as free_fast's) */ \
+          if \
+          :: box_seg[t] != fr && rlist[fr] == L_FULL -> \
+             list_unlink(t, fr); list_push(t, fr, L_PARTIAL) \
+          :: else -> skip \
+          fi; \
           active_local[fr]--; \
           nlive[fr]--; \
           nfreeing--; \
@@ -1101,6 +1264,43 @@ inline quiescent_check() {
             qs[FULL(xj)] == xi + 1 || qs[FULL(xj) + 1] == xi + 1);
       assert(xk == (owner[xi] == xj))
     }
+    /* the region queue: an owned region is on its owner's queue, once, exactly while its
+     * remote list is not empty; no push or exit of it under way */
+    assert(!qpush[xi] && !dequeued[xi]);
+    if
+    :: mem[xi] == MAPPED && owner[xi] != NOBODY ->
+       assert(queued[xi] == ((remote_head[xi] >> 1) != 0));
+       /* owned and empty means warm: collections visit the queue alone */
+       assert(active_local[xi] > 0 || warm[xi]);
+       xh = qhead[owner[xi]];
+       xn = 0;
+       xk = 0;
+       do
+       :: xh != 0 && xk <= NR ->
+          if
+          :: xh == xi + 1 -> xn++
+          :: else -> skip
+          fi;
+          xh = qnext[xh - 1];
+          xk++
+       :: else -> break
+       od;
+       assert(xn == queued[xi])
+    :: else -> assert(!queued[xi])
+    fi
+  }
+  for (xj : 0 .. NT - 1) {
+    /* every region on a queue is queued and owned by the queue's thread; no cycle */
+    xh = qhead[xj];
+    xk = 0;
+    do
+    :: xh != 0 && xk <= NR ->
+       assert(queued[xh - 1] && owner[xh - 1] == xj);
+       xh = qnext[xh - 1];
+       xk++
+    :: else -> break
+    od;
+    assert(xh == 0)
   }
   for (xj : 0 .. NT - 1) {
     xk = 0;
@@ -1135,14 +1335,14 @@ proctype thread(byte t) {
   byte nops;
   bit done;
   /* do_free / superslab_free_remote */
-  byte fb, fr, fo, fh;
-  bit fok;
+  byte fb, fr, fo, fh, fqo, fqt;
+  bit fok, fq;
   /* malloc */
   byte mr, mb, pick;
   bit ok;
   /* collection */
-  byte cl, cr, cnx, ch, cb, cn, ci;
-  bit cempty;
+  byte cl, cr, cnx, ch, cb, cn, ci, cq, cx, crest, clast, ctop;
+  bit cempty, cfound;
   /* checks */
   byte xi, xj, xk, xn, xb, xh;
 

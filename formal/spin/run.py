@@ -55,7 +55,7 @@ RUNS.update({
     "bug-abandon-no-tag-harm": (["-DW=1", "-DBUG_ABANDON_NO_TAG", "-DNO_TAG_INVARIANT"],
                                 SAFETY, [], "error",
                                 "(b) without the tag invariant: the harm it causes"),
-    "bug-empty-by-active": (["-DW=0", "-DBUG_EMPTY_BY_ACTIVE"], SAFETY, [], "error",
+    "bug-empty-by-active": (["-DW=0", "-DG=5", "-DBUG_EMPTY_BY_ACTIVE"], SAFETY, [], "error",
                             "(b) released while a remote free is in flight"),
     "bug-abandon-no-collect": (["-DW=1", "-DBUG_ABANDON_NO_COLLECT"], SAFETY, [], "error",
                                "(c) the exit forgets the exchanged remote list"),
@@ -69,6 +69,11 @@ RUNS.update({
     "bug-pool-purge-no-lock": (["-DW=1", "-DBUG_POOL_PURGE_NO_LOCK"], SAFETY, [], "error",
                                "a pooled region's pages given back without the orphan lock, "
                                "while another thread adopts it"),
+    "bug-abandon-no-wait": (["-DW=1", "-DBUG_ABANDON_NO_WAIT"], SAFETY, [], "error",
+                            "the exit does not wait for a region's push on its queue"),
+    "bug-queue-every-push": (["-DW=1", "-DBUG_QUEUE_EVERY_PUSH"], SAFETY, [], "error",
+                             "every remote push queues the region, not only the one that "
+                             "found the list empty"),
     "ltl-bug-abandon-no-collect": (["-DW=1", "-DBUG_ABANDON_NO_COLLECT"], LIVENESS,
                                    ["-A"] + LTL + ["remote_collected"], "cycle",
                                    "remote_collected is not vacuous"),

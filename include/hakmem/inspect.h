@@ -60,6 +60,12 @@ struct OsCounts {
 };
 OsCounts os_counts();
 
+// Collections made by refills (a refill of a slot that would carve fresh memory collects
+// that slot's remote frees first) and the regions they visited, over every context, since
+// the start. Their ratio is the cost of a refill in regions: it should not grow with the heap.
+uint64_t refill_collections();
+uint64_t refill_region_visits();
+
 // --- simulated threads ---
 struct Context;
 Context* context_create();

@@ -60,6 +60,10 @@ HAK_INLINE void free_fast(void* p, const char* call) noexcept {
         box.free = fb;
       } else {
         superslab_put(ss, fb);
+        // A full region has a free block again: back to the partial list, so refills find
+        // it without walking the full list. One test, off the box branch; a tail call (the
+        // count below is done there), so the fast path saves no register for it.
+        if (HAK_UNLIKELY(ss->list == SuperSlabList::kFull)) return superslab_refilled(tc, ss);
       }
       // active_local counts live blocks and pending remote frees alike: 0 means empty with
       // nothing on its way. A region emptied while remote frees are pending waits for the

@@ -199,6 +199,13 @@ OsCounts os_counts() {
   return {c.maps, c.unmaps, c.decommits, c.bytes_mapped};
 }
 
+uint64_t refill_collections() {
+  return thread_cache_refill_counts().collections;
+}
+uint64_t refill_region_visits() {
+  return thread_cache_refill_counts().region_visits;
+}
+
 // A Context is its ThreadCache (the type stays opaque to users).
 Context* context_create() {
   ensure_init();

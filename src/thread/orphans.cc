@@ -75,6 +75,9 @@ void orphan_abandon(SuperSlab* ss) noexcept {
   SpinGuard g(g_lock);
   // acq_rel: takes the pending list (acquire) and closes it to pushers (tag).
   uintptr_t list = ss->remote_head.exchange(kAbandonedTag, std::memory_order_acq_rel);
+  // Not empty: the region is on its owner's queue, or the free that found the list empty
+  // is about to push it there; it leaves the queue before the owner goes.
+  if (list) region_queue_leave(ss->owner.load(std::memory_order_relaxed), ss);
   superslab_collect(ss, list);
   ss->owner.store(nullptr, std::memory_order_relaxed);
   if (ss->active_local.load(std::memory_order_relaxed) == 0) return release_empty_locked(ss);

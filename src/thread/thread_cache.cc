@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include <cstring>
 #include <new>
@@ -24,6 +25,7 @@ SpinLock g_registry_lock;
 ThreadCache* g_registry = nullptr;
 ThreadCache* g_recycled = nullptr;  // freed contexts, linked through reg_next
 uint64_t g_next_id = 1;
+RefillCounts g_exited_refills;  // of contexts that exited (registry lock)
 
 constexpr size_t kContextBytes = align_up(sizeof(ThreadCache), kPageSize);
 
@@ -136,28 +138,123 @@ void region_became_empty(ThreadCache* tc, SuperSlab* ss, Pages pages) {
   superslab_unmap(ss);
 }
 
-// Collects one owned region's remote frees; an empty region then goes through the
-// empty rule (warm or released).
-void collect_region(ThreadCache* tc, SuperSlab* ss, Pages pages) {
-  // relaxed: a hint; the exchange below is the acquire that orders the blocks.
-  if (ss->remote_pending.load(std::memory_order_relaxed) != 0) {
-    uintptr_t list = ss->remote_head.exchange(0, std::memory_order_acquire);
-    superslab_collect(ss, list);
-    relist(tc->cls[ss->slot], ss);
+// The region queue of a slot (ClassCache::remote_regions). The remote free whose push
+// finds a region's remote list empty pushes the region on its owner's queue, after its
+// block (superslab_free_remote). So an owned region is on the queue, or its push is under
+// way, exactly while its remote list is not empty, and a collection visits those regions
+// only, however many the slot has. Until the owner takes a region off the queue it cannot
+// collect its list (the exit waits for the push: region_queue_leave), and a region whose
+// list is not empty has a pending free and a live block: it stays mapped while its pusher
+// still touches it. The owner takes the whole queue at once (no ABA: nobody else pops).
+
+// acquire: the pushers' links (and their blocks' bits, through the lists' own releases).
+SuperSlab* queue_take(ClassCache& cc) {
+  return cc.remote_regions.exchange(nullptr, std::memory_order_acquire);
+}
+
+// Pushes the chain first..last (linked through queue_next).
+void queue_push(ClassCache& cc, SuperSlab* first, SuperSlab* last) {
+  SuperSlab* top = cc.remote_regions.load(std::memory_order_relaxed);
+  do {
+    last->queue_next.store(top, std::memory_order_relaxed);
+    // release: the owner's queue_take sees the link.
+  } while (!cc.remote_regions.compare_exchange_weak(top, first, std::memory_order_release,
+                                                    std::memory_order_relaxed));
+}
+
+// Takes `ss` off the queue, the others go back; false if it is not there (its push is
+// under way). Their links are the owner's while they are off it: their lists are not
+// empty, so no free pushes them meanwhile.
+bool queue_remove(ClassCache& cc, SuperSlab* ss) {
+  SuperSlab *first = nullptr, *last = nullptr;
+  bool found = false;
+  for (SuperSlab* q = queue_take(cc); q;) {
+    SuperSlab* next = q->queue_next.load(std::memory_order_relaxed);
+    if (q == ss) {
+      found = true;
+    } else {
+      q->queue_next.store(first, std::memory_order_relaxed);
+      first = q;
+      if (!last) last = q;
+    }
+    q = next;
   }
+  if (first) queue_push(cc, first, last);
+  return found;
+}
+
+// A region the owner took off its queue: its remote frees come back, then the empty
+// rule if it is empty. acq_rel: acquire orders the blocks; release, because the next free
+// finds the list empty and writes queue_next, which the caller read before.
+void collect_queued(ThreadCache* tc, SuperSlab* ss, Pages pages) {
+  uintptr_t list = ss->remote_head.exchange(0, std::memory_order_acq_rel);
+  superslab_collect(ss, list);
+  relist(tc->cls[ss->slot], ss);
   if (ss->active_local.load(std::memory_order_relaxed) == 0 && !ss->warm)
     region_became_empty(tc, ss, pages);
 }
 
-void collect_class(ThreadCache* tc, unsigned c, Pages pages) {
+// Collects one owned region's remote frees; an empty region then goes through the
+// empty rule (warm or released).
+void collect_region(ThreadCache* tc, SuperSlab* ss, Pages pages) {
+  // relaxed: a hint; the exchange in collect_queued is the acquire that orders the blocks.
+  // A region not on the queue yet has a push under way: its block keeps it live.
+  if (ss->remote_pending.load(std::memory_order_relaxed) != 0 &&
+      queue_remove(tc->cls[ss->slot], ss))
+    return collect_queued(tc, ss, pages);
+  if (ss->active_local.load(std::memory_order_relaxed) == 0 && !ss->warm)
+    region_became_empty(tc, ss, pages);
+}
+
+// A collection point of slot c: the regions on its queue, the only ones with remote frees
+// to collect (no other owned region is empty and not warm: the free that empties one
+// applies the empty rule). Returns the number of regions visited.
+uint64_t collect_class(ThreadCache* tc, unsigned c, Pages pages) {
   ClassCache& cc = tc->cls[c];
-  for (SuperSlabList l : {SuperSlabList::kFull, SuperSlabList::kPartial}) {
-    for (SuperSlab* ss = list_head(cc, l); ss;) {
-      SuperSlab* next = ss->next;
-      collect_region(tc, ss, pages);
-      ss = next;
+  // No owned region, none queued: no atomic operation for the slots a context does not use
+  // (hak_collect runs every slot).
+  if (!cc.partial && !cc.full) return 0;
+  uint64_t visits = 0;
+  for (SuperSlab* ss = queue_take(cc); ss; ++visits) {
+    // Read first: once its list is taken, a free may push the region again.
+    SuperSlab* next = ss->queue_next.load(std::memory_order_relaxed);
+    collect_queued(tc, ss, pages);
+    ss = next;
+  }
+  return visits;
+}
+
+// A pause in a wait for another thread (SpinLock::lock's).
+void wait_pause(unsigned spins) {
+#if HAKMEM_RELACY
+  (void)spins;
+  spin_wait();  // the model checker runs the other thread
+#else
+  if (spins > 64)
+    sched_yield();
+  else
+    __builtin_ia32_pause();
+#endif
+}
+
+// The fork child: a lost thread may have stopped between a push on a remote list and the
+// region's push on the queue. Each queue is rebuilt from the lists.
+void requeue_after_fork(ThreadCache* t) {
+  for (unsigned c = 0; c < kNumSlots; ++c) {
+    ClassCache& cc = t->cls[c];
+    cc.remote_regions.store(nullptr, std::memory_order_relaxed);
+    for (SuperSlabList l : {SuperSlabList::kFull, SuperSlabList::kPartial}) {
+      for (SuperSlab* ss = list_head(cc, l); ss; ss = ss->next) {
+        ss->dequeued = 0;
+        if (ss->remote_head.load(std::memory_order_relaxed) != 0) queue_push(cc, ss, ss);
+      }
     }
   }
+}
+
+// Owner only: a relaxed load and store, no locked instruction.
+void add_relaxed(std::atomic<uint64_t>& counter, uint64_t n) {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
 // Set once the thread's context has exited (its key destructor ran). Later allocations
@@ -271,6 +368,7 @@ void fork_child() {
   SpinGuard g(g_registry_lock);
   for (ThreadCache* t = g_registry; t;) {
     ThreadCache* next = t->reg_next;
+    if (!lost_in_fork(t)) requeue_after_fork(t);
     if (lost_in_fork(t)) {
       if (t->reg_prev)
         t->reg_prev->reg_next = next;
@@ -294,14 +392,10 @@ bool thread_cache_ensure_slab(ThreadCache* tc, unsigned slot) noexcept {
   // the next blocks would be carved from fresh memory. What other threads freed comes
   // back first (a thread whose blocks are freed elsewhere otherwise carves new pages
   // while its old ones wait on remote lists: 4x the peers' RSS in the server benchmark).
-  collect_class(tc, slot, Pages::kKeep);
-  // Frees outside the box push on slab lists without relisting (it would cost the fast
-  // path a branch): regions on the full list may have free slabs again.
-  for (SuperSlab* ss = cc.full; ss;) {
-    SuperSlab* next = ss->next;
-    relist(cc, ss);
-    ss = next;
-  }
+  // It visits the regions on the slot's queue only: no cost that grows with the heap.
+  uint64_t visits = collect_class(tc, slot, Pages::kKeep);
+  add_relaxed(tc->refill_collections, 1);
+  add_relaxed(tc->refill_region_visits, visits);
   for (;;) {
     if (SuperSlab* ss = cc.cur) {
       if (!superslab_slab_has_free(ss, cc.cur_slab)) {
@@ -338,6 +432,16 @@ SpinLock& thread_cache_registry_lock() noexcept {
 }
 ThreadCache* thread_cache_registry_head() noexcept {
   return g_registry;
+}
+
+RefillCounts thread_cache_refill_counts() noexcept {
+  SpinGuard g(g_registry_lock);
+  RefillCounts n = g_exited_refills;
+  for (ThreadCache* t = g_registry; t; t = t->reg_next) {
+    n.collections += t->refill_collections.load(std::memory_order_relaxed);
+    n.region_visits += t->refill_region_visits.load(std::memory_order_relaxed);
+  }
+  return n;
 }
 
 void thread_init_once() noexcept {
@@ -390,6 +494,8 @@ void thread_cache_exit(ThreadCache* tc) noexcept {
     }
   }
   SpinGuard g(g_registry_lock);
+  g_exited_refills.collections += tc->refill_collections.load(std::memory_order_relaxed);
+  g_exited_refills.region_visits += tc->refill_region_visits.load(std::memory_order_relaxed);
   if (tc->reg_prev)
     tc->reg_prev->reg_next = tc->reg_next;
   else
@@ -598,6 +704,16 @@ void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
   return p;
 }
 
+void superslab_refilled(ThreadCache* tc, SuperSlab* ss) noexcept {
+  ClassCache& cc = tc->cls[ss->slot];
+  list_unlink(cc, ss);
+  list_push(cc, ss, SuperSlabList::kPartial);
+  // As free_fast ends.
+  uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
+  ss->active_local.store(left, std::memory_order_relaxed);
+  if (left == 0) superslab_check_empty(tc, ss);
+}
+
 void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept {
   // The common case, a malloc/free ping-pong on the current region, in short: no remote
   // free to collect, room in the warm reserve, no other slab to decommit. The same steps
@@ -612,6 +728,33 @@ void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept {
     return;
   }
   collect_region(tc, ss, Pages::kGiveBack);
+}
+
+namespace {
+
+// After the block's push that found the list empty. The owner is the context that wrote
+// that empty list (the CAS's acquire): it stays the owner until its exit, which waits for
+// this push (region_queue_leave).
+void region_queue_push(SuperSlab* ss) {
+  ThreadCache* tc = ss->owner.load(std::memory_order_relaxed);
+  queue_push(tc->cls[ss->slot], ss, ss);
+}
+
+}  // namespace
+
+void region_queue_leave(ThreadCache* tc, SuperSlab* ss) noexcept {
+  ClassCache& cc = tc->cls[ss->slot];
+  // Each take marks every region it finds; each of them is abandoned in turn (their lists
+  // are not empty) and clears its mark here: one pass over the queue per exit.
+  for (unsigned spins = 0; !ss->dequeued; ++spins) {
+    for (SuperSlab* q = queue_take(cc); q;) {
+      SuperSlab* next = q->queue_next.load(std::memory_order_relaxed);
+      q->dequeued = 1;
+      q = next;
+    }
+    if (!ss->dequeued) wait_pause(spins);
+  }
+  ss->dequeued = 0;
 }
 
 void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
@@ -638,11 +781,17 @@ void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* ca
     uintptr_t head = ss->remote_head.load(std::memory_order_relaxed);
     while (!(head & kAbandonedTag)) {
       link_set(static_cast<FreeBlock*>(p), reinterpret_cast<FreeBlock*>(head));
-      // release: the owner's acquire exchange sees the link written above.
+      // release: the owner's acquire exchange sees the link written above. acquire: when
+      // the list was empty, the 0 read was written by the owner's collection or adoption,
+      // after it set the owner that region_queue_push reads.
       if (ss->remote_head.compare_exchange_weak(head, reinterpret_cast<uintptr_t>(p),
-                                                std::memory_order_release,
-                                                std::memory_order_relaxed))
+                                                std::memory_order_acq_rel,
+                                                std::memory_order_relaxed)) {
+        // This free found the list empty: it queues the region with its owner, whose next
+        // collection of the slot then visits it.
+        if (head == 0) region_queue_push(ss);
         return;
+      }
     }
     ss->remote_pending.fetch_sub(1, std::memory_order_relaxed);
     ss->bits()[b.word].remote.fetch_and(~b.mask, std::memory_order_relaxed);

@@ -31,6 +31,10 @@ struct ClassCache {
   uint32_t warm_count = 0;
   SuperSlab* partial = nullptr;  // owned, with free or uncarved blocks
   SuperSlab* full = nullptr;     // owned, neither
+  // The region queue: the owned regions whose remote list is not empty, pushed by the
+  // remote free that found the list empty (a lock-free stack through queue_next), taken
+  // whole by the owner's collection (thread_cache.cc).
+  Atomic<SuperSlab*> remote_regions{nullptr};
 };
 
 enum class ContextKind : uint8_t { kSentinel, kOsThread, kSimulated };
@@ -49,6 +53,10 @@ struct ThreadCache {
   ThreadCache* reg_next = nullptr;  // registry of contexts (cold)
   ThreadCache* reg_prev = nullptr;
   uint64_t id = 0;
+  // Refill collections and the regions they visited, for inspect. Written by the owner
+  // alone (relaxed load and store: no locked instruction), read by inspect.
+  std::atomic<uint64_t> refill_collections{0};
+  std::atomic<uint64_t> refill_region_visits{0};
 };
 
 // The calling thread's context; the sentinel until its first allocation.
@@ -79,8 +87,14 @@ void box_flush(Box& box) noexcept;
 void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept;
 // After a local free found active_local == 0: the region is empty (release or keep).
 void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept;
+// A local free put a block on a slab list of `ss`, a region on tc's full list: it moves
+// to the partial list; then the rest of that free (the live count, the empty check).
+HAK_COLD void superslab_refilled(ThreadCache* tc, SuperSlab* ss) noexcept;
 // A free by a context that does not own the region (or of an ownerless region).
 void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
+// The exiting owner of `ss` closed its remote list, which was not empty: waits until `ss`
+// is on tc's region queue (its pusher may be under way) and takes it off. Orphan lock held.
+void region_queue_leave(ThreadCache* tc, SuperSlab* ss) noexcept;
 
 // Contexts.
 ThreadCache* thread_cache_create(ContextKind kind) noexcept;
@@ -103,6 +117,11 @@ template <class Fn>
 void thread_cache_for_each(Fn&& fn);
 SpinLock& thread_cache_registry_lock() noexcept;
 ThreadCache* thread_cache_registry_head() noexcept;
+// Refill collections so far and the regions they visited, over every context (inspect).
+struct RefillCounts {
+  uint64_t collections = 0, region_visits = 0;
+};
+RefillCounts thread_cache_refill_counts() noexcept;
 
 template <class Fn>
 void thread_cache_for_each(Fn&& fn) {

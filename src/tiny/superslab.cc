@@ -34,10 +34,12 @@ void init_layout(SuperSlab* ss, unsigned slot) {
   ss->owner.store(nullptr, std::memory_order_relaxed);
   ss->remote_pending.store(0, std::memory_order_relaxed);
   ss->remote_head.store(0, std::memory_order_relaxed);
+  ss->queue_next.store(nullptr, std::memory_order_relaxed);
   ss->next = ss->prev = nullptr;
   ss->list = SuperSlabList::kNone;
   ss->purge_listed = false;
   ss->purge_next = ss->purge_prev = nullptr;
+  ss->dequeued = 0;
 }
 
 }  // namespace

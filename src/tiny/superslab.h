@@ -92,11 +92,15 @@ struct alignas(64) SuperSlab {
   // --- written by remote frees ---
   alignas(64) Atomic<uint32_t> remote_pending;
   Atomic<uintptr_t> remote_head;
+  // The link of the owner's region queue of this slot (thread_cache.cc): written by the
+  // remote free that found remote_head empty, read by the owner that took the queue.
+  Atomic<SuperSlab*> queue_next;
 
   // --- owner-side cold state ---
   alignas(64) SuperSlab* next;
   SuperSlab* prev;
   SuperSlabList list;
+  uint8_t dequeued;             // taken off the queue by its exiting owner (thread_cache.cc)
   uint32_t slab_free_mask;      // slabs whose free list is non-empty
   uint32_t slab_uncarved_mask;  // slabs with blocks never carved
   uint32_t slab_carved_mask;    // slabs touched since the last reset
