@@ -56,6 +56,9 @@ HAK_INLINE uintptr_t region_base(const void* p) {
   return arith::region_base<NativeWord>(reinterpret_cast<uintptr_t>(p));
 }
 
+// One pause of a wait for another thread (the spins-th): a CPU pause, then yields.
+void wait_pause(unsigned spins) noexcept;
+
 // A test-and-test-and-set lock for the cold paths. It never allocates, so it can
 // be used before anything else is initialised and inside fork handlers.
 class SpinLock {

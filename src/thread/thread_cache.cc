@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 
 #include <cstring>
 #include <new>
@@ -222,19 +221,6 @@ uint64_t collect_class(ThreadCache* tc, unsigned c, Pages pages) {
     ss = next;
   }
   return visits;
-}
-
-// A pause in a wait for another thread (SpinLock::lock's).
-void wait_pause(unsigned spins) {
-#if HAKMEM_RELACY
-  (void)spins;
-  spin_wait();  // the model checker runs the other thread
-#else
-  if (spins > 64)
-    sched_yield();
-  else
-    __builtin_ia32_pause();
-#endif
 }
 
 // The fork child: a lost thread may have stopped between a push on a remote list and the
