@@ -346,6 +346,36 @@ std::string Model::on_exit(int t, const Snapshot& snap) {
   return "";
 }
 
+namespace {
+
+// What production should report for the model's region r: the fields compare() and
+// agrees() check (owner as a context id through ctx_of; ~0 for a thread with none).
+template <class R>
+RegionView expected_view(const R& r, const std::map<int, uint64_t>& ctx_of) {
+  RegionView v;
+  v.base = r.base;
+  v.bytes = r.bytes;
+  v.kind = r.kind;
+  v.cls = r.kind == Kind::kLarge ? -1 : slot_class(r.slot);
+  if (r.owner >= 0 && r.kind != Kind::kLarge) {
+    auto c = ctx_of.find(r.owner);
+    v.owner = c == ctx_of.end() ? ~uint64_t{0} : c->second;
+  }
+  v.active = r.live;
+  v.pending = r.pending;
+  v.warm = r.state == Model::State::kWarm || r.state == Model::State::kPooled;
+  v.abandoned = r.state == Model::State::kAbandoned;
+  return v;
+}
+
+bool same_fields(const RegionView& a, const RegionView& b) {
+  return a.kind == b.kind && a.bytes == b.bytes && a.cls == b.cls && a.owner == b.owner &&
+         a.active == b.active && a.pending == b.pending && a.warm == b.warm &&
+         a.abandoned == b.abandoned;
+}
+
+}  // namespace
+
 std::string Model::compare(const Snapshot& snap, const std::map<int, uint64_t>& ctx_of,
                            uint64_t errors) const {
   std::ostringstream o;
@@ -357,22 +387,15 @@ std::string Model::compare(const Snapshot& snap, const std::map<int, uint64_t>& 
       continue;
     }
     const RegionView& v = *found;
-    uint64_t owner = 0;
-    if (r.owner >= 0 && r.kind != Kind::kLarge) {
-      auto c = ctx_of.find(r.owner);
-      owner = c == ctx_of.end() ? ~uint64_t{0} : c->second;
-    }
-    bool warm = r.state == State::kWarm || r.state == State::kPooled;
-    bool abandoned = r.state == State::kAbandoned;
-    int cls = r.kind == Kind::kLarge ? -1 : slot_class(r.slot);
+    const RegionView want = expected_view(r, ctx_of);
+    const uint64_t owner = want.owner;
+    const int cls = want.cls;
     if (v.serial != r.serial) {
       o << "region " << hex(b)
         << " should be mapped; hakmem released it and mapped another there\n";
       continue;
     }
-    if (v.kind != r.kind || v.bytes != r.bytes || v.cls != cls || v.owner != owner ||
-        v.active != r.live || v.pending != r.pending || v.warm != warm ||
-        v.abandoned != abandoned) {
+    if (!same_fields(v, want)) {
       o << "region " << hex(b) << ": expected " << kind_name(r.kind) << " class " << cls
         << " owner " << owner << " live " << r.live << " pending " << r.pending << " "
         << state_name(r.state) << "; hakmem says " << kind_name(v.kind) << " class " << v.cls
@@ -408,18 +431,7 @@ bool Model::agrees(const Snapshot& snap, const std::map<int, uint64_t>& ctx_of,
     const Region& r = it->second;
     if (r.seen == call || v->serial != r.serial) return false;
     r.seen = call;
-    uint64_t owner = 0;
-    if (r.owner >= 0 && r.kind != Kind::kLarge) {
-      auto c = ctx_of.find(r.owner);
-      owner = c == ctx_of.end() ? ~uint64_t{0} : c->second;
-    }
-    bool warm = r.state == State::kWarm || r.state == State::kPooled;
-    bool abandoned = r.state == State::kAbandoned;
-    int cls = r.kind == Kind::kLarge ? -1 : slot_class(r.slot);
-    if (v->kind != r.kind || v->bytes != r.bytes || v->cls != cls || v->owner != owner ||
-        v->active != r.live || v->pending != r.pending || v->warm != warm ||
-        v->abandoned != abandoned)
-      return false;
+    if (!same_fields(*v, expected_view(r, ctx_of))) return false;
   }
   return true;
 }
