@@ -200,6 +200,41 @@ TEST(Threads, ForkWhileOtherThreadsAllocate) {
   for (auto& t : ts) t.join();
 }
 
+namespace {
+// Block p as a remote free leaves it when its thread stops after counting it and before
+// pushing it (superslab_free_remote: remote bit taken, remote_pending raised). The
+// destructor undoes both: in the parent that free never happened.
+class CaughtMidPush {
+ public:
+  explicit CaughtMidPush(void* p)
+      : ss_(hak::superslab_of(p)),
+        bit_(hak::superslab_bit(ss_, reinterpret_cast<uintptr_t>(p) - ss_->base())) {
+    ss_->bits()[bit_.word].remote.fetch_or(bit_.mask);
+    ss_->remote_pending.fetch_add(1);
+  }
+  ~CaughtMidPush() {
+    ss_->remote_pending.fetch_sub(1);
+    ss_->bits()[bit_.word].remote.fetch_and(~bit_.mask);
+  }
+  CaughtMidPush(const CaughtMidPush&) = delete;
+  CaughtMidPush& operator=(const CaughtMidPush&) = delete;
+
+ private:
+  hak::SuperSlab* ss_;
+  hak::BlockBit bit_;
+};
+
+// Runs fn() in a fork child, whose exit status is its result; returns waitpid's status.
+template <class Fn>
+int status_of_fork_child(Fn fn) {
+  pid_t pid = fork();
+  if (pid == 0) _exit(fn());
+  int status = -1;
+  if (pid > 0) waitpid(pid, &status, 0);
+  return status;
+}
+}  // namespace
+
 // A fork child inherits the regions of the parent's other threads, which do not exist
 // in it: the regions are given up at the fork, so the child's frees of those blocks
 // release them (down to the warm reserve), as after a thread exit. blocks[0] is being
@@ -220,23 +255,17 @@ TEST(Threads, ForkChildReleasesTheRegionsOfThreadsItLost) {
   });
   while (!filled) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   ASSERT_GE(count_regions(hk::Kind::kMid, cls), 3u);
-  hak::SuperSlab* ss = hak::superslab_of(blocks[0]);
-  hak::BlockBit bit = hak::superslab_bit(ss, reinterpret_cast<uintptr_t>(blocks[0]) - ss->base());
-  ss->bits()[bit.word].remote.fetch_or(bit.mask);
-  ss->remote_pending.fetch_add(1);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    for (size_t i = 1; i < blocks.size(); ++i) hak_free(blocks[i]);
-    // Exit status: the regions of that class still mapped (1: the pool's reserve).
-    _exit(static_cast<int>(count_regions(hk::Kind::kMid, cls)));
+  int status;
+  {
+    CaughtMidPush caught(blocks[0]);
+    status = status_of_fork_child([&] {
+      for (size_t i = 1; i < blocks.size(); ++i) hak_free(blocks[i]);
+      // Exit status: the regions of that class still mapped (1: the pool's reserve).
+      return static_cast<int>(count_regions(hk::Kind::kMid, cls));
+    });
   }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 1) << "mid regions of class " << cls << " left in the child";
-  ss->remote_pending.fetch_sub(1);  // the parent's free never started after all
-  ss->bits()[bit.word].remote.fetch_and(~bit.mask);
   done = true;
   holder.join();
 }
@@ -253,25 +282,19 @@ TEST(Threads, ForkChildCompletesAFreeCaughtMidPushIntoItsOwnRegion) {
   std::vector<void*> blocks(kBlocks);
   for (void*& p : blocks) p = hak_malloc(kSize);
   ASSERT_GE(count_regions(hk::Kind::kMid, cls), 3u);
-  hak::SuperSlab* ss = hak::superslab_of(blocks[kBlocks / 2]);
   void* caught = blocks[kBlocks / 2];
-  hak::BlockBit bit = hak::superslab_bit(ss, reinterpret_cast<uintptr_t>(caught) - ss->base());
-  ss->bits()[bit.word].remote.fetch_or(bit.mask);
-  ss->remote_pending.fetch_add(1);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    for (void* p : blocks)
-      if (p != caught) hak_free(p);
-    // Exit status: the regions of that class still mapped (1: this context's warm one).
-    _exit(static_cast<int>(count_regions(hk::Kind::kMid, cls)));
+  int status;
+  {
+    CaughtMidPush mid(caught);
+    status = status_of_fork_child([&] {
+      for (void* p : blocks)
+        if (p != caught) hak_free(p);
+      // Exit status: the regions of that class still mapped (1: this context's warm one).
+      return static_cast<int>(count_regions(hk::Kind::kMid, cls));
+    });
   }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 1) << "mid regions of class " << cls << " left in the child";
-  ss->remote_pending.fetch_sub(1);  // in the parent the free never started after all
-  ss->bits()[bit.word].remote.fetch_and(~bit.mask);
   for (void* p : blocks) hak_free(p);
 }
 
