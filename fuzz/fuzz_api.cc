@@ -661,5 +661,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (g_print) fprintf(stderr, "%s--\n", hakfuzz::to_text(calls).c_str());
   if (g_glibc.name) Runner(g_glibc, calls).run();  // first: a failure there is the oracle's
   Runner(kHakmem, calls).run();
+  // Everything is freed: what hakmem keeps for reuse (cached large runs' pages within the
+  // keep-committed budget, warm regions) goes back, so one program's pages never count
+  // against the next one's RSS limit (up to 256 MiB could carry over).
+  hak_malloc_trim(0);
   return 0;
 }

@@ -19,6 +19,8 @@ namespace {
 constexpr unsigned kCacheSlots = 64;
 constexpr size_t kCacheMaxBytes = size_t{1} << 30;
 constexpr size_t kCacheMaxRun = size_t{32} << 20;
+// calloc of a dirty run at least this big gives its pages back rather than clearing them.
+constexpr size_t kCallocGiveBackMin = size_t{1} << 20;
 // The cached runs' pages kept committed whatever the purge delay, the most recently freed
 // first: 4 times the live large blocks' pages, within [kKeepMin, kKeepMax]. The others go
 // back to the OS once unused for purge_delay_ms (0: at free). Measured on bench
@@ -387,8 +389,17 @@ void* large_malloc(size_t size, size_t align, bool zero) noexcept {
   map_run(h);
   HAK_MEM_LARGE_ALLOCATED(static_cast<char*>(mem) + user_off, h->user_bytes);
   char* user = static_cast<char*>(mem) + user_off;
-  // Fresh and decommitted runs read as zero; a dirty one holds its last contents.
-  if (zero && dirty) memset(user, 0, size);
+  // Fresh and decommitted runs read as zero; a dirty one holds its last contents (it may
+  // be a run reused whole, or a fresh one given pages moved from cached runs). A big
+  // calloc gives those pages back instead of clearing them: they read as zero and calloc
+  // faults none in, as with a fresh mapping (a memset of a 1 GiB calloc assembled from a
+  // few moved MiB made it all resident).
+  if (zero && dirty) {
+    if (size >= kCallocGiveBackMin)
+      os_decommit(user, align_up(size, kPageSize));
+    else
+      memset(user, 0, size);
+  }
   return user;
 }
 
