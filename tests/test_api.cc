@@ -138,8 +138,6 @@ TEST(Api, CallocZeroesReusedMemory) {
   }
 }
 
-// Freed large runs are cached; the first 8 MiB of them keep their pages (a free/malloc
-// loop of one large block faults nothing in), the rest are decommitted at free.
 // inspect::set_region_recycling (the harnesses' OS layer): a region hakmem unmapped comes
 // back at the next map as fresh memory would, zero where it was written.
 TEST(Api, RecycledRegionsComeBackZeroed) {
@@ -162,30 +160,6 @@ TEST(Api, RecycledRegionsComeBackZeroed) {
   hak_free(q);
   hk::trim();
   hk::set_region_recycling(false);
-}
-
-TEST(Api, LargeCacheKeepsTheFirst8MiBCommitted) {
-  hk::trim();                        // an empty cache
-  constexpr size_t kRun = 2u << 20;  // 1 MiB + the header page: one 2 MiB run
-  std::vector<void*> blocks;
-  for (int i = 0; i < 6; ++i) {
-    void* p = hak_malloc(1u << 20);
-    ASSERT_NE(p, nullptr);
-    memset(p, 0x5a, 1u << 20);
-    blocks.push_back(p);
-  }
-  uint64_t decommits = hk::os_counts().decommits;
-  for (int i = 0; i < 4; ++i) hak_free(blocks[i]);
-  EXPECT_EQ(hk::os_counts().decommits, decommits) << "4 x " << kRun << " fit in 8 MiB";
-  hak_free(blocks[4]);
-  hak_free(blocks[5]);
-  EXPECT_EQ(hk::os_counts().decommits, decommits + 2);
-  // Taking a run back from the cache makes no decommit either.
-  unsigned char* p = static_cast<unsigned char*>(hak_malloc(1u << 20));
-  ASSERT_NE(p, nullptr);
-  EXPECT_EQ(hk::os_counts().decommits, decommits + 2);
-  hak_free(p);
-  hk::trim();
 }
 
 TEST(Api, ReallocKeepsContentsAcrossClassesAndPaths) {

@@ -35,13 +35,14 @@ HAKMEM_API size_t hak_malloc_usable_size(void* ptr);
 /* C23: free of a block malloc'd with `size` bytes (aligned_alloc'd with `alignment`). */
 HAKMEM_API void hak_free_sized(void* ptr, size_t size);
 HAKMEM_API void hak_free_aligned_sized(void* ptr, size_t alignment, size_t size);
-/* Gives back the large-run cache and the pages of the calling thread's empty (warm)
+/* Gives back the pages of the large-run cache and of the calling thread's empty (warm)
  * regions; 1 if memory was released, else 0 (glibc's malloc_trim; `pad` is unused:
  * hakmem keeps no heap top). */
 HAKMEM_API int hak_malloc_trim(size_t pad);
 
 /* Collection point for the calling thread: takes back blocks other threads freed into
- * its regions and releases regions that became empty. */
+ * its regions and releases regions that became empty; cached large runs give their
+ * pages back. */
 HAKMEM_API void hak_collect(void);
 /* Writes the statistics report (as HAKMEM_STATS=1 does at exit) to the file descriptor. */
 HAKMEM_API void hak_stats_print(int fd);

@@ -230,7 +230,7 @@ void hak_free_aligned_sized(void* p, size_t align, size_t size) {
 
 int hak_malloc_trim(size_t) {
   OsCounters before = os_counters();
-  large_cache_drain();
+  large_purge(true);  // cached large runs give their pages back (their address space stays)
   ThreadCache* tc = tl_tc;
   if (tc != &g_sentinel_tc) thread_cache_trim(tc);
   orphan_purge(0, true);
@@ -242,6 +242,7 @@ int hak_malloc_trim(size_t) {
 void hak_collect(void) {
   ThreadCache* tc = tl_tc;
   if (tc != &g_sentinel_tc) thread_cache_collect(tc);
+  large_purge(true);  // and the cached large runs' pages, whatever the delay (README)
 }
 
 void hak_stats_print(int fd) {

@@ -14,20 +14,34 @@
 namespace hak {
 namespace {
 
-// Kept runs: bounded in number and bytes, so a free-all returns nearly everything.
-constexpr unsigned kCacheSlots = 8;
-constexpr size_t kCacheMaxBytes = size_t{64} << 20;
+// Freed runs are cached for reuse (docs/DESIGN.md section 6), bounded in number and address
+// space; runs above kCacheMaxRun are unmapped at free.
+constexpr unsigned kCacheSlots = 64;
+constexpr size_t kCacheMaxBytes = size_t{1} << 30;
 constexpr size_t kCacheMaxRun = size_t{32} << 20;
-// Of those, the first 8 MiB keep their pages: a program that frees and allocates a large
-// block in a loop (python3 growing and dropping lists: 376 runs of 2 MiB in
-// bench/alloc_heavy.py) faulted every page in again at each reuse. The rest is
-// decommitted at free.
-constexpr size_t kCacheCommittedMax = size_t{8} << 20;
-
+// calloc of a dirty run at least this big gives its pages back rather than clearing them.
+constexpr size_t kCallocGiveBackMin = size_t{1} << 20;
+// The cached runs' pages kept committed whatever the purge delay, the most recently freed
+// first: 4 times the live large blocks' pages, within [kKeepMin, kKeepMax]. The others go
+// back to the OS once unused for purge_delay_ms (0: at free). Measured on bench
+// large-churn (commit message): 2 times left one reuse in ten faulting its pages in.
+constexpr size_t kKeepFactor = 4;
+constexpr size_t kKeepMin = size_t{8} << 20, kKeepMax = size_t{256} << 20;
+// At most this many cached runs' pages are moved into one new run.
+constexpr unsigned kMaxPieces = 4;
+// What a system call costs, in bytes of page faults (about 16 faults of 4 KiB pages
+// cost what an mremap of a 2 MiB-aligned range does).
+constexpr size_t kCallBytes = size_t{64} << 10;
 struct CachedRun {
   uintptr_t base;
   size_t bytes;
-  bool committed;  // pages kept (their old contents too): calloc must clear them
+  // Bytes from base likely resident: the pages the blocks it held asked for (what a
+  // program wrote past its requested size is not seen). For fitting and the budget.
+  size_t touched;
+  uint64_t freed_ms;  // when it (its oldest dirty part) was freed
+  // Its pages may be resident and hold old contents (calloc clears them); false once
+  // decommitted (or fresh): it reads as zero.
+  bool dirty;
 };
 
 // Beyond any machine's memory (the kernel's overcommit check refuses far less); keeps
@@ -35,25 +49,253 @@ struct CachedRun {
 constexpr size_t kLargeMax = size_t{1} << 46;
 
 SpinLock g_lock;
-CachedRun g_cache[kCacheSlots];
+CachedRun g_cache[kCacheSlots];  // oldest first: a freed run goes to the end
 unsigned g_cached = 0;
-size_t g_cached_bytes = 0;
-size_t g_committed_bytes = 0;
+size_t g_keep_max = kKeepMax;  // tests: large_set_keep_committed
 std::atomic<uint64_t> g_live, g_mapped_total, g_released_total;
+std::atomic<size_t> g_live_touched;  // the live runs' touched bytes
 
-void* take_cached(size_t bytes, size_t align, bool* committed) {
-  SpinGuard g(g_lock);
-  for (unsigned i = 0; i < g_cached; ++i) {
-    if (g_cache[i].bytes == bytes && (g_cache[i].base & (align - 1)) == 0) {
-      uintptr_t b = g_cache[i].base;
-      *committed = g_cache[i].committed;
-      if (*committed) g_committed_bytes -= bytes;
-      g_cache[i] = g_cache[--g_cached];
-      g_cached_bytes -= bytes;
-      return reinterpret_cast<void*>(b);
+// Cached runs taken out under g_lock, for their system calls after it (another thread
+// never waits on a syscall): unmapped, or decommitted and cached again clean.
+struct Span {
+  uintptr_t base;
+  size_t bytes;
+};
+struct Deferred {
+  Span unmap[kCacheSlots + 1], decommit[kCacheSlots];
+  unsigned unmaps = 0, decommits = 0;
+};
+
+size_t keep_budget() {
+  size_t b = kKeepFactor * g_live_touched.load(std::memory_order_relaxed);  // a heuristic
+  size_t lo = kKeepMin < g_keep_max ? kKeepMin : g_keep_max;
+  return b < lo ? lo : b > g_keep_max ? g_keep_max : b;
+}
+
+void remove_slot(unsigned i) {
+  memmove(&g_cache[i], &g_cache[i + 1], (g_cached - i - 1) * sizeof(CachedRun));
+  --g_cached;
+}
+
+// Under g_lock. Newest first, dirty runs keep their pages while they fit the budget or
+// were freed less than purge_delay_ms ago (force: none is kept); the others are taken
+// out to be decommitted.
+void purge_locked(bool force, Deferred* d) {
+  uint32_t delay = g_config.purge_delay_ms;
+  uint64_t now = delay && !force ? os_now_ms() : 0;
+  size_t kept = 0, budget = keep_budget();
+  for (unsigned i = g_cached; i-- > 0;) {
+    CachedRun& r = g_cache[i];
+    if (!r.dirty) continue;
+    if (!force) {
+      size_t c = r.touched > kPageSize ? r.touched : kPageSize;
+      if (kept + c <= budget) {
+        kept += c;
+        continue;
+      }
+      if (delay && now - r.freed_ms < delay) continue;
+    }
+    d->decommit[d->decommits++] = {r.base, r.bytes};
+    remove_slot(i);
+  }
+}
+
+void release_run(uintptr_t base, size_t bytes, size_t touched, bool dirty = true);
+
+// After g_lock: the deferred calls.
+void finish(Deferred& d) {
+  for (unsigned i = 0; i < d.unmaps; ++i) {
+    const Span& r = d.unmap[i];
+    g_released_total.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+    HAK_MEM_USABLE(reinterpret_cast<void*>(r.base), r.bytes);
+    os_unmap(reinterpret_cast<void*>(r.base), r.bytes);
+  }
+  for (unsigned i = 0; i < d.decommits; ++i) {
+    const Span& r = d.decommit[i];
+    os_decommit(reinterpret_cast<void*>(r.base), r.bytes);
+    release_run(r.base, r.bytes, 0, false);
+  }
+}
+
+// A run [base, base + bytes) to the cache, merged with the cached runs next to it, or
+// unmapped (above kCacheMaxRun). The oldest runs are unmapped while the cache holds too
+// many (runs without pages first), and the pages beyond the budget purged.
+void release_run(uintptr_t base, size_t bytes, size_t touched, bool dirty) {
+  if (bytes > kCacheMaxRun) {
+    g_released_total.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+    os_unmap(reinterpret_cast<void*>(base), bytes);            // never poisoned: nothing to undo
+    return;
+  }
+  HAK_MEM_NOACCESS(reinterpret_cast<void*>(base), bytes);
+  uint64_t now = dirty && g_config.purge_delay_ms ? os_now_ms() : 0;
+  Deferred d;
+  {
+    SpinGuard g(g_lock);
+    CachedRun run{base, bytes, dirty ? touched : 0, now, dirty};
+    for (unsigned i = 0; i < g_cached;) {
+      const CachedRun& r = g_cache[i];
+      const CachedRun& lo = r.base < run.base ? r : run;
+      const CachedRun& hi = r.base < run.base ? run : r;
+      // Merged when next to each other and the resident pages stay a prefix.
+      if (lo.base + lo.bytes != hi.base || lo.bytes + hi.bytes > kCacheMaxRun ||
+          (lo.touched < lo.bytes && hi.touched)) {
+        ++i;
+        continue;
+      }
+      size_t t = hi.touched ? lo.bytes + hi.touched : lo.touched;
+      if (r.dirty && (!run.dirty || r.freed_ms < run.freed_ms)) run.freed_ms = r.freed_ms;
+      run.dirty = run.dirty || r.dirty;
+      run.touched = t;
+      run.base = lo.base;
+      run.bytes += r.bytes;
+      remove_slot(i);
+    }
+    size_t total = run.bytes;
+    for (unsigned i = 0; i < g_cached; ++i) total += g_cache[i].bytes;
+    while (g_cached && (g_cached == kCacheSlots || total > kCacheMaxBytes)) {
+      unsigned v = 0;
+      while (v < g_cached && g_cache[v].dirty) ++v;
+      if (v == g_cached) v = 0;
+      total -= g_cache[v].bytes;
+      d.unmap[d.unmaps++] = {g_cache[v].base, g_cache[v].bytes};
+      remove_slot(v);
+    }
+    g_cache[g_cached++] = run;
+    if (dirty) purge_locked(false, &d);
+  }
+  finish(d);
+}
+
+// Moves [from, from + bytes) to `to` (both region-aligned): at once, or a region at a time
+// when the range spans mappings (mremap moves within one; runs assembled from moved pages
+// span several, at region boundaries). Returns the bytes moved from the start.
+size_t move_regions(uintptr_t from, size_t bytes, uintptr_t to) {
+  if (os_move(reinterpret_cast<void*>(from), bytes, reinterpret_cast<void*>(to))) return bytes;
+  size_t done = 0;
+  while (done < bytes && os_move(reinterpret_cast<void*>(from + done), kRegionSize,
+                                 reinterpret_cast<void*>(to + done)))
+    done += kRegionSize;
+  return done;
+}
+
+// A fresh run of `bytes` aligned to `align`, or nullptr.
+void* map_fresh(size_t bytes, size_t align) {
+  void* p = os_map(bytes, align);
+  if (p) g_mapped_total.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+  return p;
+}
+
+struct Piece {
+  uintptr_t base;
+  size_t bytes, touched, offset;  // moved to the new run's base + offset
+};
+
+// Under g_lock: takes the first `bytes` of cached run i out of the cache (the rest stays
+// cached, as old as it was).
+CachedRun take_prefix(unsigned i, size_t bytes) {
+  CachedRun& r = g_cache[i];
+  CachedRun head = r;
+  if (r.bytes > bytes) {
+    head.bytes = bytes;
+    head.touched = r.touched < bytes ? r.touched : bytes;
+    r.base += bytes;
+    r.bytes -= bytes;
+    r.touched = r.touched > bytes ? r.touched - bytes : 0;
+  } else {
+    remove_slot(i);
+  }
+  return head;
+}
+
+// A run of `bytes` (a multiple of the region size) aligned to `align` for a block whose
+// pages up to `want` will be written, or nullptr (ENOMEM). The host is the cached run
+// that can hold it (split when bigger: the tail stays cached) whose resident pages fit
+// `want` best, else a fresh mapping. When the host lacks pages the block needs, the
+// pages of other cached runs are moved into the rest of it (mremap: page tables only,
+// no fault), up to kMaxPieces. *dirty: pages may hold old contents; *touched: bytes from
+// the base likely resident; *cached: not fresh from the OS (kept inaccessible).
+void* acquire_run(size_t bytes, size_t align, size_t want, bool* dirty, size_t* touched,
+                  bool* cached) {
+  Piece pieces[kMaxPieces];
+  unsigned npieces = 0;
+  uintptr_t host = 0;
+  size_t filled = 0;  // the new run's bytes likely resident
+  *dirty = false;
+  Deferred d;
+  {
+    SpinGuard g(g_lock);
+    unsigned best = kCacheSlots;
+    size_t best_score = SIZE_MAX;
+    for (unsigned i = 0; i < g_cached; ++i) {
+      const CachedRun& r = g_cache[i];
+      if (r.bytes < bytes || (r.base & (align - 1)) != 0) continue;
+      // Pages to fault in, plus resident pages the block does not need, plus a little
+      // for splitting a bigger run (an exact one is better at equal pages).
+      size_t used = r.touched < bytes ? r.touched : bytes;
+      size_t score = (want > used ? want - used : used - want) + (r.bytes - bytes) / 16;
+      if (score < best_score) {
+        best = i;
+        best_score = score;
+      }
+    }
+    if (best != kCacheSlots) {
+      *dirty = g_cache[best].dirty;
+      CachedRun h = take_prefix(best, bytes);
+      host = h.base;
+      filled = h.touched;
+    }
+    // The rest of the block's pages from other runs, whole regions at a time; a piece
+    // not resident to its end leaves a hole that faults.
+    size_t off = align_up(filled, kRegionSize);
+    while (npieces < kMaxPieces && off < want) {
+      unsigned pick = kCacheSlots;
+      size_t gain = 0;
+      for (unsigned i = 0; i < g_cached; ++i) {
+        const CachedRun& r = g_cache[i];
+        if (!r.dirty) continue;
+        size_t ps = r.bytes < bytes - off ? r.bytes : bytes - off;
+        size_t gi = r.touched < ps ? r.touched : ps;
+        if (gi > want - off) gi = want - off;
+        if (gi > gain) {
+          pick = i;
+          gain = gi;
+        }
+      }
+      // Worth a call (four for the first into a fresh mapping: it costs the mapping).
+      if (pick == kCacheSlots || gain < kCallBytes * (host || npieces ? 1 : 4)) break;
+      size_t ps = g_cache[pick].bytes < bytes - off ? g_cache[pick].bytes : bytes - off;
+      CachedRun r = take_prefix(pick, ps);
+      pieces[npieces++] = {r.base, r.bytes, r.touched, off};
+      filled = off + r.touched;
+      off += r.bytes;
+    }
+    if (g_config.purge_delay_ms) purge_locked(false, &d);
+  }
+  finish(d);
+  // Outside the lock: the host and the pieces are out of the cache.
+  *cached = host != 0;
+  void* dst = host ? reinterpret_cast<void*>(host) : map_fresh(bytes, align);
+  if (!dst) {
+    for (unsigned k = 0; k < npieces; ++k)
+      release_run(pieces[k].base, pieces[k].bytes, pieces[k].touched);
+    return nullptr;
+  }
+  for (unsigned k = 0; k < npieces; ++k) {
+    const Piece& pc = pieces[k];
+    HAK_MEM_USABLE(reinterpret_cast<void*>(pc.base), pc.bytes);  // as before an unmap
+    size_t moved = move_regions(pc.base, pc.bytes, reinterpret_cast<uintptr_t>(dst) + pc.offset);
+    if (moved) {
+      g_released_total.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+      *dirty = true;
+      *cached = true;
+    }
+    if (moved < pc.bytes) {  // cannot happen short of ENOMEM: the rest is cached again
+      release_run(pc.base + moved, pc.bytes - moved, pc.touched > moved ? pc.touched - moved : 0);
+      if (filled > pc.offset + moved) filled = pc.offset + moved;
     }
   }
-  return nullptr;
+  *touched = filled;
+  return dst;
 }
 
 // The region of the user pointer of a run aligned to 2 MiB or more is not the head's; its
@@ -124,30 +366,40 @@ void* large_malloc(size_t size, size_t align, bool zero) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
-  size_t bytes = align_up(user_off + (size ? size : 1), kRegionSize);
+  size_t want = user_off + (size ? size : 1);
+  size_t bytes = align_up(want, kRegionSize);
   bool dirty = false;
-  void* mem = take_cached(bytes, map_align, &dirty);
-  if (mem) HAK_MEM_USABLE(mem, bytes);  // a cached run was kept inaccessible (<= 32 MiB)
+  size_t touched = 0;
+  bool cached = false;
+  void* mem = acquire_run(bytes, map_align, want, &dirty, &touched, &cached);
   if (!mem) {
-    mem = os_map(bytes, map_align);
-    if (!mem) {
-      errno = ENOMEM;
-      return nullptr;
-    }
-    g_mapped_total.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+    errno = ENOMEM;
+    return nullptr;
   }
+  if (cached) HAK_MEM_USABLE(mem, bytes);  // kept inaccessible in the cache
   g_live.fetch_add(1, std::memory_order_relaxed);
   LargeHeader* h = new (mem) LargeHeader();
   h->magic = kLargeMagic;
   h->run_bytes = bytes;
   h->user_off = user_off;
   h->user_bytes = bytes - user_off;
+  h->touched = want > touched ? want : touched;
+  g_live_touched.fetch_add(h->touched, std::memory_order_relaxed);
   registry_add(&h->link);
   map_run(h);
   HAK_MEM_LARGE_ALLOCATED(static_cast<char*>(mem) + user_off, h->user_bytes);
   char* user = static_cast<char*>(mem) + user_off;
-  // Fresh and decommitted runs read as zero; a committed one holds its last contents.
-  if (zero && dirty) memset(user, 0, size);
+  // Fresh and decommitted runs read as zero; a dirty one holds its last contents (it may
+  // be a run reused whole, or a fresh one given pages moved from cached runs). A big
+  // calloc gives those pages back instead of clearing them: they read as zero and calloc
+  // faults none in, as with a fresh mapping (a memset of a 1 GiB calloc assembled from a
+  // few moved MiB made it all resident).
+  if (zero && dirty) {
+    if (size >= kCallocGiveBackMin)
+      os_decommit(user, align_up(size, kPageSize));
+    else
+      memset(user, 0, size);
+  }
   return user;
 }
 
@@ -163,29 +415,15 @@ LargeHeader* large_header_of(const void* p) noexcept {
 void large_free(void* p, const char* call) noexcept {
   LargeHeader* h = large_header_of(p);
   if (!h) return report_error(call, p, large_bad_reason(p));
-  size_t bytes = h->run_bytes;
+  size_t bytes = h->run_bytes, touched = h->touched;
   uintptr_t base = reinterpret_cast<uintptr_t>(h);
   HAK_MEM_LARGE_FREED(p, h->user_bytes);
   unmap_run(h);
   registry_remove(&h->link);
   h->magic = 0;
   g_live.fetch_sub(1, std::memory_order_relaxed);
-  if (bytes <= kCacheMaxRun) {
-    SpinGuard g(g_lock);
-    if (g_cached < kCacheSlots && g_cached_bytes + bytes <= kCacheMaxBytes) {
-      bool keep = g_committed_bytes + bytes <= kCacheCommittedMax;
-      if (keep)
-        g_committed_bytes += bytes;
-      else
-        os_decommit(h, bytes);
-      HAK_MEM_NOACCESS(h, bytes);
-      g_cache[g_cached++] = {base, bytes, keep};
-      g_cached_bytes += bytes;
-      return;
-    }
-  }
-  g_released_total.fetch_add(1, std::memory_order_relaxed);
-  os_unmap(h, bytes);  // never poisoned: nothing to undo in the shadow
+  g_live_touched.fetch_sub(touched, std::memory_order_relaxed);
+  release_run(base, bytes, touched);
 }
 
 void large_shrink(LargeHeader* h, size_t size) noexcept {
@@ -197,6 +435,10 @@ void large_shrink(LargeHeader* h, size_t size) noexcept {
     SpinGuard g(registry_lock());
     h->run_bytes = keep;
     h->user_bytes = keep - h->user_off;
+    if (h->touched > keep) {
+      g_live_touched.fetch_sub(h->touched - keep, std::memory_order_relaxed);
+      h->touched = keep;
+    }
   }
   // The released regions have no map entry (map_run marks at most the head and the
   // user pointer's region, both below `keep`).
@@ -206,6 +448,7 @@ void large_shrink(LargeHeader* h, size_t size) noexcept {
 void* large_grow(void* p, size_t size) noexcept {
   LargeHeader* h = large_header_of(p);
   size_t user_off = h->user_off, old_bytes = h->run_bytes, old_user = h->user_bytes;
+  size_t old_touched = h->touched;
   if (size > kLargeMax) {
     errno = ENOMEM;
     return nullptr;
@@ -219,22 +462,32 @@ void* large_grow(void* p, size_t size) noexcept {
   }
   unmap_run(h);
   registry_remove(&h->link);
-  if (!os_move(h, old_bytes, dst)) {  // nothing moved: the block stays where it was
+  LargeHeader* moved = reinterpret_cast<LargeHeader*>(dst);
+  uintptr_t from = reinterpret_cast<uintptr_t>(h);
+  size_t done = move_regions(from, old_bytes, reinterpret_cast<uintptr_t>(dst));
+  if (done == 0) {  // nothing moved: the block stays where it was
     registry_add(&h->link);
     map_run(h);
     os_unmap(dst, bytes);
     errno = ENOMEM;
     return nullptr;
   }
+  g_released_total.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+  if (done < old_bytes) {
+    // Cannot happen short of ENOMEM: the rest is copied, its regions cached.
+    memcpy(dst + done, reinterpret_cast<char*>(from + done), old_bytes - done);
+    release_run(from + done, old_bytes - done, 0);
+  }
   HAK_MEM_LARGE_FREED(p, old_user);
-  LargeHeader* moved = reinterpret_cast<LargeHeader*>(dst);
   moved->run_bytes = bytes;
   moved->user_bytes = bytes - user_off;
+  moved->touched = user_off + size;
+  g_live_touched.fetch_add(moved->touched, std::memory_order_relaxed);
+  g_live_touched.fetch_sub(old_touched, std::memory_order_relaxed);
   registry_add(&moved->link);
   map_run(moved);
   // relaxed: statistics. One run released, one mapped: live is unchanged.
   g_mapped_total.fetch_add(1, std::memory_order_relaxed);
-  g_released_total.fetch_add(1, std::memory_order_relaxed);
   HAK_MEM_LARGE_ALLOCATED(dst + user_off, moved->user_bytes);
   HAK_MEM_KEPT(dst + user_off, old_user);
   return dst + user_off;
@@ -246,16 +499,38 @@ LargeCounters large_counters() noexcept {
           g_released_total.load(std::memory_order_relaxed), g_cached};
 }
 
-void large_cache_drain() noexcept {
-  SpinGuard g(g_lock);
-  while (g_cached) {
-    CachedRun r = g_cache[--g_cached];
-    g_cached_bytes -= r.bytes;
-    if (r.committed) g_committed_bytes -= r.bytes;
-    g_released_total.fetch_add(1, std::memory_order_relaxed);
-    HAK_MEM_USABLE(reinterpret_cast<void*>(r.base), r.bytes);
-    os_unmap(reinterpret_cast<void*>(r.base), r.bytes);
+void large_purge(bool force) noexcept {
+  Deferred d;
+  {
+    SpinGuard g(g_lock);
+    purge_locked(force, &d);
   }
+  finish(d);
+}
+
+void large_cache_drain() noexcept {
+  Deferred d;
+  {
+    SpinGuard g(g_lock);
+    while (g_cached) {
+      --g_cached;
+      d.unmap[d.unmaps++] = {g_cache[g_cached].base, g_cache[g_cached].bytes};
+    }
+  }
+  finish(d);
+}
+
+size_t large_set_keep_committed(size_t bytes) noexcept {
+  Deferred d;
+  size_t old;
+  {
+    SpinGuard g(g_lock);
+    old = g_keep_max;
+    g_keep_max = bytes;
+    purge_locked(false, &d);
+  }
+  finish(d);
+  return old;
 }
 
 }  // namespace hak

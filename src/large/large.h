@@ -1,6 +1,8 @@
 // Large objects (above the mid classes, or alignments the classes cannot give): each gets
-// its own run of regions, mapped on malloc and released on free. A few freed runs are
-// kept for reuse, decommitted beyond the first 8 MiB.
+// its own run of regions. Freed runs are cached (merged with cached neighbours) and
+// reused by any request they can hold (split when bigger); their pages stay committed
+// within a budget of the most recently freed ones, and go back to the OS once unused
+// for purge_delay_ms beyond it (docs/DESIGN.md section 6).
 #pragma once
 
 #include <cstddef>
@@ -19,6 +21,7 @@ struct LargeHeader {
   size_t run_bytes;   // mapped bytes, a multiple of the region size
   size_t user_off;    // the user pointer is base + user_off (>= one page, the header's)
   size_t user_bytes;  // usable bytes from the user pointer
+  size_t touched;     // bytes from the base likely resident (the requested size's pages)
   RegionLink link;
 };
 
@@ -49,5 +52,11 @@ struct LargeCounters {
 LargeCounters large_counters() noexcept;
 // Unmaps every cached run (tests: a clean slate).
 void large_cache_drain() noexcept;
+// Gives back the pages of the cached runs that stayed unused for purge_delay_ms beyond
+// the keep-committed budget (what large_malloc and large_free do on their own), or with
+// `force` of every cached run now (malloc_trim). The runs stay cached, reading as zero.
+void large_purge(bool force) noexcept;
+// Tests: the bytes of cached runs kept committed whatever the delay. Returns the old value.
+size_t large_set_keep_committed(size_t bytes) noexcept;
 
 }  // namespace hak
