@@ -16,15 +16,15 @@ mutants=(
   "remote-free-not-counted|src/thread/thread_cache.cc|s{    ss->remote_pending.fetch_add\(1, std::memory_order_relaxed\);\n}{}"
   # The seed's unchecked ULTRA free, on the one fast path: a double free of a 1024-byte
   # block with ULTRA on is no longer caught.
-  "ultra-free-unchecked|src/front/hot.h|s{if \(HAK_UNLIKELY\(\(\(a & ~r\) & b.mask\) == 0\)\)}{if (HAK_UNLIKELY(k != RegionKind::kUltra && ((a & ~r) & b.mask) == 0))}"
+  "ultra-free-unchecked|src/front/hot.h|s{if \(HAK_UNLIKELY\(st.load\(std::memory_order_relaxed\) != kLive\)\)}{if (HAK_UNLIKELY(k != RegionKind::kUltra && st.load(std::memory_order_relaxed) != kLive))}"
   # A region resolved with half the mask: blocks in the upper MiB find no header.
   "wrong-region-mask|src/tiny/superslab.h|s{return reinterpret_cast<SuperSlab\*>\(region_base\(p\)\);}{return reinterpret_cast<SuperSlab*>(reinterpret_cast<uintptr_t>(p) & ~((kRegionSize >> 1) - 1));}"
   "warm-reserve-ignored|src/thread/thread_cache.cc|s{  if \(cc.warm_count < g_config.warm_regions\) \{}{  if (false) \{}"
   "exit-forgets-remote-list|src/thread/orphans.cc|s{  superslab_collect\(ss, list\);\n  ss->owner.store\(nullptr}{  \(void\)list;\n  ss->owner.store\(nullptr}"
   # The generator gaps of issue 15: each is caught only by the draws added for it.
-  # A block-start check of non-power-of-two classes that tests low bits only (all mid sizes
-  # are multiples of 256): caught by interior offsets at the size's lowest set bit.
-  "grid-low-bits-only|src/tiny/superslab.h|s{return \(\(off \* ss.inv\) >> 40\) \* ss.block_size == off;}{return (off & 255) == 0;}"
+  # A block-start check of mid classes (above 1 KiB, all multiples of 256) that tests low
+  # bits only: caught by interior offsets at the size's lowest set bit.
+  "grid-low-bits-only|src/tiny/superslab.h|s{return k \* ss.block_size == off;}{return ss.block_size > 1024 ? (off & 255) == 0 : k * ss.block_size == off;}"
   # A free of a pointer inside a large run, whose region has no map entry, that frees the
   # run instead of reporting (caught by bad_free tail: pointers whole regions in).
   "large-tail-frees-the-run|src/front/api.cc|s{  // Most regions of a large run have no map entry \(large.cc\): the reason says which.\n}{  if (LargeHeader* h = large_run_containing(p)) return large_free(reinterpret_cast<char*>(h) + h->user_off, call);\n}"

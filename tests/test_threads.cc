@@ -202,26 +202,27 @@ TEST(Threads, ForkWhileOtherThreadsAllocate) {
 
 namespace {
 // Block p as a remote free leaves it when its thread stops after counting it and before
-// pushing it (superslab_free_remote: remote bit taken, remote_pending raised). The
+// pushing it (superslab_free_remote: kLive -> kRemote, remote_pending raised). The
 // destructor undoes both: in the parent that free never happened.
 class CaughtMidPush {
  public:
   explicit CaughtMidPush(void* p)
       : ss_(hak::superslab_of(p)),
-        bit_(hak::superslab_bit(ss_, reinterpret_cast<uintptr_t>(p) - ss_->base())) {
-    ss_->bits()[bit_.word].remote.fetch_or(bit_.mask);
+        state_(hak::superslab_state(ss_, reinterpret_cast<uintptr_t>(p) - ss_->base())) {
+    uint8_t live = hak::kLive;
+    EXPECT_TRUE(state_.compare_exchange_strong(live, hak::kRemote));
     ss_->remote_pending.fetch_add(1);
   }
   ~CaughtMidPush() {
     ss_->remote_pending.fetch_sub(1);
-    ss_->bits()[bit_.word].remote.fetch_and(~bit_.mask);
+    state_.store(hak::kLive);
   }
   CaughtMidPush(const CaughtMidPush&) = delete;
   CaughtMidPush& operator=(const CaughtMidPush&) = delete;
 
  private:
   hak::SuperSlab* ss_;
-  hak::BlockBit bit_;
+  std::atomic<uint8_t>& state_;
 };
 
 // Runs fn() in a fork child, whose exit status is its result; returns waitpid's status.
@@ -296,6 +297,53 @@ TEST(Threads, ForkChildCompletesAFreeCaughtMidPushIntoItsOwnRegion) {
   EXPECT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 1) << "mid regions of class " << cls << " left in the child";
   for (void* p : blocks) hak_free(p);
+}
+
+// A double free racing between the owner and another thread: the owner's free loaded kLive,
+// the remote free's CAS made it kRemote and pushed the block, then the owner's store
+// made it kFree, and the owner's box handed it out again (kLive). The collection finds it
+// not kRemote: it reports the double free, and neither lists the block (it is live) nor
+// counts it again.
+TEST(Threads, CollectionReportsABlockItsOwnerFreedAtTheSameTime) {
+  fresh_settings(1, ultra_default(), /*report=*/true);
+  hk::Context* owner = hk::context_create();
+  hk::Context* other = hk::context_create();
+  void *keep, *p;
+  {
+    hk::Use use(owner);
+    keep = hak_malloc(64);
+    p = hak_malloc(64);
+  }
+  {
+    hk::Use use(other);
+    hak_free(p);
+  }
+  hak::SuperSlab* ss = hak::superslab_of(p);
+  std::atomic<uint8_t>& state =
+      hak::superslab_state(ss, reinterpret_cast<uintptr_t>(p) - ss->base());
+  ASSERT_EQ(state.load(), hak::kRemote);
+  state.store(hak::kLive);  // the owner's racing free, then its malloc of the block again
+  uint64_t errors = hk::error_count();
+  {
+    hk::Use use(owner);
+    hak_collect();
+  }
+  EXPECT_EQ(hk::error_count(), errors + 1) << "the racing double free is reported";
+  hk::RegionInfo r;
+  ASSERT_TRUE(hk::region_of(p, &r));
+  EXPECT_EQ(r.active, 2u) << "both blocks are live";
+  EXPECT_EQ(r.pending, 0u);
+  {
+    hk::Use use(owner);
+    void* q = hak_malloc(64);
+    EXPECT_NE(q, p) << "a live block handed out again";
+    hak_free(q);
+    hak_free(p);
+    hak_free(keep);
+  }
+  EXPECT_EQ(hk::error_count(), errors + 1) << "p was live: its free is no double free";
+  hk::context_exit(other);
+  hk::context_exit(owner);
 }
 
 namespace {

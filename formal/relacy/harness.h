@@ -184,9 +184,9 @@ inline constexpr size_t kBlockSize = kMidMax;
 inline const unsigned kSlot = size_to_class(kBlockSize);
 // The smallest mid class (1280 B), for small_class_frees: 51 blocks per 64 KiB slab.
 inline constexpr size_t kSmallBlockSize = 1280;
-// The header and its two one-word bitmaps (64 bytes each after rounding) lie in the bytes
-// the stubs zero and poison.
-static_assert(sizeof(SuperSlab) + 2 * 64 <= kHeaderBytes);
+// The header and the state map of both classes fit in the zeroed part of a region.
+static_assert(sizeof(SuperSlab) + (kRegionSize / kSmallBlockSize + 1) * kStateEntryBytes + 64 <=
+              kHeaderBytes);
 
 // Per iteration: the process's allocator state back to its start (the globals of the
 // included .cc files, which live in this TU), the stubs' state, Relacy's cells.
@@ -277,9 +277,9 @@ inline RegionCensus census(SuperSlab* ss, const ThreadCache* owner) {
   return c;
 }
 
-// The region's books balance: `live` (block indices the program holds) have their alloc
-// bit and are on no free list; every other carved block is on exactly one free list with
-// its alloc bit clear; no remote bit is left; nothing is pending; the exact count holds.
+// The region's books balance: `live` (block indices the program holds) are kLive and on no
+// free list; every other carved block is kFree and on exactly one free list; no block is
+// left kRemote; nothing is pending; the exact count holds.
 inline void check_region(SuperSlab* ss, const ThreadCache* owner,
                          std::initializer_list<void*> live) {
   RegionCensus c = census(ss, owner);
@@ -288,18 +288,16 @@ inline void check_region(SuperSlab* ss, const ThreadCache* owner,
   for (unsigned k = 0; k < c.block_count; ++k) {
     uintptr_t off = uintptr_t{k} * ss->block_size;
     if (off < ss->data_begin) continue;  // the header's grid positions
-    BlockBit b = superslab_bit(ss, off);
-    bool alloc = ss->bits()[b.word].alloc.debug_value() & b.mask;
-    bool remote = ss->bits()[b.word].remote.debug_value() & b.mask;
-    RL_ASSERT(!remote);
+    uint8_t state = ss->states()[k].debug_value();
+    RL_ASSERT(state != kRemote);
     if (is_live[k]) {
-      RL_ASSERT(alloc);
+      RL_ASSERT(state == kLive);
       RL_ASSERT(c.on_free_lists[k] == 0);
     } else if (c.carved[k]) {
-      RL_ASSERT(!alloc);
+      RL_ASSERT(state == kFree);
       RL_ASSERT(c.on_free_lists[k] == 1);  // back exactly once
     } else {
-      RL_ASSERT(!alloc && c.on_free_lists[k] == 0);
+      RL_ASSERT(state == kFree && c.on_free_lists[k] == 0);
     }
   }
   RL_ASSERT(ss->remote_pending.debug_value() == 0);

@@ -83,9 +83,11 @@ byte rlist[NR];
 /* SuperSlab::purge_listed: on its owner's purge list (pages to give back after the purge
  * delay). Left listed when the region leaves the warm state (the purge skips it). */
 bit plisted[NR];
-/* per block: the alloc / remote bits, the link word, pages */
-bit abit[NBLK];
-bit rbit[NBLK];
+/* per block: its state map entry (SuperSlab::states: BlockState), the link word, pages */
+#define ST_FREE 0    /* kFree */
+#define ST_LIVE 1    /* kLive */
+#define ST_REMOTE 2  /* kRemote */
+byte st[NBLK];
 byte link[NBLK];
 bit committed[NBLK];
 
@@ -261,8 +263,7 @@ inline superslab_unmap_body(r) {
              loc[BLKOF(r, xi)] == DROPPED);
       loc[BLKOF(r, xi)] = UNCARVED;
       committed[BLKOF(r, xi)] = 0;
-      abit[BLKOF(r, xi)] = 0;
-      rbit[BLKOF(r, xi)] = 0;
+      st[BLKOF(r, xi)] = ST_FREE;
       link[BLKOF(r, xi)] = 0
     }
     xi = 0;
@@ -291,7 +292,11 @@ inline purge_caches(t, r, all, slab) {
      }
      xi = 0;
      if
+#if !defined(BUG_BOX_KEEPS_REGION)
      :: all -> box_seg[t] = NOBODY
+#else
+     :: all -> skip  /* bug: the box's blocks dropped, box.seg kept */
+#endif
      :: else -> skip
      fi
   :: else -> skip
@@ -316,17 +321,17 @@ inline superslab_collect(ct, r, h) {
   cn = 0;
   do
   :: (h >> 1) != 0 ->
-     /* superslab_collect, per block: link_next(b); the alloc bit a.store(a.load & ~mask);
-      * remote.fetch_and(~mask); superslab_put. One step: after the exchange the block and
-      * its bits are the collector's alone (its freer is done with it; other freers touch
-      * other bits), so these accesses commute with every other thread's. */
+     /* superslab_collect, per block: link_next(b); st.load() == kRemote; st.store(kFree);
+      * superslab_put. One step: after the exchange the block and its state entry are the
+      * collector's alone (its freer is done with it; other freers touch other entries),
+      * so these accesses commute with every other thread's. (The branch for an entry that
+      * is not kRemote, a racing double free, is not modelled: the programs are correct.) */
      d_step {
        cb = HBLK(h);
        BLK(cb); HDR(r);
-       assert(loc[cb] == RLIST && rbit[cb]);
+       assert(loc[cb] == RLIST && st[cb] == ST_REMOTE);
        h = link[cb] << 1;
-       abit[cb] = 0;
-       rbit[cb] = 0;
+       st[cb] = ST_FREE;
        link[cb] = 0;  /* superslab_put's link_set: the slab list's order is not modelled */
        loc[cb] = SLAB;
        nrlist--;
@@ -541,13 +546,13 @@ inline superslab_free_abandoned(t, fr, fb) {
   }
   if
   :: fok ->
-     /* superslab_free_abandoned: a.load(), remote.load() (the double-free test),
-      * a.store(aw & ~mask), superslab_put, active_local load/store: bits only this free
-      * writes and lock-protected state, one step; the free's linearization point. */
+     /* superslab_free_abandoned: st.load() (the double-free test), st.store(kFree),
+      * superslab_put, active_local load/store: an entry only this free writes and
+      * lock-protected state, one step; the free's linearization point. */
      d_step {
        HDR(fr); BLK(fb);
-       assert(abit[fb] && !rbit[fb] && loc[fb] == FREEING);
-       abit[fb] = 0;
+       assert(st[fb] == ST_LIVE && loc[fb] == FREEING);
+       st[fb] = ST_FREE;
        loc[fb] = SLAB;
        active_local[fr] = active_local[fr] - 1;
        nlive[fr]--;
@@ -797,7 +802,7 @@ inline box_pop(t) {
   assert(loc[mb] == BOX);
   BLK(mb);
   loc[mb] = LIVE;
-  abit[mb] = 1;
+  st[mb] = ST_LIVE;
   nlive[mr]++;
   /* a == 0: superslab_left_empty */
   if
@@ -1012,10 +1017,9 @@ inline region_queue_push(fr) {
 inline superslab_free_remote(t, fr, fb) {
   do
   :: true ->
-     /* superslab_free_remote: remote.fetch_or(mask) (first to free it) */
-     d_step { HDR(fr); assert(!rbit[fb]); rbit[fb] = 1 }
-     /* superslab_free_remote: alloc.load() (the block is live: bit set) */
-     d_step { HDR(fr); assert(abit[fb]) }
+     /* superslab_free_remote: st.compare_exchange_strong(kLive, kRemote) (the block is
+      * live: the program frees it once) */
+     d_step { HDR(fr); assert(st[fb] == ST_LIVE); st[fb] = ST_REMOTE }
 #if !defined(BUG_PENDING_AFTER_PUSH)
      /* superslab_free_remote: remote_pending.fetch_add(1) */
      d_step { HDR(fr); remote_pending[fr]++ }
@@ -1091,8 +1095,8 @@ inline superslab_free_remote(t, fr, fb) {
      /* superslab_free_remote: remote_pending.fetch_sub(1) */
      d_step { HDR(fr); remote_pending[fr]-- }
 #endif
-     /* superslab_free_remote: remote.fetch_and(~mask) */
-     d_step { HDR(fr); rbit[fb] = 0; fh = 0 }
+     /* superslab_free_remote: st.store(kLive) (undone: the lock holder frees it) */
+     d_step { HDR(fr); st[fb] = ST_LIVE; fh = 0 }
      superslab_free_abandoned(t, fr, fb);
      if
      :: fok -> break
@@ -1105,10 +1109,11 @@ inline superslab_free_remote(t, fr, fb) {
 
 /* src/front/hot.h free_fast: the free of block b by t. Its first step: the program
  * picks a live block (ghost: it becomes FREEING); region_kind_of and superslab_on_grid
- * (the region map and header constants); owner.load(). When t owns the region, the rest
- * up to the pending load touches t's block and t's owner-side words (alloc / remote
- * loads, alloc store, the box or slab push, active_local load/store): folded in; the
- * alloc store is the free's linearization point. */
+ * (the region map and header constants); box.seg (t's own), and when it is not the
+ * block's region, free_owned's owner.load(). When t owns the region, the rest touches
+ * t's block and t's owner-side words (the state entry's load and store, the box or slab
+ * push, active_local load/store): folded in; the state store is the free's
+ * linearization point. */
 #define FREE_OPT(b) \
   :: d_step { \
        loc[b] == LIVE && budget > 0 -> \
@@ -1116,15 +1121,18 @@ inline superslab_free_remote(t, fr, fb) {
        loc[b] = FREEING; fb = b; fr = REG(b); \
        printf("OPBEGIN free %d %d\n", t, b); \
        HDR(fr); \
-       fo = owner[fr]; \
+       /* the box's region is always t's: no owner test (free_fast); else \
+        * free_owned's owner.load() */ \
+       assert(box_seg[t] != fr || owner[fr] == t); \
+       fo = (box_seg[t] == fr -> t : owner[fr]); \
        if \
        :: fo == t -> \
           BLK(fb); \
-          assert(abit[fb] && !rbit[fb]); \
-          abit[fb] = 0; \
+          assert(st[fb] == ST_LIVE); \
+          st[fb] = ST_FREE; \
           loc[fb] = (box_seg[t] == fr -> BOX : SLAB); \
           /* not the box's region: a full region goes back to the partial list \
-           * (superslab_refilled; then the count, as free_fast's) */ \
+           * (free_owned; then the count, as free_fast's) */ \
           if \
           :: box_seg[t] != fr && rlist[fr] == L_FULL -> \
              list_unlink(t, fr); list_push(t, fr, L_PARTIAL) \
@@ -1205,8 +1213,7 @@ inline quiescent_check() {
     for (xj : 0 .. NB - 1) {
       xb = BLKOF(xi, xj);
       assert(loc[xb] != FREEING && loc[xb] != DROPPED);
-      assert(abit[xb] == (loc[xb] == LIVE || loc[xb] == RLIST));
-      assert(rbit[xb] == (loc[xb] == RLIST));
+      assert(st[xb] == (loc[xb] == LIVE -> ST_LIVE : (loc[xb] == RLIST -> ST_REMOTE : ST_FREE)));
       assert(loc[xb] == UNCARVED || committed[xb]);
       if
       :: loc[xb] == RLIST -> xn++

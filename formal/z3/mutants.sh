@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 . ci/tools/mutants.sh
 work=${MUTANTS_DIR:-/tmp/hakmem-z3-mutants}
-groups=(region grid bits slabs layout classes alignment memalign policy)
+groups=(region grid states slabs layout classes alignment memalign policy)
 
 want=("$@")
 printf '%-28s %-8s %8s  %-28s %s\n' mutant result seconds caught-by first-counterexample-value

@@ -4,7 +4,7 @@
 // (an input breaking the claim, or reaching undefined behaviour); "proved" means z3 found
 // none (unsat). A counterexample is printed with its values and the program exits 1.
 //
-//   prove_arith [GROUP...]   GROUP: region grid bits slabs layout classes alignment
+//   prove_arith [GROUP...]   GROUP: region grid states slabs layout classes alignment
 //                            memalign policy (default: all). README.md says what each
 //                            proves.
 #include <chrono>
@@ -37,7 +37,7 @@ namespace arith = hak::arith;
 using W = Z3Word;
 using Layout = arith::ClassLayout<W>;
 
-// The proofs hold for any SuperSlab struct up to this size (the bitmaps follow it), so a
+// The proofs hold for any SuperSlab struct up to this size (the state map follows it), so a
 // change of the struct's fields does not need new proofs, only this bound.
 constexpr uint32_t kHeaderMax = 16 << 10;
 static_assert(sizeof(hak::SuperSlab) <= kHeaderMax);
@@ -171,9 +171,6 @@ z3::expr header_in_range(const z3::expr& h) {
 z3::expr z64(const Bv<32>& x) {
   return z3::zext(x.e, 32);
 }
-z3::expr z64(const Bv<8>& x) {
-  return z3::zext(x.e, 56);
-}
 
 // ---------------------------------------------------------------------------------------
 void prove_region() {
@@ -213,19 +210,19 @@ void prove_grid() {
   z3::expr o = bv64("off"), h = bv32("header_bytes");
   Bv<64> off(o);
   z3::expr in_region = z3::ult(o, k64(hak::kRegionSize));
-  for_every_class("on_grid(off) == (off % block_size == 0), 0 <= off < 2 MiB",
-                  [&](unsigned c, uint32_t bs) {
-                    Layout l = layout_of(bs, h);
-                    Pred g = all_paths([&] { return arith::on_grid<W>(l, off); });
-                    return prove(class_name(c, bs), in_region && header_in_range(h),
-                                 g.e == (z3::urem(o, k64(bs)) == 0),
-                                 {{"off", o},
-                                  {"header_bytes", h},
-                                  {"on_grid", g.e},
-                                  {"size_mask", l.size_mask.e},
-                                  {"inv", l.inv.e}},
-                                 true);
-                  });
+  for_every_class(
+      "on_grid(off) == (off % block_size == 0), 0 <= off < 2 MiB", [&](unsigned c, uint32_t bs) {
+        Layout l = layout_of(bs, h);
+        Pred g = all_paths([&] { return arith::on_grid<W>(l, off); });
+        return prove(class_name(c, bs), in_region && header_in_range(h),
+                     g.e == (z3::urem(o, k64(bs)) == 0),
+                     {{"off", o},
+                      {"header_bytes", h},
+                      {"on_grid", g.e},
+                      {"block_index", all_paths([&] { return arith::block_index<W>(l, off); }).e},
+                      {"inv", l.inv.e}},
+                     true);
+      });
   for_every_class(
       "is_block_start(off) == (data_begin <= off < data_end && off % block_size == 0), "
       "header <= 16 KiB",
@@ -245,47 +242,36 @@ void prove_grid() {
 }
 
 // ---------------------------------------------------------------------------------------
-void prove_bits() {
-  std::printf("bits: the state bit of a grid position\n");
+void prove_states() {
+  std::printf("states: the state map entry of a grid position\n");
   z3::expr o1 = bv64("off1"), o2 = bv64("off2"), h = bv32("header_bytes");
   Bv<64> off1(o1), off2(o2);
   z3::expr in_region = z3::ult(o1, k64(hak::kRegionSize)) && z3::ult(o2, k64(hak::kRegionSize));
   for_every_class(
-      "distinct grid positions (on_grid, < 2 MiB) have distinct state bits (word, mask)",
-      [&](unsigned c, uint32_t bs) {
-        Layout l = layout_of(bs, h);
-        Pred g1 = all_paths([&] { return arith::on_grid<W>(l, off1); });
-        Pred g2 = all_paths([&] { return arith::on_grid<W>(l, off2); });
-        arith::BlockBitOf<W> b1 = arith::block_bit<W>(l, off1), b2 = arith::block_bit<W>(l, off2);
-        return prove(class_name(c, bs), in_region && header_in_range(h) && g1.e && g2.e && o1 != o2,
-                     b1.word.e != b2.word.e || b1.mask.e != b2.mask.e,
-                     {{"off1", o1},
-                      {"off2", o2},
-                      {"word1", b1.word.e},
-                      {"mask1", b1.mask.e},
-                      {"word2", b2.word.e},
-                      {"mask2", b2.mask.e},
-                      {"bit_shift", l.bit_shift.e}},
-                     true);
-      });
-  for_every_class(
-      "the state bit of every grid position is one bit of a BitWords entry inside the "
-      "2 x bitmap_bytes the layout reserves",
+      "the block index of a grid position (on_grid, < 2 MiB) is off / block_size, and its "
+      "entry lies inside the state_bytes the layout reserves",
       [&](unsigned c, uint32_t bs) {
         Layout l = layout_of(bs, h);
         Pred g = all_paths([&] { return arith::on_grid<W>(l, off1); });
-        arith::BlockBitOf<W> b = arith::block_bit<W>(l, off1);
-        constexpr uint64_t kEntry = sizeof(hak::SuperSlab::BitWords);  // alloc + remote word
+        Bv<64> k = all_paths([&] { return arith::block_index<W>(l, off1); });
         return prove(class_name(c, bs),
                      z3::ult(o1, k64(hak::kRegionSize)) && header_in_range(h) && g.e,
-                     z3::ule((z64(b.word) + 1) * k64(kEntry), 2 * z64(l.bitmap_bytes)) &&
-                         spec_is_pow2(b.mask.e),
-                     {{"off", o1},
-                      {"word", b.word.e},
-                      {"mask", b.mask.e},
-                      {"bitmap_bytes", l.bitmap_bytes.e}},
-                     true);
+                     k.e == z3::udiv(o1, k64(bs)) &&
+                         z3::ule((k.e + 1) * k64(hak::kStateEntryBytes), z64(l.state_bytes)),
+                     {{"off", o1}, {"block_index", k.e}, {"state_bytes", l.state_bytes.e}}, true);
       });
+  for_every_class("distinct grid positions (on_grid, < 2 MiB) have distinct state entries",
+                  [&](unsigned c, uint32_t bs) {
+                    Layout l = layout_of(bs, h);
+                    Pred g1 = all_paths([&] { return arith::on_grid<W>(l, off1); });
+                    Pred g2 = all_paths([&] { return arith::on_grid<W>(l, off2); });
+                    Bv<64> k1 = all_paths([&] { return arith::block_index<W>(l, off1); });
+                    Bv<64> k2 = all_paths([&] { return arith::block_index<W>(l, off2); });
+                    return prove(
+                        class_name(c, bs),
+                        in_region && header_in_range(h) && g1.e && g2.e && o1 != o2, k1.e != k2.e,
+                        {{"off1", o1}, {"off2", o2}, {"index1", k1.e}, {"index2", k2.e}}, true);
+                  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -330,11 +316,11 @@ void prove_layout() {
   std::printf("layout: init_layout's numbers (every class, any header of <= 16 KiB)\n");
   z3::expr h = bv32("header_bytes");
   for_every_class(
-      "blocks start past the header and bitmaps at the first grid position, end by 2 MiB, "
-      "at least one block",
+      "blocks start past the header and the state map at the first grid position, end by "
+      "2 MiB, at least one block",
       [&](unsigned c, uint32_t bs) {
         Layout l = layout_of(bs, h);
-        z3::expr header_end = z3::zext(h, 32) + 2 * z64(l.bitmap_bytes);
+        z3::expr header_end = z3::zext(h, 32) + z64(l.state_bytes);
         z3::expr db = z64(l.data_begin), de = z64(l.data_end), b = k64(bs);
         z3::expr claim = z3::urem(db, b) == 0 && z3::ule(header_end, db) &&
                          z3::ult(db - header_end, b) && z3::urem(de, b) == 0 &&
@@ -342,29 +328,21 @@ void prove_layout() {
                          z3::ugt(de + b, k64(hak::kRegionSize)) && z3::ult(db, de);
         return prove(class_name(c, bs), header_in_range(h), claim,
                      {{"header_bytes", h},
-                      {"bitmap_bytes", l.bitmap_bytes.e},
+                      {"state_bytes", l.state_bytes.e},
                       {"data_begin", l.data_begin.e},
                       {"data_end", l.data_end.e}},
                      true);
       });
-  for_every_class(
-      "bit_shift = floor(log2 block_size); size_mask = block_size - 1 for powers of two, "
-      "else 0; inv = ceil(2^40 / block_size); bitmaps in whole cache lines",
-      [&](unsigned c, uint32_t bs) {
-        Layout l = layout_of(bs, h);
-        z3::expr b = k64(bs), s = z64(l.bit_shift), inv = l.inv.e;
-        z3::expr two40 = k64(uint64_t{1} << 40);
-        z3::expr claim = z3::ule(z3::shl(k64(1), s), b) && z3::ult(b, z3::shl(k64(2), s)) &&
-                         l.size_mask.e == k32((bs & (bs - 1)) == 0 ? bs - 1 : 0) &&
-                         z3::uge(inv * b, two40) && z3::ult((inv - 1) * b, two40) &&
-                         z3::urem(z64(l.bitmap_bytes), k64(64)) == 0;
-        return prove(class_name(c, bs), header_in_range(h), claim,
-                     {{"bit_shift", l.bit_shift.e},
-                      {"size_mask", l.size_mask.e},
-                      {"inv", l.inv.e},
-                      {"bitmap_bytes", l.bitmap_bytes.e}},
-                     true);
-      });
+  for_every_class("inv = ceil(2^40 / block_size); the state map in whole cache lines",
+                  [&](unsigned c, uint32_t bs) {
+                    Layout l = layout_of(bs, h);
+                    z3::expr b = k64(bs), inv = l.inv.e;
+                    z3::expr two40 = k64(uint64_t{1} << 40);
+                    z3::expr claim = z3::uge(inv * b, two40) && z3::ult((inv - 1) * b, two40) &&
+                                     z3::urem(z64(l.state_bytes), k64(64)) == 0;
+                    return prove(class_name(c, bs), header_in_range(h), claim,
+                                 {{"inv", l.inv.e}, {"state_bytes", l.state_bytes.e}}, true);
+                  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -581,10 +559,8 @@ void prove_policy() {
     for (uint32_t h : {0u, 1u, static_cast<uint32_t>(sizeof(hak::SuperSlab)), kHeaderMax}) {
       arith::ClassLayout<NativeWord> n = arith::class_layout<NativeWord>(bs, h);
       Layout z = layout_of(bs, k32(h));
-      expect("layout.bit_shift", n.bit_shift, z.bit_shift.e, bs, h);
-      expect("layout.size_mask", n.size_mask, z.size_mask.e, bs, h);
       expect("layout.inv", n.inv, z.inv.e, bs, h);
-      expect("layout.bitmap_bytes", n.bitmap_bytes, z.bitmap_bytes.e, bs, h);
+      expect("layout.state_bytes", n.state_bytes, z.state_bytes.e, bs, h);
       expect("layout.data_begin", n.data_begin, z.data_begin.e, bs, h);
       expect("layout.data_end", n.data_end, z.data_end.e, bs, h);
       arith::BlockRange<NativeWord> nb = arith::region_blocks<NativeWord>(n);
@@ -601,10 +577,8 @@ void prove_policy() {
         expect("on_grid", arith::on_grid<NativeWord>(n, off), arith::on_grid<W>(z, so).e, off, bs);
         expect("is_block_start", arith::is_block_start<NativeWord>(n, off),
                arith::is_block_start<W>(z, so).e, off, bs);
-        expect("block_bit.word", arith::block_bit<NativeWord>(n, off).word,
-               arith::block_bit<W>(z, so).word.e, off, bs);
-        expect("block_bit.mask", arith::block_bit<NativeWord>(n, off).mask,
-               arith::block_bit<W>(z, so).mask.e, off, bs);
+        expect("block_index", arith::block_index<NativeWord>(n, off),
+               arith::block_index<W>(z, so).e, off, bs);
       }
     }
   }
@@ -679,7 +653,7 @@ struct Group {
   void (*run)();
 };
 constexpr Group kGroups[] = {
-    {"region", prove_region},       {"grid", prove_grid},         {"bits", prove_bits},
+    {"region", prove_region},       {"grid", prove_grid},         {"states", prove_states},
     {"slabs", prove_slabs},         {"layout", prove_layout},     {"classes", prove_classes},
     {"alignment", prove_alignment}, {"memalign", prove_memalign}, {"policy", prove_policy},
 };

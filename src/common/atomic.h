@@ -1,5 +1,5 @@
 // The atomics of the lock-free protocol: a SuperSlab's remote list and counters, its
-// alloc / remote bitmap words, SpinLock's flag (the orphan lock among others).
+// state map entries, SpinLock's flag (the orphan lock among others).
 //
 // In every build that ships, hak::Atomic<T> is std::atomic<T> itself (an alias: the
 // library is the same instruction for instruction as with std::atomic written out).

@@ -28,11 +28,7 @@ size_t usable_checked(void* p, const char* call) {
       free_bad_block(ss, p, off, call);
       return 0;
     }
-    BlockBit b = superslab_bit(ss, off);
-    // relaxed: see free_fast.
-    uint64_t a = ss->bits()[b.word].alloc.load(std::memory_order_relaxed);
-    uint64_t r = ss->bits()[b.word].remote.load(std::memory_order_relaxed);
-    if (((a & ~r) & b.mask) == 0) {
+    if (superslab_state_of(ss, off) != kLive) {
       report_error(call, p, "use after free (block is not allocated)");
       return 0;
     }

@@ -159,17 +159,12 @@ bool ultra_page_active(uintptr_t base, uint32_t (&out)[kPagesPerSegment]) {
     if (b != base || region_kind_of(reinterpret_cast<void*>(b)) != RegionKind::kUltra) return;
     found = true;
     SuperSlab* seg = reinterpret_cast<SuperSlab*>(b);
-    // Live: alloc bit set, remote bit clear (freed by another thread, not yet collected,
-    // is not live).
+    // Live: kLive (freed by another thread, not yet collected, is not live).
     for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
       const SlabMeta& m = seg->slabs[i];
       out[i] = 0;
-      for (uint32_t k = m.first; k < m.end; ++k) {
-        BlockBit bit = superslab_bit(seg, uintptr_t{k} * seg->block_size);
-        uint64_t a = seg->bits()[bit.word].alloc.load(std::memory_order_relaxed);
-        uint64_t r = seg->bits()[bit.word].remote.load(std::memory_order_relaxed);
-        if (a & ~r & bit.mask) ++out[i];
-      }
+      for (uint32_t k = m.first; k < m.end; ++k)
+        if (seg->states()[k].load(std::memory_order_relaxed) == kLive) ++out[i];
     }
   });
   return found;

@@ -87,14 +87,12 @@ void orphan_abandon(SuperSlab* ss) noexcept {
 bool superslab_free_abandoned(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
   SpinGuard g(g_lock);
   if (!(ss->remote_head.load(std::memory_order_relaxed) & kAbandonedTag)) return false;  // adopted
-  BlockBit b = superslab_bit(ss, off);
-  Atomic<uint64_t>& a = ss->bits()[b.word].alloc;
-  uint64_t aw = a.load(std::memory_order_relaxed);
-  if (!(aw & b.mask) || (ss->bits()[b.word].remote.load(std::memory_order_relaxed) & b.mask)) {
+  Atomic<uint8_t>& st = superslab_state(ss, off);
+  if (st.load(std::memory_order_relaxed) != kLive) {
     report_error(call, p, superslab_state_reason(ss, off, "double free (block is not allocated)"));
     return true;
   }
-  a.store(aw & ~b.mask, std::memory_order_relaxed);
+  st.store(kFree, std::memory_order_relaxed);
   HAK_MEM_FREED(p, ss->block_size);
   superslab_put(ss, p);
   uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;

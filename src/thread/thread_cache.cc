@@ -304,7 +304,7 @@ uint32_t remote_list_length(uintptr_t head) {
 // (the forking thread's, or an abandoned one), after counting it in remote_pending and
 // before pushing it: the count would never drop and the region never be empty again. With
 // no other thread left every pending free is on the list, so a region whose count differs
-// is rebuilt from its bitmaps, which completes that free.
+// is rebuilt from its state map, which completes that free.
 void repair_surviving_regions() {
   SpinGuard g(orphan_lock());
   registry_for_each([&](uintptr_t base) {
@@ -338,7 +338,7 @@ void fork_child() {
   // empty): else every child of a prefork server kept them all, owned by nobody who
   // would ever collect. Such a thread may have stopped inside any owner operation, so
   // its context's lists and boxes are not trusted: each region is rebuilt from its
-  // bitmaps, found through the region registry (consistent: its lock was held).
+  // state maps, found through the region registry (consistent: its lock was held).
   while (SuperSlab* ss = region_of_lost_context()) {
     {
       SpinGuard g(orphan_lock());
@@ -690,10 +690,23 @@ void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
   return p;
 }
 
-void superslab_refilled(ThreadCache* tc, SuperSlab* ss) noexcept {
-  ClassCache& cc = tc->cls[ss->slot];
-  list_unlink(cc, ss);
-  list_push(cc, ss, SuperSlabList::kPartial);
+void free_owned(ThreadCache* tc, SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
+  if (ss->owner.load(std::memory_order_relaxed) != tc)
+    return superslab_free_remote(ss, p, off, call);
+  Atomic<uint8_t>& st = superslab_state(ss, off);
+  if (st.load(std::memory_order_relaxed) != kLive)
+    return report_error(call, p,
+                        superslab_state_reason(ss, off, "double free (block is not allocated)"));
+  st.store(kFree, std::memory_order_relaxed);
+  HAK_MEM_FREED(p, ss->block_size);
+  superslab_put(ss, p);
+  // A full region has a free block again: back to the partial list, so refills find it
+  // without walking the full list.
+  if (HAK_UNLIKELY(ss->list == SuperSlabList::kFull)) {
+    ClassCache& cc = tc->cls[ss->slot];
+    list_unlink(cc, ss);
+    list_push(cc, ss, SuperSlabList::kPartial);
+  }
   // As free_fast ends.
   uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
   ss->active_local.store(left, std::memory_order_relaxed);
@@ -744,19 +757,16 @@ void region_queue_leave(ThreadCache* tc, SuperSlab* ss) noexcept {
 }
 
 void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
-  BlockBit b = superslab_bit(ss, off);
+  Atomic<uint8_t>& st = superslab_state(ss, off);
   for (;;) {
-    // The remote bit first, then the alloc bit: tested the other way round, a second free
-    // of a block could read the alloc bit before the owner collected the first free and
-    // take the remote bit after the collection cleared it, and push the block twice
-    // (found by formal/relacy, ordered_double_free). acquire: pairs with the release in
-    // superslab_collect, so a free that takes the bit after a collection sees the alloc
-    // bit that collection cleared.
-    if (ss->bits()[b.word].remote.fetch_or(b.mask, std::memory_order_acquire) & b.mask)
-      return report_error(call, p, "double free (block already freed by another thread)");
-    // relaxed: the owner set this bit before the block reached us through the program.
-    if (!(ss->bits()[b.word].alloc.load(std::memory_order_relaxed) & b.mask)) {
-      ss->bits()[b.word].remote.fetch_and(~b.mask, std::memory_order_relaxed);
+    // One step from live to freed: a second free of the block, here or by the owner, sees
+    // kRemote until the owner's collection makes it kFree. relaxed: the block's state is
+    // one location (its own entry), and the push below publishes the link.
+    uint8_t seen = kLive;
+    if (!st.compare_exchange_strong(seen, kRemote, std::memory_order_relaxed,
+                                    std::memory_order_relaxed)) {
+      if (seen == kRemote)
+        return report_error(call, p, "double free (block already freed by another thread)");
       return report_error(call, p,
                           superslab_state_reason(ss, off, "double free (block is not allocated)"));
     }
@@ -779,8 +789,11 @@ void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* ca
         return;
       }
     }
+    // Abandoned: undone (the block is live again to the lock holder), then freed as its
+    // owner would, under the orphan lock.
     ss->remote_pending.fetch_sub(1, std::memory_order_relaxed);
-    ss->bits()[b.word].remote.fetch_and(~b.mask, std::memory_order_relaxed);
+    HAK_MEM_ALLOCATED(p, ss->block_size);
+    st.store(kLive, std::memory_order_relaxed);
     if (superslab_free_abandoned(ss, p, off, call)) return;
   }
 }

@@ -87,9 +87,10 @@ void box_flush(Box& box) noexcept;
 void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept;
 // After a local free found active_local == 0: the region is empty (release or keep).
 void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept;
-// A local free put a block on a slab list of `ss`, a region on tc's full list: it moves
-// to the partial list; then the rest of that free (the live count, the empty check).
-HAK_COLD void superslab_refilled(ThreadCache* tc, SuperSlab* ss) noexcept;
+// A free (on the grid) of a block that is not in tc's box region: of another region tc
+// owns (validated, then on its slab's list; a region on the full list moves back to the
+// partial list, so refills never walk the full list), else superslab_free_remote.
+void free_owned(ThreadCache* tc, SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
 // A free by a context that does not own the region (or of an ownerless region).
 void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
 // The exiting owner of `ss` closed its remote list, which was not empty: waits until `ss`
@@ -154,7 +155,7 @@ HAK_INLINE void* box_pop(ThreadCache* tc, Box& box) {
   box.free = link_next(b);
   SuperSlab* ss = box.seg;
   HAK_MEM_ALLOCATED(b, ss->block_size);
-  superslab_mark_alloc(ss, reinterpret_cast<uintptr_t>(b) - ss->base());
+  superslab_mark_live(ss, reinterpret_cast<uintptr_t>(b) - ss->base());
   uint32_t a = ss->active_local.load(std::memory_order_relaxed);
   ss->active_local.store(a + 1, std::memory_order_relaxed);
   if (HAK_UNLIKELY(a == 0)) return superslab_left_empty(tc, ss, b);

@@ -2,6 +2,7 @@
 
 #include <new>
 
+#include "config/config.h"
 #include "os/os.h"
 
 namespace hak {
@@ -21,12 +22,10 @@ void init_layout(SuperSlab* ss, unsigned slot) {
   ss->cls = static_cast<uint8_t>(cls);
   ss->slot = static_cast<uint8_t>(slot);
   ss->warm = 0;
-  // The bitmaps follow the struct (SuperSlab::bits).
+  // The state map follows the struct (SuperSlab::states).
   arith::ClassLayout<NativeWord> l =
       arith::class_layout<NativeWord>(bs, static_cast<uint32_t>(sizeof(SuperSlab)));
-  ss->bit_shift = l.bit_shift;
   ss->block_size = l.block_size;
-  ss->size_mask = l.size_mask;
   ss->inv = l.inv;
   ss->data_begin = l.data_begin;
   ss->data_end = l.data_end;
@@ -42,21 +41,34 @@ void init_layout(SuperSlab* ss, unsigned slot) {
   ss->dequeued = 0;
 }
 
+// The address of block k, and of its state entry.
+uintptr_t block_at(const SuperSlab* ss, uint32_t k) {
+  return ss->base() + uintptr_t{k} * ss->block_size;
+}
+uintptr_t state_entry(const SuperSlab* ss, uint32_t k) {
+  return reinterpret_cast<uintptr_t>(ss->states() + k);
+}
+
+// Gives back the whole pages of [from, to) of ss, never the first page of the state map
+// (it shares the header struct's).
+void decommit(const SuperSlab* ss, uintptr_t from, uintptr_t to) {
+  from = align_up(from, kPageSize);
+  uintptr_t first = align_up(state_entry(ss, 0), kPageSize);
+  if (from < first) from = first;
+  if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
+}
+
 }  // namespace
 
-void superslab_reset(SuperSlab* ss, bool decommit) noexcept {
+void superslab_reset(SuperSlab* ss, bool decommit_pages) noexcept {
   arith::BlockRange<NativeWord> blocks = arith::region_blocks<NativeWord>(*ss);
-  if (decommit && ss->slab_carved_mask) {
-    // One call for the whole carved span; untouched pages in it cost nothing.
-    unsigned lo = __builtin_ctz(ss->slab_carved_mask),
-             hi = 31 - __builtin_clz(ss->slab_carved_mask);
-    uintptr_t from = align_up(ss->base() + ss->data_begin, kPageSize);
-    uintptr_t lo_addr = ss->base() + (uintptr_t{lo} << kSlabShift);
-    if (lo_addr > from) from = lo_addr;
+  if (decommit_pages && ss->slab_carved_mask) {
+    // One call for the state map (every entry is kFree: it reads zero again) and the
+    // carved span; untouched pages in it cost nothing.
+    unsigned hi = 31 - __builtin_clz(ss->slab_carved_mask);
     // Through the last carved block, which may run past its slab (no block is live).
     const SlabMeta& last = ss->slabs[hi];
-    uintptr_t to = align_up(ss->base() + uintptr_t{last.carve_next} * ss->block_size, kPageSize);
-    if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
+    decommit(ss, state_entry(ss, 0), align_up(block_at(ss, last.carve_next), kPageSize));
   }
   HAK_MEM_NOACCESS(reinterpret_cast<char*>(ss) + ss->data_begin,
                    kRegionSize - ss->data_begin);  // uncarved
@@ -102,23 +114,19 @@ void superslab_reset_except(SuperSlab* ss, unsigned keep) noexcept {
   uint32_t others = ss->slab_carved_mask & ~(1u << keep);
   if (!others) return;
   const SlabMeta& k = ss->slabs[keep];
-  uintptr_t base = ss->base();
   // Every block is free; only the blocks of `keep` (free lists, the box) keep their bytes,
-  // so the pages shared with them stay. One call below `keep`, one above.
-  uint32_t below = others & ((1u << keep) - 1), above = others & ~((2u << keep) - 1);
-  if (below) {
-    uintptr_t from = align_up(base + ss->data_begin, kPageSize);
-    uintptr_t lo = base + (static_cast<uintptr_t>(__builtin_ctz(below)) << kSlabShift);
-    if (lo > from) from = lo;
-    uintptr_t to = (base + uintptr_t{k.first} * ss->block_size) & ~(kPageSize - 1);
-    if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
-  }
-  if (above) {
-    uintptr_t from = align_up(base + uintptr_t{k.end} * ss->block_size, kPageSize);
+  // and their state entries (kFree, but about to be written again), so the pages shared
+  // with them stay. At most three calls: the state map below keep's entries, the state
+  // map above them with the blocks below keep, the blocks above keep.
+  if (others & ((1u << keep) - 1))
+    decommit(ss, state_entry(ss, 0), state_entry(ss, k.first) & ~(kPageSize - 1));
+  decommit(ss, align_up(state_entry(ss, k.end), kPageSize),
+           block_at(ss, k.first) & ~(kPageSize - 1));
+  if (uint32_t above = others & ~((2u << keep) - 1)) {
     // Through the last carved block, which may run past its slab.
     const SlabMeta& last = ss->slabs[31 - __builtin_clz(above)];
-    uintptr_t to = align_up(base + uintptr_t{last.carve_next} * ss->block_size, kPageSize);
-    if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
+    decommit(ss, align_up(block_at(ss, k.end), kPageSize),
+             align_up(block_at(ss, last.carve_next), kPageSize));
   }
   while (others) {
     unsigned i = __builtin_ctz(others);
@@ -150,24 +158,26 @@ FreeBlock* superslab_carve_list(SuperSlab* ss, unsigned slab, uint32_t max) noex
 }
 
 uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept {
-  uint32_t n = 0;
+  uint32_t n = 0, lost = 0;
   for (FreeBlock* b = reinterpret_cast<FreeBlock*>(list & ~kAbandonedTag); b;) {
     FreeBlock* next = link_next(b);
-    uintptr_t off = reinterpret_cast<uintptr_t>(b) - ss->base();
-    BlockBit bit = superslab_bit(ss, off);
-    Atomic<uint64_t>& a = ss->bits()[bit.word].alloc;
-    a.store(a.load(std::memory_order_relaxed) & ~bit.mask, std::memory_order_relaxed);
-    // release: a later (double) free that takes the bit again sees the alloc bit cleared
-    // above (superslab_free_remote's acquire); the list exchange ordered the block.
-    ss->bits()[bit.word].remote.fetch_and(~bit.mask, std::memory_order_release);
-    superslab_put(ss, b);
-    ++n;
+    Atomic<uint8_t>& st = superslab_state(ss, reinterpret_cast<uintptr_t>(b) - ss->base());
+    if (HAK_LIKELY(st.load(std::memory_order_relaxed) == kRemote)) {
+      st.store(kFree, std::memory_order_relaxed);
+      superslab_put(ss, b);
+      ++n;
+    } else {
+      // The owner freed the block too, at the same time as the remote free (a racing double
+      // free): it is already in a free list, or live again. Not listed twice, not counted.
+      report_error("free", b, "double free (block freed by two threads at once)");
+      ++lost;
+    }
     b = next;
   }
-  if (n) {
+  if (n + lost) {
     ss->active_local.store(ss->active_local.load(std::memory_order_relaxed) - n,
                            std::memory_order_relaxed);
-    ss->remote_pending.fetch_sub(n, std::memory_order_relaxed);
+    ss->remote_pending.fetch_sub(n + lost, std::memory_order_relaxed);
   }
   return n;
 }
@@ -184,18 +194,15 @@ uint32_t superslab_rebuild(SuperSlab* ss) noexcept {
     // Top down, so the free list runs in address order.
     for (uint32_t k = m.carve_next; k-- > m.first;) {
       uintptr_t off = uintptr_t{k} * ss->block_size;
-      BlockBit b = superslab_bit(ss, off);
-      SuperSlab::BitWords& w = ss->bits()[b.word];
-      uint64_t a = w.alloc.load(std::memory_order_relaxed);
-      uint64_t r = w.remote.load(std::memory_order_relaxed);
-      if ((a & b.mask) && !(r & b.mask)) {
+      Atomic<uint8_t>& st = ss->states()[k];
+      uint8_t s = st.load(std::memory_order_relaxed);
+      if (s == kLive) {
         ++live;
         continue;
       }
       // Free: never allocated, freed, or freed by another context (listed or mid-push).
-      w.alloc.store(a & ~b.mask, std::memory_order_relaxed);
-      w.remote.store(r & ~b.mask, std::memory_order_relaxed);
-      if (a & b.mask) HAK_MEM_FREED(reinterpret_cast<char*>(ss) + off, ss->block_size);
+      st.store(kFree, std::memory_order_relaxed);
+      if (s == kRemote) HAK_MEM_FREED(reinterpret_cast<char*>(ss) + off, ss->block_size);
       superslab_put(ss, reinterpret_cast<char*>(ss) + off);
     }
   }

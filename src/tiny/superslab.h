@@ -3,13 +3,17 @@
 // segments (kind ULTRA: its slabs are the ULTRA pages) share this engine and one fast
 // path (front/hot.h); they differ in region kind only.
 //
-// Layout: [header | state bitmaps | blocks on the class grid ...]
-// Block k lives at base + k * block_size. Its state bit is (k * block_size) >> bit_shift,
-// which is distinct per block because bit_shift = floor(log2(block_size)) (proved with
-// the rest of the arithmetic below, formal/z3).
-//  - alloc bit: set while the block is live. Written only by the owner (relaxed atomic
-//    load/store: other threads read it to reject double frees).
-//  - remote bit: set by a remote free until the owner collects the block (atomic RMW).
+// Layout: [header | state map | blocks on the class grid ...]
+// Block k lives at base + k * block_size. Its index k = (off * inv) >> 40, which is exact
+// for every grid position, so one multiply gives both the boundary check (k * block_size
+// == off) and the block's state entry (proved with the rest of the arithmetic below,
+// formal/z3). The state map has one entry per grid position of the region:
+//  - kFree:   not live (never carved, in a free list, or the header's positions).
+//  - kLive:   handed out. Only the owner writes kFree <-> kLive (plain relaxed stores).
+//  - kRemote: freed by another context (one compare-and-swap from kLive), on the remote
+//             list until the owner collects it (kRemote -> kFree).
+// An entry of its own per block: a free writes one byte, no other block's state shares
+// the store, and a remote free is a single atomic step from live to freed.
 // Exact active count: active = active_local - remote_pending (docs/DESIGN.md section 2).
 // Uncarved blocks read as zero except in their partial first and last pages: a region is
 // mapped zeroed, and every reset that uncarves blocks gives back each whole page of them
@@ -70,6 +74,9 @@ inline constexpr uint32_t kSuperSlabMagic = 0x53534B48;  // "HKSS"
 // remote_head bit 0: the region is abandoned (no owner); pushes must take the orphan lock.
 inline constexpr uintptr_t kAbandonedTag = 1;
 
+// A block's entry in its region's state map (the header comment says who writes which).
+enum BlockState : uint8_t { kFree = 0, kLive = 1, kRemote = 2 };
+
 enum class SuperSlabList : uint8_t { kNone, kPartial, kFull, kPool, kAbandoned };
 
 struct alignas(64) SuperSlab {
@@ -77,12 +84,10 @@ struct alignas(64) SuperSlab {
   uint32_t magic;
   RegionKind kind;
   uint8_t cls;
-  uint8_t bit_shift;
   uint8_t warm;  // empty and kept in a warm reserve (owner's, or the pool)
   uint8_t slot;  // class, or kUltraSlot
   uint32_t block_size;
-  uint32_t size_mask;  // block_size - 1 for powers of two, else 0
-  uint64_t inv;        // ceil(2^40 / block_size): boundary check for other sizes
+  uint64_t inv;  // ceil(2^40 / block_size): the block index of an offset, by multiply
   uint32_t data_begin;
   uint32_t data_end;  // one past the last block's start offset
   // Owner-written (relaxed atomic so inspect and other threads may read it).
@@ -112,12 +117,11 @@ struct alignas(64) SuperSlab {
   RegionLink link;
   SlabMeta slabs[kSlabsPerRegion];
 
-  // Word w of the alloc bitmap next to word w of the remote bitmap: one address for both.
-  struct BitWords {
-    Atomic<uint64_t> alloc;
-    Atomic<uint64_t> remote;
-  };
-  BitWords* bits() { return reinterpret_cast<BitWords*>(this + 1); }
+  // The state map, right after the struct: entry k is block k's BlockState.
+  Atomic<uint8_t>* states() { return reinterpret_cast<Atomic<uint8_t>*>(this + 1); }
+  const Atomic<uint8_t>* states() const {
+    return reinterpret_cast<const Atomic<uint8_t>*>(this + 1);
+  }
   uintptr_t base() const { return reinterpret_cast<uintptr_t>(this); }
   uint32_t active() const {
     // relaxed: a snapshot; exact whenever no free is in flight.
@@ -137,6 +141,9 @@ HAK_INLINE SuperSlab* superslab_of(const void* p) {
   return reinterpret_cast<SuperSlab*>(region_base(p));
 }
 
+// Bytes of one state map entry: 1, but 8 under Relacy (its Atomic is a handle).
+inline constexpr uint32_t kStateEntryBytes = sizeof(Atomic<uint8_t>);
+
 // The arithmetic of a class region over a word policy (common/word.h): production runs it
 // with NativeWord on a SuperSlab, formal/z3 proves it with bit-vectors on a ClassLayout
 // (`L` below: either, they have the same layout fields).
@@ -147,38 +154,42 @@ namespace arith {
 template <class W>
 struct ClassLayout {
   word32<W> block_size;
-  word8<W> bit_shift;      // floor(log2(block_size))
-  word32<W> size_mask;     // block_size - 1 for powers of two, else 0
-  word64<W> inv;           // ceil(2^40 / block_size)
-  word32<W> bitmap_bytes;  // of each of the two bitmaps (alloc, remote)
-  word32<W> data_begin;    // first block start: the first grid position past the bitmaps
-  word32<W> data_end;      // one past the last block start: the last block ends by 2 MiB
-  auto fields() {
-    return std::tie(block_size, bit_shift, size_mask, inv, bitmap_bytes, data_begin, data_end);
-  }
+  word64<W> inv;          // ceil(2^40 / block_size)
+  word32<W> state_bytes;  // of the state map: an entry per grid position, whole lines
+  word32<W> data_begin;   // first block start: the first grid position past the state map
+  word32<W> data_end;     // one past the last block start: the last block ends by 2 MiB
+  auto fields() { return std::tie(block_size, inv, state_bytes, data_begin, data_end); }
 };
 template <class W>
 HAK_INLINE ClassLayout<W> class_layout(word32<W> block_size, word32<W> header_bytes) {
-  word8<W> shift = W::to_u8(31 - W::clz32(block_size));
-  // One bit per grid position of the smallest block of this shift, whole cache lines.
-  word64<W> bits = kRegionSize >> shift;
-  word32<W> bitmap = W::to_u32(align_up<W>((bits + 7) / 8, 64));
-  word32<W> header_end = header_bytes + 2 * bitmap;
-  return {block_size,
-          shift,
-          is_pow2<W>(block_size) ? block_size - 1 : 0,
-          ((uint64_t{1} << 40) + block_size - 1) / block_size,
-          bitmap,
+  // Grid positions k * block_size < 2 MiB: the header's and the blocks' alike.
+  word64<W> positions = (kRegionSize + block_size - 1) / block_size;
+  word32<W> states = W::to_u32(align_up<W>(positions * kStateEntryBytes, 64));
+  word32<W> header_end = header_bytes + states;
+  return {block_size, ((uint64_t{1} << 40) + block_size - 1) / block_size, states,
           (header_end + block_size - 1) / block_size * block_size,
           W::to_u32(kRegionSize / block_size * block_size)};
 }
 
-// True when `off` (an offset in the region) is on the class grid: a multiple of the block
-// size, by the mask or by the reciprocal (no division on the free path).
+// The index of the grid position at or below `off` (an offset in the region) by the
+// reciprocal: exact on the grid, so no division on the free path.
+template <class W, class L>
+HAK_INLINE word64<W> block_index(const L& ss, word64<W> off) {
+  return (off * ss.inv) >> 40;
+}
+
+// True when block k starts at `off`.
+template <class W, class L>
+HAK_INLINE boolean<W> block_starts_at(const L& ss, word64<W> k, word64<W> off) {
+  return k * ss.block_size == off;
+}
+
+// True when `off` is on the class grid (a multiple of the block size): its block index's
+// block starts there. The free path runs the same two steps (front/hot.h), keeping the
+// index for the state entry.
 template <class W, class L>
 HAK_INLINE boolean<W> on_grid(const L& ss, word64<W> off) {
-  if (ss.size_mask) return (off & ss.size_mask) == 0;
-  return ((off * ss.inv) >> 40) * ss.block_size == off;
+  return block_starts_at<W>(ss, block_index<W>(ss, off), off);
 }
 
 // True when `off` is the start of a block: inside [data_begin, data_end) and on the grid.
@@ -186,19 +197,6 @@ template <class W, class L>
 HAK_INLINE boolean<W> is_block_start(const L& ss, word64<W> off) {
   if (HAK_UNLIKELY(off - ss.data_begin >= ss.data_end - ss.data_begin)) return false;
   return on_grid<W>(ss, off);
-}
-
-// The state bit of the grid position `off`: word `word` of the bitmaps, bit `mask`.
-template <class W>
-struct BlockBitOf {
-  word32<W> word;
-  word64<W> mask;
-  auto fields() { return std::tie(word, mask); }
-};
-template <class W, class L>
-HAK_INLINE BlockBitOf<W> block_bit(const L& ss, word64<W> off) {
-  word32<W> bit = W::to_u32(off >> ss.bit_shift);
-  return {bit >> 6, uint64_t{1} << (bit & 63)};
 }
 
 // The slab (0..31) that holds the offset `off` of a region.
@@ -233,8 +231,16 @@ HAK_INLINE BlockRange<W> slab_blocks(word32<W> block_size, BlockRange<W> blocks,
 
 }  // namespace arith
 
+// The block index of `off` (exact when it is on the grid: superslab_on_grid).
+HAK_INLINE uint64_t superslab_block_index(const SuperSlab* ss, uintptr_t off) {
+  return arith::block_index<NativeWord>(*ss, off);
+}
+HAK_INLINE bool superslab_block_starts_at(const SuperSlab* ss, uint64_t k, uintptr_t off) {
+  return arith::block_starts_at<NativeWord>(*ss, k, off);
+}
+
 // True when `off` is on the class grid. Grid positions outside the block range (the
-// header) never have their alloc bit set, so the free path's alloc-bit test rejects them.
+// header) never have their state set to kLive, so the free path's state test rejects them.
 HAK_INLINE bool superslab_on_grid(const SuperSlab* ss, uintptr_t off) {
   return arith::on_grid<NativeWord>(*ss, off);
 }
@@ -244,16 +250,19 @@ HAK_INLINE bool superslab_is_block_start(const SuperSlab* ss, uintptr_t off) {
   return arith::is_block_start<NativeWord>(*ss, off);
 }
 
-using BlockBit = arith::BlockBitOf<NativeWord>;
-HAK_INLINE BlockBit superslab_bit(const SuperSlab* ss, uintptr_t off) {
-  return arith::block_bit<NativeWord>(*ss, off);
+// The state entry of the block at `off` (a grid position).
+HAK_INLINE Atomic<uint8_t>& superslab_state(SuperSlab* ss, uintptr_t off) {
+  return ss->states()[superslab_block_index(ss, off)];
+}
+HAK_INLINE uint8_t superslab_state_of(const SuperSlab* ss, uintptr_t off) {
+  // relaxed: a value; the owner's own writes, or a remote free's that reached it.
+  return ss->states()[superslab_block_index(ss, off)].load(std::memory_order_relaxed);
 }
 
-// Owner-side alloc-bit updates (relaxed: only the owner writes; readers only need a value).
-HAK_INLINE void superslab_mark_alloc(SuperSlab* ss, uintptr_t off) {
-  BlockBit b = superslab_bit(ss, off);
-  Atomic<uint64_t>& w = ss->bits()[b.word].alloc;
-  w.store(w.load(std::memory_order_relaxed) | b.mask, std::memory_order_relaxed);
+// The owner hands the block at `off` out (relaxed: only the owner writes kLive; readers
+// only need a value).
+HAK_INLINE void superslab_mark_live(SuperSlab* ss, uintptr_t off) {
+  superslab_state(ss, off).store(kLive, std::memory_order_relaxed);
 }
 
 // The intrusive region lists (a context's partial / full lists, the orphan pool and
@@ -278,14 +287,16 @@ inline void superslab_list_unlink(SuperSlab*& head, SuperSlab* ss) {
 // --- cold operations (superslab.cc) ---
 SuperSlab* superslab_map(unsigned slot) noexcept;  // nullptr: out of memory
 void superslab_unmap(SuperSlab* ss) noexcept;
-// Resets every slab to uncarved; with `decommit`, gives the pages of carved slabs back.
-void superslab_reset(SuperSlab* ss, bool decommit) noexcept;
-// The region is empty: resets every slab but `keep` and gives their pages back in at most
-// two calls (the pages `keep`'s blocks touch stay, with their free lists).
+// Resets every slab to uncarved; with `decommit_pages` (the region is empty), gives the
+// pages of carved slabs and of the state map back.
+void superslab_reset(SuperSlab* ss, bool decommit_pages) noexcept;
+// The region is empty: resets every slab but `keep` and gives their pages and the state
+// map's back in at most three calls (the pages `keep`'s blocks and state entries touch
+// stay, with its free lists).
 void superslab_reset_except(SuperSlab* ss, unsigned keep) noexcept;
 // Carves up to `max` never-used blocks of `slab` into a list (nullptr if none left).
 FreeBlock* superslab_carve_list(SuperSlab* ss, unsigned slab, uint32_t max) noexcept;
-// Returns a free block (alloc bit already clear) to its slab's free list.
+// Returns a free block (state already kFree) to its slab's free list.
 HAK_INLINE void superslab_put(SuperSlab* ss, void* p) noexcept {
   unsigned slab = arith::slab_index<NativeWord>(reinterpret_cast<uintptr_t>(p) - ss->base());
   SlabMeta& m = ss->slabs[slab];
@@ -299,8 +310,8 @@ HAK_INLINE void superslab_put(SuperSlab* ss, void* p) noexcept {
 uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept;
 // A fork child's repair of a region whose owner did not survive the fork (and may have
 // stopped in the middle of any owner operation): the slab lists, live count and remote
-// state are rebuilt from the bitmaps alone. A block is live when its alloc bit is set
-// and its remote bit is not (a remote free caught mid-push completes here). Returns the
+// state are rebuilt from the state map alone. A block is live when it is kLive (a
+// kRemote block, listed or caught mid-push, is free: that remote free completes here). Returns the
 // live count. Caller holds the orphan lock.
 uint32_t superslab_rebuild(SuperSlab* ss) noexcept;
 // Whether a slab has a block to give.
@@ -310,7 +321,7 @@ HAK_INLINE bool superslab_slab_has_free(const SuperSlab* ss, unsigned slab) {
 
 // Classifies a pointer that failed the block-start check, for the error message.
 const char* superslab_bad_reason(const SuperSlab* ss, uintptr_t off) noexcept;
-// A grid position whose alloc bit says "not live": outside the blocks, or `fallback`.
+// A grid position whose state is not kLive: outside the blocks, or `fallback`.
 const char* superslab_state_reason(const SuperSlab* ss, uintptr_t off,
                                    const char* fallback) noexcept;
 
