@@ -303,7 +303,7 @@ inline purge_caches(t, r, all, slab) {
   fi
 }
 
-/* collect_region: active_local.load() == 0 && !warm (owner-side) */
+/* collect_queued: active_local.load() == 0 && !warm (owner-side) */
 #if defined(BUG_EMPTY_BY_ACTIVE)
 /* bug: the exact count active() = active_local - remote_pending taken for "empty": it is
  * exact only when no free is in flight */
@@ -314,7 +314,7 @@ inline purge_caches(t, r, all, slab) {
 
 /* ---------------------------------------------------------------------------------
  * src/tiny/superslab.cc superslab_collect: the list taken by an exchange goes back into
- * the slabs. Caller is the owner ct (then relist and the empty test of collect_region
+ * the slabs. Caller is the owner ct (then relist and the empty test of collect_queued
  * are folded into the last step: owner-side), or holds the orphan lock (ct == NOBODY).
  * Uses cb, cn; h is the list; sets cempty. */
 inline superslab_collect(ct, r, h) {
@@ -675,95 +675,6 @@ inline collect_queued(t, r) {
   superslab_collect(t, r, ch)
 }
 
-/* src/thread/thread_cache.cc queue_remove: r off t's queue, the others back; cfound = 1
- * if r was on it. */
-inline queue_remove(t, r) {
-  /* queue_take: remote_regions.exchange(nullptr); the walk and the relinking of the
-   * others (their links are the owner's while they are off the queue: folded) */
-  d_step {
-    cq = qhead[t];
-    qhead[t] = 0;
-    cfound = 0;
-    crest = 0;
-    clast = 0;
-    do
-    :: cq != 0 ->
-       cx = cq;
-       HDR(cx - 1);
-       cq = qnext[cx - 1];
-       if
-       :: cx == r + 1 -> cfound = 1
-       :: else ->
-          qnext[cx - 1] = crest;
-          crest = cx;
-          if
-          :: clast == 0 -> clast = cx
-          :: else -> skip
-          fi
-       fi
-    :: else -> break
-    od;
-    cx = 0
-  }
-  if
-  :: crest != 0 ->
-     /* queue_push: remote_regions.load() */
-     d_step { ctop = qhead[t] }
-     do
-     :: true ->
-        /* queue_push: queue_next.store(top) (the last one's link, the owner's), then
-         * remote_regions.compare_exchange_weak(top, first) (modelled strong) */
-        d_step {
-          HDR(clast - 1);
-          qnext[clast - 1] = ctop;
-          if
-          :: qhead[t] == ctop -> qhead[t] = crest; crest = 0
-          :: else -> ctop = qhead[t]
-          fi
-        }
-        if
-        :: crest == 0 -> break
-        :: else -> skip
-        fi
-     od
-  :: else -> skip
-  fi;
-  clast = 0;
-  ctop = 0
-}
-
-/* src/thread/thread_cache.cc collect_region (superslab_check_empty's) */
-inline collect_region(t, r, keep) {
-  /* collect_region: remote_pending.load() != 0 (the hint); with none, the empty test */
-  d_step {
-    HDR(r);
-    ch = (remote_pending[r] != 0);
-    if
-    :: !ch -> EMPTY_TEST(r)
-    :: else -> skip
-    fi
-  }
-  if
-  :: ch ->
-#if defined(BUG_COLLECT_UNQUEUED)
-     /* bug: the list taken with the region left on the queue */
-     d_step { HDR(r); ch = remote_head[r]; remote_head[r] = 0 }
-     superslab_collect(t, r, ch)
-#else
-     queue_remove(t, r);
-     if
-     :: cfound -> cfound = 0; collect_queued(t, r); cnx = 0
-     :: else -> d_step { HDR(r); EMPTY_TEST(r) }  /* its push is under way */
-     fi
-#endif
-  :: else -> skip
-  fi;
-  if
-  :: cempty -> cempty = 0; region_became_empty(t, r, keep)
-  :: else -> skip
-  fi
-}
-
 /* src/thread/thread_cache.cc collect_class: with no owned region nothing (owner-side
  * lists); else queue_take, then each region taken from the head: `next` read,
  * collect_queued, the empty rule. */
@@ -953,27 +864,23 @@ inline do_malloc(t) {
 }
 
 /* src/thread/thread_cache.cc superslab_check_empty (after a local free found
- * active_local == 0) */
+ * active_local == 0: nothing pending either, so no collection) */
 inline superslab_check_empty(t, r) {
   if
-  :: r == cur[t] && !warm[r] && warm_count[t] < W ->
-     /* superslab_check_empty: remote_pending.load() == 0, then the carved mask */
-     d_step {
-       HDR(r);
-       ch = (remote_pending[r] == 0 &&
-             !(CARVED(BLKOF(r, 1 - cur_slab[t]))))
-     }
-  :: else -> ch = 0
-  fi;
-  if
-  :: ch ->
-     d_step {
-       warm_count[t]++;
-       warm[r] = 1;
-       relist(t, r);
-       ch = 0
-     }
-  :: else -> collect_region(t, r, 0)
+  :: warm[r] -> ch = 0
+  :: else ->
+     /* superslab_check_empty: the short path's carved mask (owner-side) */
+     ch = (r == cur[t] && warm_count[t] < W && !(CARVED(BLKOF(r, 1 - cur_slab[t]))));
+     if
+     :: ch ->
+        d_step {
+          warm_count[t]++;
+          warm[r] = 1;
+          relist(t, r);
+          ch = 0
+        }
+     :: else -> region_became_empty(t, r, 0)
+     fi
   fi
 }
 
@@ -1348,8 +1255,8 @@ proctype thread(byte t) {
   byte mr, mb, pick;
   bit ok;
   /* collection */
-  byte cl, cr, cnx, ch, cb, cn, ci, cq, cx, crest, clast, ctop;
-  bit cempty, cfound;
+  byte cl, cr, cnx, ch, cb, cn, ci, cq, cx;
+  bit cempty;
   /* checks */
   byte xi, xj, xk, xn, xb, xh;
 

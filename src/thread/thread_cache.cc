@@ -113,7 +113,8 @@ enum class Pages : bool {
 };
 
 // The owner's region has no live block and no pending remote free.
-void region_became_empty(ThreadCache* tc, SuperSlab* ss, Pages pages) {
+// Out of line: superslab_check_empty tail-calls it and keeps its short path frameless.
+HAK_NOINLINE void region_became_empty(ThreadCache* tc, SuperSlab* ss, Pages pages) {
   ClassCache& cc = tc->cls[ss->slot];
   if (ss->warm) return;
   if (cc.warm_count < g_config.warm_regions) {
@@ -161,27 +162,6 @@ void queue_push(ClassCache& cc, SuperSlab* first, SuperSlab* last) {
                                                     std::memory_order_relaxed));
 }
 
-// Takes `ss` off the queue, the others go back; false if it is not there (its push is
-// under way). Their links are the owner's while they are off it: their lists are not
-// empty, so no free pushes them meanwhile.
-bool queue_remove(ClassCache& cc, SuperSlab* ss) {
-  SuperSlab *first = nullptr, *last = nullptr;
-  bool found = false;
-  for (SuperSlab* q = queue_take(cc); q;) {
-    SuperSlab* next = q->queue_next.load(std::memory_order_relaxed);
-    if (q == ss) {
-      found = true;
-    } else {
-      q->queue_next.store(first, std::memory_order_relaxed);
-      first = q;
-      if (!last) last = q;
-    }
-    q = next;
-  }
-  if (first) queue_push(cc, first, last);
-  return found;
-}
-
 // A region the owner took off its queue: its remote frees come back, then the empty
 // rule if it is empty. acq_rel: acquire orders the blocks; release, because the next free
 // finds the list empty and writes queue_next, which the caller read before.
@@ -189,18 +169,6 @@ void collect_queued(ThreadCache* tc, SuperSlab* ss, Pages pages) {
   uintptr_t list = ss->remote_head.exchange(0, std::memory_order_acq_rel);
   superslab_collect(ss, list);
   relist(tc->cls[ss->slot], ss);
-  if (ss->active_local.load(std::memory_order_relaxed) == 0 && !ss->warm)
-    region_became_empty(tc, ss, pages);
-}
-
-// Collects one owned region's remote frees; an empty region then goes through the
-// empty rule (warm or released).
-void collect_region(ThreadCache* tc, SuperSlab* ss, Pages pages) {
-  // relaxed: a hint; the exchange in collect_queued is the acquire that orders the blocks.
-  // A region not on the queue yet has a push under way: its block keeps it live.
-  if (ss->remote_pending.load(std::memory_order_relaxed) != 0 &&
-      queue_remove(tc->cls[ss->slot], ss))
-    return collect_queued(tc, ss, pages);
   if (ss->active_local.load(std::memory_order_relaxed) == 0 && !ss->warm)
     region_became_empty(tc, ss, pages);
 }
@@ -714,19 +682,21 @@ void free_owned(ThreadCache* tc, SuperSlab* ss, void* p, uintptr_t off, const ch
 }
 
 void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept {
-  // The common case, a malloc/free ping-pong on the current region, in short: no remote
-  // free to collect, room in the warm reserve, no other slab to decommit. The same steps
-  // as collect_region + region_became_empty take for it.
+  // active_local == 0: no live block, and no remote free on its way either (active_local
+  // counts those until they are collected), so nothing to collect here: the empty rule.
+  // The common case, a malloc/free ping-pong on the current region, in short: room in the
+  // warm reserve, no other slab to decommit. The same steps region_became_empty takes
+  // for it.
   ClassCache& cc = tc->cls[ss->slot];
-  if (ss == cc.cur && !ss->warm && cc.warm_count < g_config.warm_regions &&
-      ss->remote_pending.load(std::memory_order_relaxed) == 0 &&
+  if (ss->warm) return;
+  if (ss == cc.cur && cc.warm_count < g_config.warm_regions &&
       (ss->slab_carved_mask & ~(1u << cc.cur_slab)) == 0) {
     ++cc.warm_count;
     ss->warm = 1;
     relist(cc, ss);
     return;
   }
-  collect_region(tc, ss, Pages::kGiveBack);
+  region_became_empty(tc, ss, Pages::kGiveBack);
 }
 
 namespace {
