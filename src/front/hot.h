@@ -38,8 +38,7 @@ HAK_INLINE void* malloc_fast(size_t size) noexcept {
 // invalid pointers out of line.
 HAK_INLINE void free_fast(void* p, const char* call) noexcept {
   RegionKind k = region_kind_of(p);
-  // kSuperSlab (1), kUltra (2) and kMid (3) in one test.
-  if (HAK_LIKELY(static_cast<unsigned>(k) - 1u < 3u)) {
+  if (HAK_LIKELY(is_class_region(k))) {
     SuperSlab* ss = superslab_of(p);
     uintptr_t off = reinterpret_cast<uintptr_t>(p) - ss->base();
     // One multiply gives the block index and, with its offset, the boundary check

@@ -20,8 +20,14 @@ enum class RegionKind : uint8_t {
   // The region holding the user pointer of a run aligned to 2 MiB or more (a back pointer
   // to the head sits just below it). The run's other regions stay kNone: a run costs
   // O(1) map entries whatever its length (large.cc).
-  kLargeTail = 5,
+  kLargeTail = 8,
 };
+
+// The class regions (SUPERSLAB, ULTRA, MID) are the kinds with one of the two low bits
+// set, so the free path routes them with one test of the map byte.
+HAK_INLINE bool is_class_region(RegionKind k) {
+  return (static_cast<unsigned>(k) & 3u) != 0;
+}
 
 inline constexpr size_t kRegionMapEntries = size_t{1} << (kAddressBits - kRegionShift);
 extern std::atomic<uint8_t> g_region_map[kRegionMapEntries];

@@ -8,7 +8,7 @@
 namespace hak {
 
 struct StatsSnapshot {
-  uint64_t regions_live[6];  // by RegionKind (large tails not counted: one per run)
+  uint64_t regions_live[9];  // by RegionKind (large tails not counted: one per run)
   uint64_t superslabs_live, superslabs_released, superslabs_mapped_total;
   uint64_t mid_live, mid_released;
   uint64_t ultra_segments_live, ultra_segments_released;

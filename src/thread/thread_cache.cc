@@ -254,7 +254,7 @@ SuperSlab* region_of_lost_context() {
   SuperSlab* found = nullptr;
   registry_for_each([&](uintptr_t base) {
     RegionKind k = region_kind_of(reinterpret_cast<void*>(base));
-    if (found || static_cast<unsigned>(k) - 1u >= 3u) return;  // class regions only
+    if (found || !is_class_region(k)) return;  // class regions only
     SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
     if (lost_in_fork(ss->owner.load(std::memory_order_relaxed))) found = ss;
   });
@@ -277,7 +277,7 @@ void repair_surviving_regions() {
   SpinGuard g(orphan_lock());
   registry_for_each([&](uintptr_t base) {
     RegionKind k = region_kind_of(reinterpret_cast<void*>(base));
-    if (static_cast<unsigned>(k) - 1u >= 3u) return;  // class regions only
+    if (!is_class_region(k)) return;  // class regions only
     SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
     uint32_t pending = ss->remote_pending.load(std::memory_order_relaxed);
     uintptr_t head = ss->remote_head.load(std::memory_order_relaxed);
