@@ -21,7 +21,7 @@ HAK_COLD void free_bad_state(SuperSlab* ss, void* p, uintptr_t off, const char* 
 HAK_INLINE void* malloc_fast(size_t size) noexcept {
   unsigned c;
   if (HAK_LIKELY(size <= kTinyMax))  // one compare on the tiny path
-    c = g_tiny_slot[(size + 7) >> 3];
+    c = g_tiny_slot[size];
   else if (size <= kMidMax)
     c = size_to_class(size);
   else

@@ -85,14 +85,14 @@ HAK_INLINE constexpr unsigned slot_class(unsigned s) {
   return s == kUltraSlot ? kC7 : s;
 }
 
-// Size (<= 1024) -> slot, indexed by (size + 7) / 8. C7 sizes map to kUltraSlot while
-// ULTRA is on (set_c7_ultra); the table is the only switch the malloc fast path sees.
-extern std::array<uint8_t, kTinyMax / 8 + 1> g_tiny_slot;
+// Size (<= 1024) -> slot, indexed by the size. C7 sizes map to kUltraSlot while ULTRA is
+// on (set_c7_ultra); the table is the only switch the malloc fast path sees.
+extern std::array<uint8_t, kTinyMax + 1> g_tiny_slot;
 void set_c7_ultra(bool on) noexcept;
 
 // Slot for a request of `size` bytes; only for size <= kMidMax.
 HAK_INLINE unsigned size_to_slot(size_t size) {
-  if (HAK_LIKELY(size <= kTinyMax)) return g_tiny_slot[(size + 7) >> 3];
+  if (HAK_LIKELY(size <= kTinyMax)) return g_tiny_slot[size];
   return size_to_class(size);
 }
 
