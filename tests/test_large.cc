@@ -136,6 +136,33 @@ TEST_F(Large, BudgetKeepsTheMostRecentlyFreedPages) {
   for (int i = 1; i < 6; ++i) EXPECT_GE(resident_pages(run_of(v[i]), kRegionSize), 384u) << i;
 }
 
+// A request takes the cached run that holds its pages with some to spare over one that
+// lacks half of them: faulting pages in costs more than leaving them idle in the block for
+// a while (they come back with it). 1 MiB: the 2 MiB run written whole, not the one with
+// 512 KiB of pages (which the same weight for both picked, faulting 512 KiB in).
+TEST_F(Large, ReusePrefersIdlePagesToFaults) {
+  set_delay(0);
+  hak::large_set_keep_committed(64 * kMiB);
+  char* full = written(kRegionSize - 4096);  // the header page and the block: one region
+  char* spacer = written(kMiB);              // stays live: the two runs are not neighbours
+  char* part = written(512 * 1024);
+  ASSERT_TRUE(full && spacer && part);
+  uintptr_t full_run = run_of(full), part_run = run_of(part);
+  hak_free(full);
+  hak_free(part);
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  char* p = written(kMiB);
+  getrusage(RUSAGE_SELF, &after);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(run_of(p), full_run) << (run_of(p) == part_run ? "took the run lacking pages" : "");
+  if (!RUNNING_ON_VALGRIND) {
+    EXPECT_LT(after.ru_minflt - before.ru_minflt, 32) << "faulted in";
+  }
+  hak_free(p);
+  hak_free(spacer);
+}
+
 // calloc of a reused run that kept its pages reads zero on every page, whether the run is
 // reused whole, split, or assembled from the pages of other runs.
 TEST_F(Large, CallocOfAReusedCommittedRunReadsZero) {

@@ -230,10 +230,13 @@ void* acquire_run(size_t bytes, size_t align, size_t want, bool* dirty, size_t* 
     for (unsigned i = 0; i < g_cached; ++i) {
       const CachedRun& r = g_cache[i];
       if (r.bytes < bytes || (r.base & (align - 1)) != 0) continue;
-      // Pages to fault in, plus resident pages the block does not need, plus a little
-      // for splitting a bigger run (an exact one is better at equal pages).
+      // Pages to fault in, plus a sixteenth of the resident pages the block does not need
+      // and of the bytes split off a bigger run. Idle pages are not lost (they come back
+      // with the block) but tie up what later requests would fault in: counted as much as
+      // faults (bench large-churn-256, commit message), the live blocks held 150 MB of
+      // them and peak RSS grew 10% past mimalloc's.
       size_t used = r.touched < bytes ? r.touched : bytes;
-      size_t score = (want > used ? want - used : used - want) + (r.bytes - bytes) / 16;
+      size_t score = (want > used ? want - used : (used - want) / 16) + (r.bytes - bytes) / 16;
       if (score < best_score) {
         best = i;
         best_score = score;
