@@ -42,6 +42,14 @@ struct CachedRun {
   // Its pages may be resident and hold old contents (calloc clears them); false once
   // decommitted (or fresh): it reads as zero.
   bool dirty;
+  // Bytes from base that may not read zero (0 when clean; the whole run once it held a
+  // large block, which may write all its usable bytes; a class region's carved span).
+  // Unlike touched, a bound: what a class region taken from the cache clears.
+  size_t written;
+  // A released class region (never merged): kept committed within the budget the live
+  // large blocks make, without its floor, else for purge_delay_ms only. A program's
+  // emptied class regions go back as before, after the delay (phase76, stranded).
+  bool region;
 };
 
 // Beyond any machine's memory (the kernel's overcommit check refuses far less); keeps
@@ -66,9 +74,9 @@ struct Deferred {
   unsigned unmaps = 0, decommits = 0;
 };
 
-size_t keep_budget() {
+size_t keep_budget(bool floor = true) {
   size_t b = kKeepFactor * g_live_touched.load(std::memory_order_relaxed);  // a heuristic
-  size_t lo = kKeepMin < g_keep_max ? kKeepMin : g_keep_max;
+  size_t lo = floor ? (kKeepMin < g_keep_max ? kKeepMin : g_keep_max) : 0;
   return b < lo ? lo : b > g_keep_max ? g_keep_max : b;
 }
 
@@ -83,13 +91,13 @@ void remove_slot(unsigned i) {
 void purge_locked(bool force, Deferred* d) {
   uint32_t delay = g_config.purge_delay_ms;
   uint64_t now = delay && !force ? os_now_ms() : 0;
-  size_t kept = 0, budget = keep_budget();
+  size_t kept = 0, budget = keep_budget(), region_budget = keep_budget(false);
   for (unsigned i = g_cached; i-- > 0;) {
     CachedRun& r = g_cache[i];
     if (!r.dirty) continue;
     if (!force) {
       size_t c = r.touched > kPageSize ? r.touched : kPageSize;
-      if (kept + c <= budget) {
+      if (kept + c <= (r.region ? region_budget : budget)) {
         kept += c;
         continue;
       }
@@ -100,7 +108,8 @@ void purge_locked(bool force, Deferred* d) {
   }
 }
 
-void release_run(uintptr_t base, size_t bytes, size_t touched, bool dirty = true);
+void release_run(uintptr_t base, size_t bytes, size_t touched, bool dirty = true,
+                 size_t written = SIZE_MAX, bool region = false);
 
 // After g_lock: the deferred calls.
 void finish(Deferred& d) {
@@ -120,7 +129,8 @@ void finish(Deferred& d) {
 // A run [base, base + bytes) to the cache, merged with the cached runs next to it, or
 // unmapped (above kCacheMaxRun). The oldest runs are unmapped while the cache holds too
 // many (runs without pages first), and the pages beyond the budget purged.
-void release_run(uintptr_t base, size_t bytes, size_t touched, bool dirty) {
+void release_run(uintptr_t base, size_t bytes, size_t touched, bool dirty, size_t written,
+                 bool region) {
   if (bytes > kCacheMaxRun) {
     g_released_total.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
     os_unmap(reinterpret_cast<void*>(base), bytes);            // never poisoned: nothing to undo
@@ -131,9 +141,19 @@ void release_run(uintptr_t base, size_t bytes, size_t touched, bool dirty) {
   Deferred d;
   {
     SpinGuard g(g_lock);
-    CachedRun run{base, bytes, dirty ? touched : 0, now, dirty};
-    for (unsigned i = 0; i < g_cached;) {
+    CachedRun run{base,
+                  bytes,
+                  dirty ? touched : 0,
+                  now,
+                  dirty,
+                  dirty ? (written < bytes ? written : bytes) : 0,
+                  region && dirty};
+    for (unsigned i = 0; !run.region && i < g_cached;) {
       const CachedRun& r = g_cache[i];
+      if (r.region) {
+        ++i;
+        continue;
+      }
       const CachedRun& lo = r.base < run.base ? r : run;
       const CachedRun& hi = r.base < run.base ? run : r;
       // Merged when next to each other and the resident pages stay a prefix.
@@ -143,6 +163,7 @@ void release_run(uintptr_t base, size_t bytes, size_t touched, bool dirty) {
         continue;
       }
       size_t t = hi.touched ? lo.bytes + hi.touched : lo.touched;
+      run.written = hi.written ? lo.bytes + hi.written : lo.written;
       if (r.dirty && (!run.dirty || r.freed_ms < run.freed_ms)) run.freed_ms = r.freed_ms;
       run.dirty = run.dirty || r.dirty;
       run.touched = t;
@@ -198,9 +219,11 @@ CachedRun take_prefix(unsigned i, size_t bytes) {
   if (r.bytes > bytes) {
     head.bytes = bytes;
     head.touched = r.touched < bytes ? r.touched : bytes;
+    head.written = r.written < bytes ? r.written : bytes;
     r.base += bytes;
     r.bytes -= bytes;
     r.touched = r.touched > bytes ? r.touched - bytes : 0;
+    r.written = r.written > bytes ? r.written - bytes : 0;
   } else {
     remove_slot(i);
   }
@@ -524,6 +547,41 @@ void large_cache_drain() noexcept {
     }
   }
   finish(d);
+}
+
+void large_cache_put_region(void* base, size_t touched) noexcept {
+  release_run(reinterpret_cast<uintptr_t>(base), kRegionSize, touched, true, touched, true);
+}
+
+void* large_cache_take_region(size_t* dirty) noexcept {
+  CachedRun h;
+  {
+    SpinGuard g(g_lock);
+    // As acquire_run scores a run for a block that writes the whole region: the pages to
+    // fault in, plus a sixteenth of the bytes split off a bigger run. Newest first on ties.
+    unsigned best = kCacheSlots;
+    size_t best_score = SIZE_MAX;
+    for (unsigned i = g_cached; i-- > 0;) {
+      const CachedRun& r = g_cache[i];
+      size_t used = r.touched < kRegionSize ? r.touched : kRegionSize;
+      size_t score = (kRegionSize - used) + (r.bytes - kRegionSize) / 16;
+      if (score < best_score) {
+        best = i;
+        best_score = score;
+      }
+    }
+    if (best == kCacheSlots) return nullptr;
+    h = take_prefix(best, kRegionSize);
+  }
+  // Outside the lock: what a block wrote past the pages it was seen to touch goes back
+  // (it reads zero again), so the caller clears at most the touched pages.
+  size_t keep = align_up(h.touched, kPageSize);
+  if (h.written > keep) {
+    os_decommit(reinterpret_cast<void*>(h.base + keep), h.written - keep);
+    h.written = keep;
+  }
+  *dirty = h.written;
+  return reinterpret_cast<void*>(h.base);
 }
 
 size_t large_set_keep_committed(size_t bytes) noexcept {

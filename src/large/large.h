@@ -56,6 +56,14 @@ void large_cache_drain() noexcept;
 // the keep-committed budget (what large_malloc and large_free do on their own), or with
 // `force` of every cached run now (malloc_trim). The runs stay cached, reading as zero.
 void large_purge(bool force) noexcept;
+// Class regions (src/tiny/superslab.cc) share the cache: a released region (out of the
+// region map and the registry) is cached as a dirty run of one region, `touched` bytes
+// from its base possibly written (its carved span), under the same budget and delay; may
+// unmap it at once (or older runs). And a run of one region taken out of the cache (split
+// off a bigger one), still inaccessible to memory checkers, or nullptr (none cached):
+// its bytes past *dirty read zero; the first *dirty may hold old contents.
+void large_cache_put_region(void* base, size_t touched) noexcept;
+void* large_cache_take_region(size_t* dirty) noexcept;
 // Tests: the bytes of cached runs kept committed whatever the delay. Returns the old value.
 size_t large_set_keep_committed(size_t bytes) noexcept;
 
