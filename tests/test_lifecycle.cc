@@ -2,6 +2,7 @@
 // empty-release with the warm reserve, remote frees, abandonment and adoption.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <vector>
 
@@ -639,4 +640,84 @@ TEST(Lifecycle, PooledRegionKeepsItsPagesForTheDelay) {
     fresh_settings(1);
     set_purge_delay(10);
   }
+}
+
+// Mid regions hold few blocks (seven to thirty) and empty often: beyond the warm reserve a
+// released one waits in the large-run cache and the next region is that one, its pages still
+// resident, rather than a fresh mapping that faults every page in again (bench large-churn,
+// docs/DESIGN.md section 6). A fill / free-all loop of eight regions' worth maps nothing after
+// the first round and faults almost nothing in; the released regions are out of the map, and
+// their pages go back after the delay, or at malloc_trim.
+TEST(Lifecycle, ReleasedMidRegionsAreReusedFromTheCache) {
+  for (bool by_trim : {false, true}) {
+    fresh_settings(1);
+    ManualClock clock;
+    set_purge_delay(10);
+    constexpr size_t kBlock = size_t{128} << 10;
+    constexpr int kBlocks = 8 * 15;  // a 2 MiB region holds 15 of them
+    hk::Context* t = hk::context_create();
+    {
+      hk::Use use(t);
+      std::vector<char*> v(kBlocks);
+      auto fill_all = [&] {
+        for (char*& p : v) {
+          p = static_cast<char*>(hak_malloc(kBlock));
+          ASSERT_NE(p, nullptr);
+          memset(p, 0x5a, kBlock);
+        }
+      };
+      auto free_all = [&] {
+        for (char* p : v) hak_free(p);
+      };
+      fill_all();
+      free_all();
+      uint64_t maps = hk::os_counts().maps;
+      struct rusage ru0, ru1;
+      getrusage(RUSAGE_THREAD, &ru0);
+      for (int round = 0; round < 6; ++round) {
+        fill_all();
+        free_all();
+      }
+      getrusage(RUSAGE_THREAD, &ru1);
+      long faults = ru1.ru_minflt - ru0.ru_minflt;
+      EXPECT_EQ(hk::os_counts().maps, maps) << "regions mapped again";
+      // One round writes kBlocks * 32 pages; without the cache each round faulted in 7/8 of them.
+      if (!kSanitized) {
+        EXPECT_LT(faults, 1000) << "page faults in 6 rounds";
+      }
+      // The released regions left the map; their pages are kept for the delay.
+      std::vector<uintptr_t> released;
+      hk::RegionInfo r;
+      for (char* p : v) {
+        uintptr_t base = reinterpret_cast<uintptr_t>(p) & ~(uintptr_t{2 << 20} - 1);
+        if (!hk::region_of(p, &r) && (released.empty() || released.back() != base))
+          released.push_back(base);
+      }
+      ASSERT_GE(released.size(), 5u);
+      size_t kept = 0;
+      for (uintptr_t b : released) kept += resident_pages(b, 2 << 20);
+      if (!kSanitized) {
+        EXPECT_GE(kept, released.size() * 256) << "pages kept for the delay";
+      }
+      uint64_t decommits = hk::os_counts().decommits;
+      if (by_trim) {
+        EXPECT_EQ(hak_malloc_trim(0), 1);
+      } else {
+        hk::advance_clock(10);
+        purge_point();  // a refill's periodic purge
+      }
+      size_t left = 0;  // purge_point's class may have taken one of them again
+      for (uintptr_t b : released)
+        if (!hk::region_of(reinterpret_cast<void*>(b), &r)) left += resident_pages(b, 2 << 20);
+      EXPECT_EQ(left, 0u) << (by_trim ? "malloc_trim" : "after the delay") << ": " << kept << " -> "
+                          << left << " resident pages";
+      EXPECT_GE(hk::os_counts().decommits - decommits, released.size() - 1);
+      printf(
+          "mid fill/free loop (%s): 6 rounds %ld faults, %zu released regions, %zu -> %zu pages\n",
+          by_trim ? "trim" : "delay", faults, released.size(), kept, left);
+      free_kept();
+    }
+    hk::context_exit(t);
+  }
+  fresh_settings(1);
 }

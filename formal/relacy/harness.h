@@ -6,10 +6,10 @@
 // src/tiny/size_class.cc, src/tiny/superslab.cc, src/thread/thread_cache.cc,
 // src/thread/orphans.cc and the fast paths of src/front/hot.h (malloc_fast, free_fast).
 // What is stubbed here: os_map / os_unmap / os_decommit (an arena mapped once, outside
-// the simulation), os_now_ms (standing still), the region registry (a list for inspect; its file's
-// names clash with orphans.cc's in one TU), the configuration and the error report (a report fails
-// the run, except in a bad-input scenario, which counts them), and the slow entry points no
-// scenario reaches.
+// the simulation), os_now_ms (standing still), the large-run cache (a released region is unmapped),
+// the region registry (a list for inspect; its file's names clash with orphans.cc's in one TU), the
+// configuration and the error report (a report fails the run, except in a bad-input scenario, which
+// counts them), and the slow entry points no scenario reaches.
 //
 // Relacy runs each simulated thread as a fiber of one OS thread: thread_local variables
 // are shared. The fast paths read tl_tc once, before their first atomic operation (the
@@ -147,6 +147,15 @@ SpinLock& large_lock() noexcept {
   static SpinLock l;
   return l;
 }
+// The large-run cache is not simulated: a released region is unmapped at once (what the
+// scenarios check: nothing touches it afterwards), a new one always mapped.
+void large_cache_put_region(void* base, size_t) noexcept {
+  os_unmap(base, kRegionSize);
+}
+void* large_cache_take_region(size_t*) noexcept {
+  return nullptr;
+}
+void large_purge(bool) noexcept {}
 
 Config g_config;
 void ensure_init() noexcept {}

@@ -244,8 +244,9 @@ inline superslab_reset_except(r, keep) {
   }
 }
 
-/* src/tiny/superslab.cc superslab_unmap: region_map_set(kNone), magic = 0, os_unmap.
- * One step. The release rule is asserted here: no live block, no pending remote free, no
+/* src/tiny/superslab.cc superslab_unmap: region_map_set(kNone), magic = 0, then the
+ * large-run cache (large_cache_put_region: unmapped in spirit, its pages kept for the purge
+ * delay; modelled as unmapped, so an access after the release is still caught). One step. The release rule is asserted here: no live block, no pending remote free, no
  * free in flight, no block in a cache. */
 inline superslab_unmap(r) {
   d_step { superslab_unmap_body(r) }
@@ -839,8 +840,10 @@ inline do_malloc(t) {
         orphan_take(t);   /* its last step runs adopt_cur, refill_pop, OP_END */
         if
         :: pick == NOBODY ->
-           /* superslab_map (region_map_set publishes it last) and owner.store(tc): no
-            * other thread can hold a pointer into it yet; then the refill. One step. */
+           /* superslab_map (a fresh mapping, or a released region from the large-run
+            * cache cleared to read as one; region_map_set publishes it last) and
+            * owner.store(tc): no other thread can hold a pointer into it yet; then the
+            * refill. One step. */
            d_step {
              pick = (mem[0] == UNMAPPED -> 0 : (mem[1] == UNMAPPED -> 1 : NOBODY));
              if

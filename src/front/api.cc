@@ -226,10 +226,12 @@ void hak_free_aligned_sized(void* p, size_t align, size_t size) {
 
 int hak_malloc_trim(size_t) {
   OsCounters before = os_counters();
-  large_purge(true);  // cached large runs give their pages back (their address space stays)
   ThreadCache* tc = tl_tc;
   if (tc != &g_sentinel_tc) thread_cache_trim(tc);
   orphan_purge(0, true);
+  // Last: the class regions released above are cached too. Cached runs give their pages
+  // back (their address space stays).
+  large_purge(true);
   // Other threads' warm regions are theirs to trim (no lock covers them).
   OsCounters after = os_counters();
   return after.unmaps != before.unmaps || after.decommits != before.decommits;

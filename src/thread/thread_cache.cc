@@ -540,6 +540,9 @@ void refill_tick(ThreadCache* tc, unsigned c) {
     tc->collect_at_ms = now + (every > kCollectEveryMinMs ? every : kCollectEveryMinMs);
     for (unsigned s = 0; s < kNumSlots; ++s)
       if (s != c) collect_class(tc, s, Pages::kGiveBack);
+    // Released class regions wait in the large-run cache: their pages past its budget go
+    // back once unused for the delay, though no large block is allocated or freed.
+    large_purge(false);
   }
   thread_cache_purge(tc, false);
   orphan_purge(now, false);

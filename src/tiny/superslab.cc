@@ -1,8 +1,10 @@
 #include "tiny/superslab.h"
 
+#include <cstring>
 #include <new>
 
 #include "config/config.h"
+#include "large/large.h"
 #include "os/os.h"
 
 namespace hak {
@@ -58,6 +60,21 @@ void decommit(const SuperSlab* ss, uintptr_t from, uintptr_t to) {
   if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
 }
 
+// The bytes from the base of ss its blocks may have written: through the last carved block
+// (which may run past its slab), the state map entries below it included; the header's
+// pages below the state map's first whole page when none is carved (superslab_reset gave
+// the rest back; decommit keeps those).
+size_t written_bytes(const SuperSlab* ss) {
+  uintptr_t end = align_up(state_entry(ss, 0), kPageSize);
+  if (ss->slab_carved_mask) {
+    const SlabMeta& last = ss->slabs[31 - __builtin_clz(ss->slab_carved_mask)];
+    uintptr_t carved = align_up(block_at(ss, last.carve_next), kPageSize);
+    if (carved > end) end = carved;
+  }
+  end -= ss->base();
+  return end < kRegionSize ? end : kRegionSize;
+}
+
 }  // namespace
 
 void superslab_reset(SuperSlab* ss, bool decommit_pages) noexcept {
@@ -84,8 +101,20 @@ void superslab_reset(SuperSlab* ss, bool decommit_pages) noexcept {
 }
 
 SuperSlab* superslab_map(unsigned slot) noexcept {
-  void* mem = os_map(kRegionSize, kRegionSize);
-  if (!mem) return nullptr;
+  // A released region (or a cached large run's) before a fresh mapping: its pages may
+  // still be resident (docs/DESIGN.md section 6). Made to look as a fresh mapping does:
+  // accessible and reading zero, where the old bytes are cleared (at most its written
+  // pages, never the whole region by default: a memset costs far less than the faults).
+  size_t dirty = 0;
+  void* mem = large_cache_take_region(&dirty);
+  if (mem) {
+    HAK_MEM_USABLE(mem, kRegionSize);  // kept inaccessible in the cache
+    memset(mem, 0, dirty);
+    HAK_MEM_ZEROED(mem, kRegionSize);  // memcheck: defined, as fresh pages are
+  } else {
+    mem = os_map(kRegionSize, kRegionSize);
+    if (!mem) return nullptr;
+  }
   SuperSlab* ss = new (mem) SuperSlab();
   init_layout(ss, slot);
   superslab_reset(ss, false);
@@ -100,14 +129,16 @@ SuperSlab* superslab_map(unsigned slot) noexcept {
 }
 
 void superslab_unmap(SuperSlab* ss) noexcept {
+  size_t written = written_bytes(ss);
   region_map_set(ss->base(), 1, RegionKind::kNone, RegionKind::kNone);
   registry_remove(&ss->link);
   unsigned k = kind_index(ss->kind);
   g_live[k].fetch_sub(1, std::memory_order_relaxed);
   g_released_total[k].fetch_add(1, std::memory_order_relaxed);
   ss->magic = 0;
-  HAK_MEM_USABLE(ss, kRegionSize);  // the range may be mapped again by anyone
-  os_unmap(ss, kRegionSize);
+  // Unmapped in spirit: out of the map and the registry, its pages given back after the
+  // purge delay or at a trim, or taken by the next superslab_map (or a large block).
+  large_cache_put_region(ss, written);
 }
 
 void superslab_reset_except(SuperSlab* ss, unsigned keep) noexcept {
