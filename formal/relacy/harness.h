@@ -149,7 +149,7 @@ SpinLock& large_lock() noexcept {
 }
 // The large-run cache is not simulated: a released region is unmapped at once (what the
 // scenarios check: nothing touches it afterwards), a new one always mapped.
-void large_cache_put_region(void* base, size_t) noexcept {
+void large_cache_put_region(void* base, size_t, bool) noexcept {
   os_unmap(base, kRegionSize);
 }
 void* large_cache_take_region(size_t*) noexcept {

@@ -549,7 +549,11 @@ void large_cache_drain() noexcept {
   finish(d);
 }
 
-void large_cache_put_region(void* base, size_t touched) noexcept {
+void large_cache_put_region(void* base, size_t touched, bool keep_pages) noexcept {
+  if (!keep_pages) {
+    os_decommit(base, touched);
+    return release_run(reinterpret_cast<uintptr_t>(base), kRegionSize, 0, false);
+  }
   release_run(reinterpret_cast<uintptr_t>(base), kRegionSize, touched, true, touched, true);
 }
 

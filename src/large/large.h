@@ -59,10 +59,12 @@ void large_purge(bool force) noexcept;
 // Class regions (src/tiny/superslab.cc) share the cache: a released region (out of the
 // region map and the registry) is cached as a dirty run of one region, `touched` bytes
 // from its base possibly written (its carved span), under the same budget and delay; may
-// unmap it at once (or older runs). And a run of one region taken out of the cache (split
-// off a bigger one), still inaccessible to memory checkers, or nullptr (none cached):
-// its bytes past *dirty read zero; the first *dirty may hold old contents.
-void large_cache_put_region(void* base, size_t touched) noexcept;
+// unmap it at once (or older runs); without keep_pages its pages go back now (a region
+// emptied by a collection, or trimmed: the program may not come back for them). And a run
+// of one region taken out of the cache (split off a bigger one), still inaccessible to
+// memory checkers, or nullptr (none cached): its bytes past *dirty read zero; the first
+// *dirty may hold old contents.
+void large_cache_put_region(void* base, size_t touched, bool keep_pages) noexcept;
 void* large_cache_take_region(size_t* dirty) noexcept;
 // Tests: the bytes of cached runs kept committed whatever the delay. Returns the old value.
 size_t large_set_keep_committed(size_t bytes) noexcept;

@@ -128,7 +128,7 @@ void orphan_trim_pool() noexcept {
       SuperSlab* ss = g_pool[c];
       superslab_list_unlink(g_pool[c], ss);
       --g_pool_count[c];
-      superslab_unmap(ss);
+      superslab_unmap(ss, false);
     }
   }
 }

@@ -112,9 +112,14 @@ enum class Pages : bool {
   kKeep,      // found empty by a refill's collection: it is about to be carved again
 };
 
-// The owner's region has no live block and no pending remote free.
+// The owner's region has no live block and no pending remote free. keep_pages: when
+// released, its pages wait in the large-run cache for the purge delay (the owner emptied
+// it with its own frees, or its refill found it empty: it allocates the size, a new region
+// is near); a collection of another slot gives them back at once (a thread that no longer
+// allocates the size may make no purge point for long: bench stranded kept 100 MB).
 // Out of line: superslab_check_empty tail-calls it and keeps its short path frameless.
-HAK_NOINLINE void region_became_empty(ThreadCache* tc, SuperSlab* ss, Pages pages) {
+HAK_NOINLINE void region_became_empty(ThreadCache* tc, SuperSlab* ss, Pages pages,
+                                      bool keep_pages = true) {
   ClassCache& cc = tc->cls[ss->slot];
   if (ss->warm) return;
   if (cc.warm_count < g_config.warm_regions) {
@@ -135,7 +140,7 @@ HAK_NOINLINE void region_became_empty(ThreadCache* tc, SuperSlab* ss, Pages page
   purge_caches(tc, ss, -1);
   if (cc.cur == ss) cc.cur = nullptr;
   list_unlink(cc, ss);
-  superslab_unmap(ss);
+  superslab_unmap(ss, keep_pages);
 }
 
 // The region queue of a slot (ClassCache::remote_regions). The remote free whose push
@@ -170,7 +175,7 @@ void collect_queued(ThreadCache* tc, SuperSlab* ss, Pages pages) {
   superslab_collect(ss, list);
   relist(tc->cls[ss->slot], ss);
   if (ss->active_local.load(std::memory_order_relaxed) == 0 && !ss->warm)
-    region_became_empty(tc, ss, pages);
+    region_became_empty(tc, ss, pages, pages == Pages::kKeep);
 }
 
 // A collection point of slot c: the regions on its queue, the only ones with remote frees

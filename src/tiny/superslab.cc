@@ -128,7 +128,7 @@ SuperSlab* superslab_map(unsigned slot) noexcept {
   return ss;
 }
 
-void superslab_unmap(SuperSlab* ss) noexcept {
+void superslab_unmap(SuperSlab* ss, bool keep_pages) noexcept {
   size_t written = written_bytes(ss);
   region_map_set(ss->base(), 1, RegionKind::kNone, RegionKind::kNone);
   registry_remove(&ss->link);
@@ -137,8 +137,8 @@ void superslab_unmap(SuperSlab* ss) noexcept {
   g_released_total[k].fetch_add(1, std::memory_order_relaxed);
   ss->magic = 0;
   // Unmapped in spirit: out of the map and the registry, its pages given back after the
-  // purge delay or at a trim, or taken by the next superslab_map (or a large block).
-  large_cache_put_region(ss, written);
+  // purge delay or at a trim (or now), or taken by the next superslab_map (or a large block).
+  large_cache_put_region(ss, written, keep_pages);
 }
 
 void superslab_reset_except(SuperSlab* ss, unsigned keep) noexcept {

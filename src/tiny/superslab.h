@@ -286,7 +286,9 @@ inline void superslab_list_unlink(SuperSlab*& head, SuperSlab* ss) {
 
 // --- cold operations (superslab.cc) ---
 SuperSlab* superslab_map(unsigned slot) noexcept;  // nullptr: out of memory
-void superslab_unmap(SuperSlab* ss) noexcept;
+// Released: out of the region map and the registry, to the large-run cache (its pages kept
+// for the purge delay, or with !keep_pages given back now).
+void superslab_unmap(SuperSlab* ss, bool keep_pages = true) noexcept;
 // Resets every slab to uncarved; with `decommit_pages` (the region is empty), gives the
 // pages of carved slabs and of the state map back.
 void superslab_reset(SuperSlab* ss, bool decommit_pages) noexcept;
