@@ -1,5 +1,6 @@
 #include "lockstep.h"
 
+#include <fcntl.h>
 #include <hakmem/hakmem.h>
 #include <hakmem/inspect.h>
 #include <sys/socket.h>
@@ -231,10 +232,16 @@ class Runner {
 
   // The first nonzero byte a calloc check finds, or n: every byte of the first 4 KiB, 16
   // bytes at the start of every later page, and the last 64 bytes (where fill() leaves a
-  // freed block's pattern).
+  // freed block's pattern). A page that is neither resident nor swapped out reads as zero
+  // (the kernel fills it on demand) and is not read: reading it faulted in a zero page, a
+  // read fault for every page of an 8 MiB calloc (15% of the page faults over fuzz_ops's
+  // corpus). Only such pages are skipped: a page hakmem or the harness wrote is resident
+  // or swapped out, and read as before.
   static size_t first_nonzero(const unsigned char* c, size_t n) {
+    PageMap pages;
     auto scan = [&](size_t from, size_t to) {
       to = std::min(to, n);
+      if (from >= to || pages.untouched(c + from, to - from)) return n;
       if (all_bytes(c + from, to - from, 0)) return n;
       for (size_t i = from;; ++i)
         if (c[i]) return i;
@@ -244,6 +251,34 @@ class Runner {
       if (size_t at = scan(page, page + 16); at != n) return at;
     return scan(n > 64 ? n - 64 : 0, n);
   }
+
+  // Whether pages are neither resident nor swapped out (so they read as zero), from
+  // /proc/self/pagemap (bits 63 and 62 of a page's entry; readable without privileges).
+  // The entries of up to 2048 pages are read at once and kept for the object's later
+  // questions (one calloc check: nothing writes in between). "No" when pagemap cannot be
+  // read: the bytes are read then.
+  class PageMap {
+   public:
+    bool untouched(const void* p, size_t n) {
+      static const int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || n == 0) return false;
+      uintptr_t a = reinterpret_cast<uintptr_t>(p) / 4096;
+      uintptr_t b = (reinterpret_cast<uintptr_t>(p) + n - 1) / 4096;
+      if (a < first_ || b >= first_ + count_) {
+        ssize_t r = pread(fd, entries_, sizeof entries_, static_cast<off_t>(a * sizeof(uint64_t)));
+        first_ = a;
+        count_ = r > 0 ? static_cast<uintptr_t>(r) / sizeof(uint64_t) : 0;
+        if (b >= first_ + count_) return false;
+      }
+      for (uintptr_t i = a; i <= b; ++i)
+        if (entries_[i - first_] & (uint64_t{3} << 62)) return false;
+      return true;
+    }
+
+   private:
+    uint64_t entries_[2048];
+    uintptr_t first_ = 0, count_ = 0;
+  };
 
   void compare() {
     // Every region, every op: agrees() walks both sorted lists once and builds no message;
