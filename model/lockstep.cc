@@ -109,16 +109,38 @@ struct LiveBlock {
   uint64_t id;
 };
 
+// The last kRecent addresses freed, oldest first ([0] is the oldest), in a ring: the
+// vector it replaces erased its front at every free past 64 (2.5% of the profile of
+// fuzz_ops's lighter inputs).
+class RecentFrees {
+ public:
+  static constexpr size_t kRecent = 64;
+  size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  uintptr_t operator[](size_t i) const { return a_[(head_ + i) % kRecent]; }
+  void push_back(uintptr_t p) {
+    a_[(head_ + n_) % kRecent] = p;
+    if (n_ < kRecent)
+      ++n_;
+    else
+      head_ = (head_ + 1) % kRecent;
+  }
+  void clear() { head_ = n_ = 0; }
+
+ private:
+  uintptr_t a_[kRecent] = {};
+  size_t head_ = 0, n_ = 0;
+};
+
 // The interpreter's lists, kept across runs (one run at a time per process).
 struct Scratch {
   std::vector<LiveBlock> live;
-  std::vector<uintptr_t> freed;
+  RecentFrees freed;
 };
 Scratch& scratch() {
   static Scratch s = [] {
     Scratch n;
     n.live.reserve(16384);  // a fuzzer input's bulk budget is 8192 blocks
-    n.freed.reserve(128);
     return n;
   }();
   return s;
@@ -389,7 +411,6 @@ class Runner {
     live_[i] = live_.back();
     live_.pop_back();
     freed_.push_back(b.p);
-    if (freed_.size() > 64) freed_.erase(freed_.begin());
     std::string e = model_.on_free(t, b.p, kNoSnapshot);
     if (!e.empty()) return fail(e);
     if (model_.regions().size() < regions_before) ++v_.regions_released;
@@ -667,7 +688,7 @@ class Runner {
   hk::Context* ctx_[kMaxThreads] = {};
   std::map<int, uint64_t> ids_;
   std::vector<LiveBlock>& live_;
-  std::vector<uintptr_t>& freed_;
+  RecentFrees& freed_;
   uint64_t next_id_ = 1;
   uint64_t errors0_ = 0;
 };
