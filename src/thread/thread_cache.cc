@@ -499,7 +499,9 @@ void thread_cache_trim(ThreadCache* tc) noexcept {
   for (unsigned c = 0; c < kNumSlots; ++c) {
     ClassCache& cc = tc->cls[c];
     for (SuperSlab* ss = cc.partial; ss; ss = ss->next) {
-      if (!ss->warm) continue;
+      // Nothing carved since its last reset: no page to give back (fuzz_api trims after
+      // every input: about 37 warm regions were reset each time, their ASan shadow too).
+      if (!ss->warm || !ss->slab_carved_mask) continue;
       // All its pages, the slab being carved from included (the empty rule keeps those).
       purge_unlist(tc, ss);
       purge_caches(tc, ss, -1);
