@@ -56,6 +56,10 @@ void large_cache_drain() noexcept;
 // the keep-committed budget (what large_malloc and large_free do on their own), or with
 // `force` of every cached run now (malloc_trim). The runs stay cached, reading as zero.
 void large_purge(bool force) noexcept;
+// A purge point for the small paths (a box refill): large_purge(false) when a cached run
+// beyond the budget is due at `now` (no lock taken otherwise). A program that stops
+// making large calls still gets the pages of the runs it freed back after the delay.
+void large_purge_due(uint64_t now) noexcept;
 // Tests: the bytes of cached runs kept committed whatever the delay. Returns the old value.
 size_t large_set_keep_committed(size_t bytes) noexcept;
 

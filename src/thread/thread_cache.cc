@@ -545,6 +545,7 @@ void refill_tick(ThreadCache* tc, unsigned c) {
   }
   thread_cache_purge(tc, false);
   orphan_purge(now, false);
+  large_purge_due(now);
 }
 
 }  // namespace
