@@ -661,7 +661,8 @@ void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
   return p;
 }
 
-void free_owned(ThreadCache* tc, SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
+void free_outside_box(ThreadCache* tc, SuperSlab* ss, void* p, uintptr_t off,
+                      const char* call) noexcept {
   if (ss->owner.load(std::memory_order_relaxed) != tc)
     return superslab_free_remote(ss, p, off, call);
   Atomic<uint8_t>& st = superslab_state(ss, off);
@@ -691,8 +692,7 @@ void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept {
   // warm reserve, no other slab to decommit. The same steps region_became_empty takes
   // for it.
   ClassCache& cc = tc->cls[ss->slot];
-  if (ss->warm) return;
-  if (ss == cc.cur && cc.warm_count < g_config.warm_regions &&
+  if (ss == cc.cur && !ss->warm && cc.warm_count < g_config.warm_regions &&
       (ss->slab_carved_mask & ~(1u << cc.cur_slab)) == 0) {
     ++cc.warm_count;
     ss->warm = 1;
