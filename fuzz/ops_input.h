@@ -19,8 +19,9 @@
 //   NCODE  k < 240: k % 65 elements; else an overflowing (n, size) pair (SIZE ignored)
 //   u16    little endian
 // At most kMaxOps ops; malloc_n counts are cut to a per-input budget (bulk_blocks blocks
-// of the target, kBulkBytes bytes) and calloc products to kCallocMax, so one input stays
-// under ~50 ms.
+// of the target, kBulkBytes bytes of footprint: a class block's size, a large block's run
+// of 2 MiB regions, so at most 128 runs of 2 MiB, twice the large cache's slots) and calloc
+// products to kCallocMax, so one input stays under ~50 ms.
 #pragma once
 
 #include <array>

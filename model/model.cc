@@ -396,11 +396,12 @@ std::string Model::compare(const Snapshot& snap, const std::map<int, uint64_t>& 
       continue;
     }
     if (!same_fields(v, want)) {
-      o << "region " << hex(b) << ": expected " << kind_name(r.kind) << " class " << cls
-        << " owner " << owner << " live " << r.live << " pending " << r.pending << " "
-        << state_name(r.state) << "; hakmem says " << kind_name(v.kind) << " class " << v.cls
-        << " owner " << v.owner << " active " << v.active << " pending " << v.pending
-        << (v.warm ? " warm" : "") << (v.abandoned ? " abandoned" : "") << "\n";
+      o << "region " << hex(b) << ": expected " << kind_name(r.kind) << " of " << r.bytes
+        << " bytes class " << cls << " owner " << owner << " live " << r.live << " pending "
+        << r.pending << " " << state_name(r.state) << "; hakmem says " << kind_name(v.kind)
+        << " of " << v.bytes << " bytes class " << v.cls << " owner " << v.owner << " active "
+        << v.active << " pending " << v.pending << (v.warm ? " warm" : "")
+        << (v.abandoned ? " abandoned" : "") << "\n";
     }
   }
   for (const RegionView& v : snap)

@@ -83,6 +83,31 @@ TEST_F(Large, CachedRunKeepsItsPagesUntilThePurgeDelayHasPassed) {
   EXPECT_GE(resident_pages(run_of(b), 3 * kRegionSize), 5 * 256u) << "b is 0 ms old";
 }
 
+// A program that stops making large calls once it freed its large blocks still gets their
+// pages back after the delay: a small class's box refill is a purge point of the cache too.
+TEST_F(Large, SmallRefillsGiveAFreedRunsPagesBackAfterTheDelay) {
+  if (RUNNING_ON_VALGRIND) GTEST_SKIP() << "Valgrind keeps its own pages";
+  hak::large_set_keep_committed(0);
+  set_delay(10);
+  std::vector<void*> v;
+  auto small_calls = [&v] {  // many box refills (a refill carves 64 blocks)
+    for (int i = 0; i < 5000; ++i) v.push_back(hak_malloc(48));
+  };
+  // The small class's region first: a region mapped later may be the freed run's.
+  small_calls();
+  char* p = written(4 * kMiB);
+  ASSERT_TRUE(p);
+  uintptr_t run = run_of(p);
+  hak_free(p);
+  ASSERT_GE(resident_pages(run, 2 * kRegionSize), 1000u);
+  small_calls();
+  EXPECT_GE(resident_pages(run, 2 * kRegionSize), 1000u) << "given back before the delay";
+  hk::advance_clock(10);
+  small_calls();
+  EXPECT_EQ(resident_pages(run, 2 * kRegionSize), 0u) << "kept with only small calls after it";
+  for (void* q : v) hak_free(q);
+}
+
 TEST_F(Large, DelayZeroGivesPagesBackAtFree) {
   if (RUNNING_ON_VALGRIND) GTEST_SKIP() << "Valgrind keeps its own pages";
   hak::large_set_keep_committed(0);

@@ -178,6 +178,7 @@ void* malloc_large_slow(size_t, bool) noexcept {
 void free_slow(void*, const char*) noexcept {
   RL_ASSERT(!"free_slow: a scenario freed a pointer outside its regions");
 }
+void large_purge_due(uint64_t) noexcept {}  // no large runs, no cache
 void free_bad_block(SuperSlab*, void*, uintptr_t, const char*) noexcept {
   RL_ASSERT(!"free_bad_block: a scenario freed an interior pointer");
 }

@@ -869,21 +869,17 @@ inline do_malloc(t) {
 /* src/thread/thread_cache.cc superslab_check_empty (after a local free found
  * active_local == 0: nothing pending either, so no collection) */
 inline superslab_check_empty(t, r) {
+  /* superslab_check_empty: the short path's tests (owner-side) */
+  ch = (r == cur[t] && !warm[r] && warm_count[t] < W && !(CARVED(BLKOF(r, 1 - cur_slab[t]))));
   if
-  :: warm[r] -> ch = 0
-  :: else ->
-     /* superslab_check_empty: the short path's carved mask (owner-side) */
-     ch = (r == cur[t] && warm_count[t] < W && !(CARVED(BLKOF(r, 1 - cur_slab[t]))));
-     if
-     :: ch ->
-        d_step {
-          warm_count[t]++;
-          warm[r] = 1;
-          relist(t, r);
-          ch = 0
-        }
-     :: else -> region_became_empty(t, r, 0)
-     fi
+  :: ch ->
+     d_step {
+       warm_count[t]++;
+       warm[r] = 1;
+       relist(t, r);
+       ch = 0
+     }
+  :: else -> region_became_empty(t, r, 0)
   fi
 }
 
@@ -1020,7 +1016,7 @@ inline superslab_free_remote(t, fr, fb) {
 /* src/front/hot.h free_fast: the free of block b by t. Its first step: the program
  * picks a live block (ghost: it becomes FREEING); region_kind_of and superslab_on_grid
  * (the region map and header constants); box.seg (t's own), and when it is not the
- * block's region, free_owned's owner.load(). When t owns the region, the rest touches
+ * block's region, free_outside_box's owner.load(). When t owns the region, the rest touches
  * t's block and t's owner-side words (the state entry's load and store, the box or slab
  * push, active_local load/store): folded in; the state store is the free's
  * linearization point. */
@@ -1032,7 +1028,7 @@ inline superslab_free_remote(t, fr, fb) {
        printf("OPBEGIN free %d %d\n", t, b); \
        HDR(fr); \
        /* the box's region is always t's: no owner test (free_fast); else \
-        * free_owned's owner.load() */ \
+        * free_outside_box's owner.load() */ \
        assert(box_seg[t] != fr || owner[fr] == t); \
        fo = (box_seg[t] == fr -> t : owner[fr]); \
        if \
@@ -1042,7 +1038,7 @@ inline superslab_free_remote(t, fr, fb) {
           st[fb] = ST_FREE; \
           loc[fb] = (box_seg[t] == fr -> BOX : SLAB); \
           /* not the box's region: a full region goes back to the partial list \
-           * (free_owned; then the count, as free_fast's) */ \
+           * (free_outside_box; then the count, as free_fast's) */ \
           if \
           :: box_seg[t] != fr && rlist[fr] == L_FULL -> \
              list_unlink(t, fr); list_push(t, fr, L_PARTIAL) \

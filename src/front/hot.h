@@ -34,7 +34,7 @@ HAK_INLINE void* malloc_fast(size_t size) noexcept {
 
 // SuperSlab, ULTRA and mid regions alike: validate (block boundary, live), then push on
 // the box when the block is in the box's region; a block of another region goes out of
-// line (free_owned: the owner's other regions; else a remote free). Large, null and
+// line (free_outside_box: another region of the owner's, or a remote free). Large, null and
 // invalid pointers out of line.
 HAK_INLINE void free_fast(void* p, const char* call) noexcept {
   RegionKind k = region_kind_of(p);
@@ -49,7 +49,7 @@ HAK_INLINE void free_fast(void* p, const char* call) noexcept {
     ThreadCache* tc = tl_tc;
     Box& box = tc->box[ss->slot];
     // The box's region is always one tc owns: no owner test on this path.
-    if (HAK_UNLIKELY(ss != box.seg)) return free_owned(tc, ss, p, off, call);
+    if (HAK_UNLIKELY(ss != box.seg)) return free_outside_box(tc, ss, p, off, call);
     Atomic<uint8_t>& st = ss->states()[i];
     // relaxed: a kRemote set by another context only needs to be seen once a free that
     // happened before this one in the program set it (the double-free case).

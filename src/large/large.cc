@@ -74,6 +74,11 @@ struct Deferred {
   unsigned unmaps = 0, decommits = 0;
 };
 
+// When the next cached run beyond the budget is due to be decommitted (UINT64_MAX: none):
+// a hint for large_purge_due, the purge point of the small paths (relaxed: read without
+// the lock; the cache itself is read under it).
+std::atomic<uint64_t> g_purge_at{UINT64_MAX};
+
 size_t keep_budget(bool floor = true) {
   size_t b = kKeepFactor * g_live_touched.load(std::memory_order_relaxed);  // a heuristic
   size_t lo = floor ? (kKeepMin < g_keep_max ? kKeepMin : g_keep_max) : 0;
@@ -92,6 +97,7 @@ void purge_locked(bool force, Deferred* d) {
   uint32_t delay = g_config.purge_delay_ms;
   uint64_t now = delay && !force ? os_now_ms() : 0;
   size_t kept = 0, budget = keep_budget(), region_budget = keep_budget(false);
+  uint64_t next = UINT64_MAX;
   for (unsigned i = g_cached; i-- > 0;) {
     CachedRun& r = g_cache[i];
     if (!r.dirty) continue;
@@ -101,11 +107,15 @@ void purge_locked(bool force, Deferred* d) {
         kept += c;
         continue;
       }
-      if (delay && now - r.freed_ms < delay) continue;
+      if (delay && now - r.freed_ms < delay) {
+        if (r.freed_ms + delay < next) next = r.freed_ms + delay;
+        continue;
+      }
     }
     d->decommit[d->decommits++] = {r.base, r.bytes};
     remove_slot(i);
   }
+  g_purge_at.store(next, std::memory_order_relaxed);
 }
 
 void release_run(uintptr_t base, size_t bytes, size_t touched, bool dirty = true,
@@ -526,6 +536,11 @@ LargeCounters large_counters() noexcept {
   SpinGuard g(g_lock);
   return {g_live.load(std::memory_order_relaxed), g_mapped_total.load(std::memory_order_relaxed),
           g_released_total.load(std::memory_order_relaxed), g_cached};
+}
+
+void large_purge_due(uint64_t now) noexcept {
+  if (now < g_purge_at.load(std::memory_order_relaxed)) return;
+  large_purge(false);
 }
 
 void large_purge(bool force) noexcept {

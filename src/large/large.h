@@ -66,6 +66,10 @@ void large_purge(bool force) noexcept;
 // *dirty may hold old contents.
 void large_cache_put_region(void* base, size_t touched, bool keep_pages) noexcept;
 void* large_cache_take_region(size_t* dirty) noexcept;
+// A purge point for the small paths (a box refill): large_purge(false) when a cached run
+// beyond the budget is due at `now` (no lock taken otherwise). A program that stops
+// making large calls still gets the pages of the runs it freed back after the delay.
+void large_purge_due(uint64_t now) noexcept;
 // Tests: the bytes of cached runs kept committed whatever the delay. Returns the old value.
 size_t large_set_keep_committed(size_t bytes) noexcept;
 

@@ -506,7 +506,9 @@ void thread_cache_trim(ThreadCache* tc) noexcept {
   for (unsigned c = 0; c < kNumSlots; ++c) {
     ClassCache& cc = tc->cls[c];
     for (SuperSlab* ss = cc.partial; ss; ss = ss->next) {
-      if (!ss->warm) continue;
+      // Nothing carved since its last reset: no page to give back (fuzz_api trims after
+      // every input: about 37 warm regions were reset each time, their ASan shadow too).
+      if (!ss->warm || !ss->slab_carved_mask) continue;
       // All its pages, the slab being carved from included (the empty rule keeps those).
       purge_unlist(tc, ss);
       purge_caches(tc, ss, -1);
@@ -547,12 +549,10 @@ void refill_tick(ThreadCache* tc, unsigned c) {
     tc->collect_at_ms = now + (every > kCollectEveryMinMs ? every : kCollectEveryMinMs);
     for (unsigned s = 0; s < kNumSlots; ++s)
       if (s != c) collect_class(tc, s, Pages::kGiveBack);
-    // Released class regions wait in the large-run cache: their pages past its budget go
-    // back once unused for the delay, though no large block is allocated or freed.
-    large_purge(false);
   }
   thread_cache_purge(tc, false);
   orphan_purge(now, false);
+  large_purge_due(now);
 }
 
 }  // namespace
@@ -668,7 +668,8 @@ void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
   return p;
 }
 
-void free_owned(ThreadCache* tc, SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
+void free_outside_box(ThreadCache* tc, SuperSlab* ss, void* p, uintptr_t off,
+                      const char* call) noexcept {
   if (ss->owner.load(std::memory_order_relaxed) != tc)
     return superslab_free_remote(ss, p, off, call);
   Atomic<uint8_t>& st = superslab_state(ss, off);
@@ -698,8 +699,7 @@ void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept {
   // warm reserve, no other slab to decommit. The same steps region_became_empty takes
   // for it.
   ClassCache& cc = tc->cls[ss->slot];
-  if (ss->warm) return;
-  if (ss == cc.cur && cc.warm_count < g_config.warm_regions &&
+  if (ss == cc.cur && !ss->warm && cc.warm_count < g_config.warm_regions &&
       (ss->slab_carved_mask & ~(1u << cc.cur_slab)) == 0) {
     ++cc.warm_count;
     ss->warm = 1;

@@ -90,7 +90,8 @@ void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept;
 // A free (on the grid) of a block that is not in tc's box region: of another region tc
 // owns (validated, then on its slab's list; a region on the full list moves back to the
 // partial list, so refills never walk the full list), else superslab_free_remote.
-void free_owned(ThreadCache* tc, SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
+void free_outside_box(ThreadCache* tc, SuperSlab* ss, void* p, uintptr_t off,
+                      const char* call) noexcept;
 // A free by a context that does not own the region (or of an ownerless region).
 void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
 // The exiting owner of `ss` closed its remote list, which was not empty: waits until `ss`
