@@ -573,9 +573,13 @@ void large_cache_put_region(void* base, size_t touched, bool keep_pages) noexcep
 }
 
 void* large_cache_take_region(size_t* dirty) noexcept {
-  CachedRun h;
+  CachedRun h{};
+  Deferred d;
   {
     SpinGuard g(g_lock);
+    // A purge point: a run due for its purge goes back before it is taken (it would be
+    // cleared and kept resident for a region that may carve a few blocks).
+    if (os_now_ms() >= g_purge_at.load(std::memory_order_relaxed)) purge_locked(false, &d);
     // As acquire_run scores a run for a block that writes the whole region: the pages to
     // fault in, plus a sixteenth of the bytes split off a bigger run. Newest first on ties.
     unsigned best = kCacheSlots;
@@ -589,9 +593,10 @@ void* large_cache_take_region(size_t* dirty) noexcept {
         best_score = score;
       }
     }
-    if (best == kCacheSlots) return nullptr;
-    h = take_prefix(best, kRegionSize);
+    if (best != kCacheSlots) h = take_prefix(best, kRegionSize);
   }
+  finish(d);
+  if (!h.base) return nullptr;
   // Outside the lock: what a block wrote past the pages it was seen to touch goes back
   // (it reads zero again), so the caller clears at most the touched pages.
   size_t keep = align_up(h.touched, kPageSize);

@@ -41,6 +41,7 @@ void init_layout(SuperSlab* ss, unsigned slot) {
   ss->purge_listed = false;
   ss->purge_next = ss->purge_prev = nullptr;
   ss->dequeued = 0;
+  ss->cleared_end = 0;
 }
 
 // The address of block k, and of its state entry.
@@ -72,7 +73,17 @@ size_t written_bytes(const SuperSlab* ss) {
     if (carved > end) end = carved;
   }
   end -= ss->base();
+  if (end < ss->cleared_end) end = ss->cleared_end;
   return end < kRegionSize ? end : kRegionSize;
+}
+
+// The end of what `mask`'s slabs may have made resident: through the last carved block of
+// its highest slab (which may run past the slab), or what superslab_map cleared.
+uintptr_t touched_end(const SuperSlab* ss, uint32_t mask) {
+  const SlabMeta& last = ss->slabs[31 - __builtin_clz(mask)];
+  uintptr_t end = align_up(block_at(ss, last.carve_next), kPageSize);
+  uintptr_t cleared = ss->base() + ss->cleared_end;
+  return end > cleared ? end : cleared;
 }
 
 }  // namespace
@@ -82,10 +93,8 @@ void superslab_reset(SuperSlab* ss, bool decommit_pages) noexcept {
   if (decommit_pages && ss->slab_carved_mask) {
     // One call for the state map (every entry is kFree: it reads zero again) and the
     // carved span; untouched pages in it cost nothing.
-    unsigned hi = 31 - __builtin_clz(ss->slab_carved_mask);
-    // Through the last carved block, which may run past its slab (no block is live).
-    const SlabMeta& last = ss->slabs[hi];
-    decommit(ss, state_entry(ss, 0), align_up(block_at(ss, last.carve_next), kPageSize));
+    decommit(ss, state_entry(ss, 0), touched_end(ss, ss->slab_carved_mask));
+    ss->cleared_end = 0;
   }
   HAK_MEM_NOACCESS(reinterpret_cast<char*>(ss) + ss->data_begin,
                    kRegionSize - ss->data_begin);  // uncarved
@@ -118,6 +127,9 @@ SuperSlab* superslab_map(unsigned slot) noexcept {
   SuperSlab* ss = new (mem) SuperSlab();
   init_layout(ss, slot);
   superslab_reset(ss, false);
+  // What was cleared counts as touched: its pages go back at the next reset.
+  ss->cleared_end = static_cast<uint32_t>(dirty);
+  if (dirty) ss->slab_carved_mask = ~0u >> (32 - (dirty + kSlabSize - 1) / kSlabSize);
   registry_add(&ss->link);
   RegionKind kind = ss->kind;
   unsigned k = kind_index(kind);
@@ -153,12 +165,11 @@ void superslab_reset_except(SuperSlab* ss, unsigned keep) noexcept {
     decommit(ss, state_entry(ss, 0), state_entry(ss, k.first) & ~(kPageSize - 1));
   decommit(ss, align_up(state_entry(ss, k.end), kPageSize),
            block_at(ss, k.first) & ~(kPageSize - 1));
-  if (uint32_t above = others & ~((2u << keep) - 1)) {
-    // Through the last carved block, which may run past its slab.
-    const SlabMeta& last = ss->slabs[31 - __builtin_clz(above)];
-    decommit(ss, align_up(block_at(ss, k.end), kPageSize),
-             align_up(block_at(ss, last.carve_next), kPageSize));
-  }
+  if (uint32_t above = others & ~((2u << keep) - 1))
+    decommit(ss, align_up(block_at(ss, k.end), kPageSize), touched_end(ss, above));
+  // keep's own cleared pages stay (its blocks are about to be carved).
+  uint32_t keep_end = static_cast<uint32_t>(align_up(block_at(ss, k.end), kPageSize) - ss->base());
+  if (ss->cleared_end > keep_end) ss->cleared_end = keep_end;
   while (others) {
     unsigned i = __builtin_ctz(others);
     others &= others - 1;

@@ -108,7 +108,11 @@ struct alignas(64) SuperSlab {
   uint8_t dequeued;             // taken off the queue by its exiting owner (thread_cache.cc)
   uint32_t slab_free_mask;      // slabs whose free list is non-empty
   uint32_t slab_uncarved_mask;  // slabs with blocks never carved
-  uint32_t slab_carved_mask;    // slabs touched since the last reset
+  uint32_t slab_carved_mask;    // slabs touched since the last reset (carved or cleared)
+  // Bytes from the base that superslab_map cleared in a region taken from the large-run
+  // cache (0 for a fresh one): resident though not carved; the slabs they reach count as
+  // carved, so the pages go back as carved ones do.
+  uint32_t cleared_end;
   // Warm with pages still to give back: on its owner's purge list, due at purge_at_ms.
   bool purge_listed;
   uint64_t purge_at_ms;
