@@ -121,7 +121,7 @@ TEST_F(Large, DelayZeroGivesPagesBackAtFree) {
 }
 
 // The budget keeps recently freed pages whatever the delay (8 MiB at least, with no live
-// large block); malloc_trim and hak_collect give them back at once.
+// large block) for up to a second; malloc_trim and hak_collect give them back at once.
 TEST_F(Large, BudgetKeepsPagesUntilMallocTrimOrCollect) {
   if (RUNNING_ON_VALGRIND) GTEST_SKIP() << "Valgrind keeps its own pages";
   set_delay(0);
@@ -131,7 +131,7 @@ TEST_F(Large, BudgetKeepsPagesUntilMallocTrimOrCollect) {
     ASSERT_TRUE(p && other);
     uintptr_t run = run_of(p);
     hak_free(p);
-    hk::advance_clock(1000000);
+    hk::advance_clock(900);
     hak_free(other);  // a large free checks: the budget holds both
     EXPECT_GE(resident_pages(run, 2 * kRegionSize), 3 * 256u) << "the budget holds 3 MiB";
     if (collect) {
@@ -142,6 +142,51 @@ TEST_F(Large, BudgetKeepsPagesUntilMallocTrimOrCollect) {
     EXPECT_EQ(resident_pages(run, 2 * kRegionSize), 0u)
         << (collect ? "hak_collect" : "malloc_trim");
     EXPECT_EQ(resident_pages(run_of(other), kRegionSize), 0u);
+  }
+}
+
+// The budget holds pages for a second after their free at most: then a large call, or a
+// small class's refill, gives them back (the budget used to keep them until malloc_trim:
+// a program that freed its last large blocks kept 8 MiB, or four times its peak of live
+// large blocks up to 256 MiB).
+TEST_F(Large, BudgetKeepsPagesForASecondAtMost) {
+  if (RUNNING_ON_VALGRIND) GTEST_SKIP() << "Valgrind keeps its own pages";
+  for (uint32_t delay : {0u, 10u}) {
+    set_delay(delay);
+    for (bool small_only : {false, true}) {
+      std::vector<void*> v;
+      auto small_calls = [&v] {  // box refills: purge points
+        for (int i = 0; i < 5000; ++i) v.push_back(hak_malloc(48));
+      };
+      small_calls();  // the small class's region first (it may take a cached run)
+      // Large frees later (a large malloc could take p's run again).
+      char* later[2] = {written(kMiB), written(kMiB)};
+      char* p = written(3 * kMiB);
+      ASSERT_TRUE(p && later[0] && later[1]);
+      uintptr_t run = run_of(p);
+      hak_free(p);
+      hk::advance_clock(999);
+      if (small_only) {
+        small_calls();
+      } else {
+        hak_free(later[0]);
+      }
+      EXPECT_GE(resident_pages(run, 2 * kRegionSize), 3 * 256u) << "the budget holds 3 MiB";
+      hk::advance_clock(1);
+      if (small_only) {
+        small_calls();
+      } else {
+        hak_free(later[1]);
+      }
+      EXPECT_EQ(resident_pages(run, 2 * kRegionSize), 0u)
+          << "kept past the hold, delay " << delay << (small_only ? ", small calls" : "");
+      for (void* q : v) hak_free(q);
+      if (small_only) {
+        hak_free(later[0]);
+        hak_free(later[1]);
+      }
+      hak_collect();
+    }
   }
 }
 

@@ -22,11 +22,15 @@ constexpr size_t kCacheMaxRun = size_t{32} << 20;
 // calloc of a dirty run at least this big gives its pages back rather than clearing them.
 constexpr size_t kCallocGiveBackMin = size_t{1} << 20;
 // The cached runs' pages kept committed whatever the purge delay, the most recently freed
-// first: 4 times the live large blocks' pages, within [kKeepMin, kKeepMax]. The others go
-// back to the OS once unused for purge_delay_ms (0: at free). Measured on bench
+// first: 4 times the live large blocks' pages, within [kKeepMin, kKeepMax], for kKeepMs.
+// The others go back to the OS once unused for purge_delay_ms (0: at free). Measured on bench
 // large-churn (commit message): 2 times left one reuse in ten faulting its pages in.
 constexpr size_t kKeepFactor = 4;
 constexpr size_t kKeepMin = size_t{8} << 20, kKeepMax = size_t{256} << 20;
+// The budget's hold: a program that stopped making large blocks gets their pages back
+// (the budget kept up to 256 MiB until malloc_trim).
+// A churn reuses its runs within milliseconds (bench large-churn: about 10 us an op).
+constexpr uint64_t kKeepMs = 1000;
 // At most this many cached runs' pages are moved into one new run.
 constexpr unsigned kMaxPieces = 4;
 // What a system call costs, in bytes of page faults (about 16 faults of 4 KiB pages
@@ -90,24 +94,26 @@ void remove_slot(unsigned i) {
   --g_cached;
 }
 
-// Under g_lock. Newest first, dirty runs keep their pages while they fit the budget or
-// were freed less than purge_delay_ms ago (force: none is kept); the others are taken
-// out to be decommitted.
+// Under g_lock. Newest first, dirty runs keep their pages while they fit the budget (for
+// kKeepMs at most) or were freed less than purge_delay_ms ago (force: none is kept); the
+// others are taken out to be decommitted.
 void purge_locked(bool force, Deferred* d) {
   uint32_t delay = g_config.purge_delay_ms;
-  uint64_t now = delay && !force ? os_now_ms() : 0;
+  uint64_t now = force ? 0 : os_now_ms();
   size_t kept = 0, budget = keep_budget(), region_budget = keep_budget(false);
   uint64_t next = UINT64_MAX;
   for (unsigned i = g_cached; i-- > 0;) {
     CachedRun& r = g_cache[i];
     if (!r.dirty) continue;
     if (!force) {
+      uint64_t age = now > r.freed_ms ? now - r.freed_ms : 0;
       size_t c = r.touched > kPageSize ? r.touched : kPageSize;
-      if (kept + c <= (r.region ? region_budget : budget)) {
+      if (age < kKeepMs && kept + c <= (r.region ? region_budget : budget)) {
         kept += c;
+        if (r.freed_ms + kKeepMs < next) next = r.freed_ms + kKeepMs;
         continue;
       }
-      if (delay && now - r.freed_ms < delay) {
+      if (age < delay) {
         if (r.freed_ms + delay < next) next = r.freed_ms + delay;
         continue;
       }
@@ -147,7 +153,7 @@ void release_run(uintptr_t base, size_t bytes, size_t touched, bool dirty, size_
     return;
   }
   HAK_MEM_NOACCESS(reinterpret_cast<void*>(base), bytes);
-  uint64_t now = dirty && g_config.purge_delay_ms ? os_now_ms() : 0;
+  uint64_t now = dirty ? os_now_ms() : 0;
   Deferred d;
   {
     SpinGuard g(g_lock);
@@ -306,7 +312,7 @@ void* acquire_run(size_t bytes, size_t align, size_t want, bool* dirty, size_t* 
       filled = off + r.touched;
       off += r.bytes;
     }
-    if (g_config.purge_delay_ms) purge_locked(false, &d);
+    if (os_now_ms() >= g_purge_at.load(std::memory_order_relaxed)) purge_locked(false, &d);
   }
   finish(d);
   // Outside the lock: the host and the pieces are out of the cache.
