@@ -371,6 +371,8 @@ def main():
     out.append(f"- HAKMEM_* in the environment: {env if env else 'none'}")
     out.append(f"- {meta.get('repeats', '?')} rounds, interleaved (each round runs every allocator once, "
                f"in an order rotated by one each round); medians; {meta.get('elapsed', '?')} s of runs")
+    if meta.get("load"):
+        out.append(f"- load average (1 min): {meta['load']} (other work on the machine widens the ranges)")
     out.append("")
     if chart:
         base, _ = relative_speeds(workloads, allocs, runs)

@@ -248,6 +248,7 @@ run_one() {  # workload index, alloc index, round -> appends one line to $raw
 }
 
 t_start=$(date +%s)
+load_start=$(cut -d' ' -f1 /proc/loadavg)
 for wi in "${!wl_names[@]}"; do
   selected "${wl_names[$wi]}" || continue
   declare -a idx=()
@@ -261,6 +262,7 @@ for wi in "${!wl_names[@]}"; do
   done
 done
 elapsed=$(($(date +%s) - t_start))
+load_end=$(cut -d' ' -f1 /proc/loadavg)
 
 # --- report ---
 meta=$work/meta.tsv
@@ -276,6 +278,7 @@ meta=$work/meta.tsv
   printf 'invocation\t%s\n' "$invocation"
   printf 'repeats\t%s\n' "$repeats"
   printf 'elapsed\t%s\n' "$elapsed"
+  printf 'load\t%s\n' "$load_start at the start, $load_end at the end"
   printf 'hakmem_env\t%s\n' "$(env | grep '^HAKMEM_' | tr '\n' ' ' || true)"
   for ai in "${!al_labels[@]}"; do
     printf 'alloc\t%s\t%s\t%s\t%s\n' "${al_labels[$ai]}" "${al_preloads[$ai]}" "${al_envs[$ai]}" "${al_scopes[$ai]}"

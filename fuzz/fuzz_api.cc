@@ -119,7 +119,9 @@ Expect sized(uint64_t n, uint64_t slack, uint64_t align) {
   if (__builtin_add_overflow(n, slack, &foot) || foot >= kNever) return fail(ENOMEM);
   Expect e;
   e.out = foot <= kSure ? Outcome::kOk : Outcome::kEither;
-  if (foot > g_commit_limit) {
+  // Just past the limit either answer: the kernel's own count of RAM moves (a balloon, pages
+  // it reserves), and glibc got 25.3 GB, 0.18% past this machine's RAM, in one fuzzing run.
+  if (foot > g_commit_limit + g_commit_limit / 32) {
     e.out = Outcome::kFail;
     e.uncommittable = true;
   }
