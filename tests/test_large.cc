@@ -190,6 +190,51 @@ TEST_F(Large, BudgetKeepsPagesForASecondAtMost) {
   }
 }
 
+// A class region may be taken from a cached large run whose block wrote every usable byte,
+// past the pages it asked for: what calloc hands out there reads zero in every byte (the
+// take clears the pages the block asked for and gives back what it wrote past them).
+TEST_F(Large, ClassRegionsTakenFromAFreedLargeRunReadZero) {
+  set_delay(10);
+  hk::Settings saved = hk::settings(), s = saved;
+  s.warm_regions = 0;  // a context's regions do not wait in the pool for the next round
+  hk::set_settings(s);
+  for (size_t big_size : {6 * kMiB, 3 * kMiB + 12345}) {
+    char* big = static_cast<char*>(hak_malloc(big_size));
+    ASSERT_NE(big, nullptr);
+    size_t usable = hak_malloc_usable_size(big);
+    ASSERT_GT(usable, big_size + 4096) << "the block's last region has bytes it did not ask for";
+    memset(big, 0xa5, usable);
+    uintptr_t run = run_of(big), run_end = run + 4096 + usable;
+    hak_free(big);
+    hk::Context* c = hk::context_create();  // its classes have no region yet
+    {
+      hk::Use use(c);
+      static const char zero[256 << 10] = {};
+      std::vector<void*> kept;
+      size_t from_run = 0;
+      // Mid blocks first (their first region is the run's): calloc of a fresh one clears
+      // only its partial first and last pages, the rest must read zero already.
+      for (size_t n :
+           {size_t{200000}, size_t{65536}, size_t{16}, size_t{48}, size_t{1024}, size_t{4096}}) {
+        for (size_t bytes = 0; bytes < kRegionSize / 2; bytes += n) {
+          char* p = static_cast<char*>(hak_calloc(1, n));
+          ASSERT_NE(p, nullptr);
+          ASSERT_EQ(memcmp(p, zero, n), 0) << "calloc(1, " << n << ") at " << static_cast<void*>(p);
+          uintptr_t a = reinterpret_cast<uintptr_t>(p);
+          from_run += a >= run && a < run_end;
+          memset(p, 0x3c, n);  // the next test round's old contents
+          kept.push_back(p);
+        }
+      }
+      EXPECT_GE(from_run, 5u) << "the mid blocks are not in the freed run";
+      for (void* p : kept) hak_free(p);
+    }
+    hk::context_exit(c);
+    hk::trim();
+  }
+  hk::set_settings(saved);
+}
+
 // Beyond the budget the oldest cached pages go first: 8 MiB kept with nothing live.
 TEST_F(Large, BudgetKeepsTheMostRecentlyFreedPages) {
   if (RUNNING_ON_VALGRIND) GTEST_SKIP() << "Valgrind keeps its own pages";
