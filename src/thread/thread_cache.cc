@@ -765,7 +765,7 @@ void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* ca
     // Abandoned: undone (the block is live again to the lock holder), then freed as its
     // owner would, under the orphan lock.
     ss->remote_pending.fetch_sub(1, std::memory_order_relaxed);
-    HAK_MEM_ALLOCATED(p, ss->block_size);
+    HAK_MEM_ALLOCATED(p, ss->usable());
     st.store(kLive, std::memory_order_relaxed);
     if (superslab_free_abandoned(ss, p, off, call)) return;
   }

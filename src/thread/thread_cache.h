@@ -155,7 +155,7 @@ HAK_INLINE void* box_pop(ThreadCache* tc, Box& box) {
   FreeBlock* b = box.free;
   box.free = link_next(b);
   SuperSlab* ss = box.seg;
-  HAK_MEM_ALLOCATED(b, ss->block_size);
+  HAK_MEM_ALLOCATED(b, ss->usable());
   superslab_mark_live(ss, reinterpret_cast<uintptr_t>(b) - ss->base());
   uint32_t a = ss->active_local.load(std::memory_order_relaxed);
   ss->active_local.store(a + 1, std::memory_order_relaxed);

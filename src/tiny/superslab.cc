@@ -16,7 +16,7 @@ unsigned kind_index(RegionKind k) {
 
 void init_layout(SuperSlab* ss, unsigned slot) {
   unsigned cls = slot_class(slot);
-  uint32_t bs = static_cast<uint32_t>(class_size(cls));
+  uint32_t bs = static_cast<uint32_t>(class_stride(cls));
   ss->magic = kSuperSlabMagic;
   ss->kind = slot_kind(slot);
   ss->cls = static_cast<uint8_t>(cls);

@@ -4,8 +4,10 @@
 // path (front/hot.h); they differ in region kind only.
 //
 // Layout: [header | state map | blocks on the class grid ...]
-// Block k lives at base + k * block_size. Its index k = (off * inv) >> 40, which is exact
-// for every grid position, so one multiply gives both the boundary check (k * block_size
+// Block k lives at base + k * block_size, the grid step (class_stride: the class size, one
+// cache line more for C6 and C7, whose blocks keep it unused; src/tiny/size_class.h). Its index k =
+// (off * inv) >> 40, which is exact for every grid position, so one multiply gives both the
+// boundary check (k * block_size
 // == off) and the block's state entry (proved with the rest of the arithmetic below,
 // formal/z3). The state map has one entry per grid position of the region:
 //  - kFree:   not live (never carved, in a free list, or the header's positions).
@@ -84,10 +86,10 @@ struct alignas(64) SuperSlab {
   uint32_t magic;
   RegionKind kind;
   uint8_t cls;
-  uint8_t warm;  // empty and kept in a warm reserve (owner's, or the pool)
-  uint8_t slot;  // class, or kUltraSlot
-  uint32_t block_size;
-  uint64_t inv;  // ceil(2^40 / block_size): the block index of an offset, by multiply
+  uint8_t warm;         // empty and kept in a warm reserve (owner's, or the pool)
+  uint8_t slot;         // class, or kUltraSlot
+  uint32_t block_size;  // the grid step (class_stride); a block's usable bytes: usable()
+  uint64_t inv;         // ceil(2^40 / block_size): the block index of an offset, by multiply
   uint32_t data_begin;
   uint32_t data_end;  // one past the last block's start offset
   // Owner-written (relaxed atomic so inspect and other threads may read it).
@@ -123,6 +125,8 @@ struct alignas(64) SuperSlab {
     return reinterpret_cast<const Atomic<uint8_t>*>(this + 1);
   }
   uintptr_t base() const { return reinterpret_cast<uintptr_t>(this); }
+  // The usable bytes of a block: the class size (block_size past it for C6 and C7).
+  uint32_t usable() const { return static_cast<uint32_t>(class_size(cls)); }
   uint32_t active() const {
     // relaxed: a snapshot; exact whenever no free is in flight.
     return active_local.load(std::memory_order_relaxed) -
