@@ -31,6 +31,8 @@ void init_layout(SuperSlab* ss, unsigned slot) {
   ss->data_end = l.data_end;
   ss->active_local.store(0, std::memory_order_relaxed);
   ss->owner.store(nullptr, std::memory_order_relaxed);
+  ss->spill = nullptr;
+  ss->local_head = &ss->spill;
   ss->remote_pending.store(0, std::memory_order_relaxed);
   ss->remote_head.store(0, std::memory_order_relaxed);
   ss->queue_next.store(nullptr, std::memory_order_relaxed);
@@ -206,6 +208,9 @@ uint32_t superslab_rebuild(SuperSlab* ss) noexcept {
       superslab_put(ss, reinterpret_cast<char*>(ss) + off);
     }
   }
+  // A spill's blocks are kFree: listed again above.
+  ss->spill = nullptr;
+  ss->local_head = &ss->spill;
   ss->active_local.store(live, std::memory_order_relaxed);
   ss->remote_pending.store(0, std::memory_order_relaxed);
   ss->remote_head.store(0, std::memory_order_relaxed);

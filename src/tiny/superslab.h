@@ -95,6 +95,14 @@ struct alignas(64) SuperSlab {
   // Owner-written (relaxed atomic so inspect and other threads may read it).
   Atomic<uint32_t> active_local;
   Atomic<ThreadCache*> owner;
+  // Where the owner's free of a block of this region pushes it (front/hot.h free_fast):
+  // &box.free of its slot while this is the box's region, else &spill. Written and read
+  // by the owner only (free_fast tests the owner first).
+  FreeBlock** local_head;
+  // The owner's frees while this is not its box's region (LIFO), taken whole into the box
+  // by the refill that picks the region (thread_cache.cc). Empty in a box's region and in
+  // a region without owner.
+  FreeBlock* spill;
 
   // --- written by remote frees ---
   alignas(64) Atomic<uint32_t> remote_pending;
@@ -132,7 +140,9 @@ struct alignas(64) SuperSlab {
     return active_local.load(std::memory_order_relaxed) -
            remote_pending.load(std::memory_order_relaxed);
   }
-  bool has_free_space() const { return (slab_free_mask | slab_uncarved_mask) != 0; }
+  bool has_free_space() const {
+    return (slab_free_mask | slab_uncarved_mask) != 0 || spill != nullptr;
+  }
 };
 
 HAK_INLINE RegionKind slot_kind(unsigned s) {
