@@ -19,17 +19,17 @@ HAK_COLD void free_bad_state(SuperSlab* ss, void* p, uintptr_t off, const char* 
 
 // Every slot (tiny, ULTRA, mid) takes the same path: the box of its slot.
 HAK_INLINE void* malloc_fast(size_t size) noexcept {
-  unsigned c;
+  uintptr_t off;
   if (HAK_LIKELY(size <= kTinyMax))  // one compare on the tiny path
-    c = g_tiny_slot[size];
+    off = g_tiny_box_offset[size];
   else if (size <= kMidMax)
-    c = size_to_class(size);
+    off = uintptr_t{size_to_class(size)} * kBoxBytes;
   else
     return malloc_large_slow(size);
   ThreadCache* tc = tl_tc;
-  Box& box = tc->box[c];
+  Box& box = *reinterpret_cast<Box*>(reinterpret_cast<char*>(tc->box) + off);
   if (HAK_LIKELY(box.free != nullptr)) return box_pop(tc, box);
-  return malloc_slot_slow(c);
+  return malloc_slot_slow(static_cast<unsigned>(off / kBoxBytes));
 }
 
 // SuperSlab, ULTRA and mid regions alike: validate (block boundary, live), then push on
