@@ -67,7 +67,8 @@ int memalign_slot(size_t align, size_t n, bool ultra) {
   size_t mid_max = class_size(kNumClasses - 1);
   if (align <= 16) return size_to_slot(n < align ? align : n, ultra);
   size_t s = n < align ? align : n;
-  if (s <= 1024) return size_to_slot(s, ultra);
+  if (s <= 256 || (s <= 1024 && align <= 64)) return size_to_slot(s, ultra);
+  if (s <= 1024) s = 1025;  // C6 and C7 blocks are 64-byte aligned: a mid block
   if (s <= mid_max) {
     if (align <= 256) return size_to_slot(s, ultra);
     size_t p2 = 1;

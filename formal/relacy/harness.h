@@ -253,8 +253,8 @@ struct Harness {
 
 // --- checks, run single-threaded (after()) or at a stub ---
 
-// How many times each block of `ss` is on a free list (the context's box for ss's slot and
-// the slab lists), and whether it was ever carved.
+// How many times each block of `ss` is on a free list (the context's box for ss's slot, the
+// region's spill and the slab lists), and whether it was ever carved.
 struct RegionCensus {
   static constexpr unsigned kMaxBlocks = kRegionSize / kSmallBlockSize + 1;
   unsigned on_free_lists[kMaxBlocks] = {};
@@ -279,6 +279,14 @@ inline RegionCensus census(SuperSlab* ss, const ThreadCache* owner) {
     }
   };
   if (owner && owner->box[ss->slot].seg == ss) count(owner->box[ss->slot].free);
+  count(ss->spill);
+  // local_head: the box's list in the box's region, else the spill (front/hot.h free_fast).
+  if (owner) {
+    const Box& box = owner->box[ss->slot];
+    const void* want = box.seg == ss ? static_cast<const void*>(&box.free) : &ss->spill;
+    RL_ASSERT(static_cast<const void*>(ss->local_head) == want);
+    RL_ASSERT(box.seg != ss || ss->spill == nullptr);
+  }
   for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
     const SlabMeta& m = ss->slabs[i];
     count(m.free);

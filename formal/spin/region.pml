@@ -55,6 +55,8 @@
 #define FREEING 4    /* a free() of it has started and not reached its linearization point */
 #define RLIST 5      /* on its region's remote list (freed, pending) */
 #define DROPPED 6    /* dropped from a box by purge_caches, awaiting the slab reset */
+#define SPILL 7      /* on its region's spill (SuperSlab::spill): freed by its owner while
+                      * the region is not its box's */
 
 /* rlist[r]: SuperSlab::list */
 #define L_NONE 0
@@ -83,6 +85,9 @@ byte rlist[NR];
 /* SuperSlab::purge_listed: on its owner's purge list (pages to give back after the purge
  * delay). Left listed when the region leaves the warm state (the purge skips it). */
 bit plisted[NR];
+/* SuperSlab::local_head: 1 = &box.free of its owner's box (the box's region), 0 = &spill.
+ * The free path reads it; box_set_region / box_clear write it. */
+bit lbox[NR];
 /* per block: its state map entry (SuperSlab::states: BlockState), the link word, pages */
 #define ST_FREE 0    /* kFree */
 #define ST_LIVE 1    /* kLive */
@@ -187,9 +192,11 @@ inline list_push(t, r, l) {
   rlist[r] = l
 }
 
-/* superslab.h has_free_space / superslab_slab_has_free: slab_free_mask | uncarved mask */
+/* superslab.h superslab_slab_has_free: slab_free_mask | uncarved mask; has_free_space:
+ * those of any slab, or a spill */
 #define SLAB_HAS_FREE(r, i) (loc[BLKOF(r, i)] == SLAB || loc[BLKOF(r, i)] == UNCARVED)
-#define HAS_FREE_SPACE(r) (SLAB_HAS_FREE(r, 0) || SLAB_HAS_FREE(r, 1))
+#define HAS_SPILL(r) (loc[BLKOF(r, 0)] == SPILL || loc[BLKOF(r, 1)] == SPILL)
+#define HAS_FREE_SPACE(r) (SLAB_HAS_FREE(r, 0) || SLAB_HAS_FREE(r, 1) || HAS_SPILL(r))
 /* the lowest slab with a free list or uncarved blocks (ctz of the mask); NB if none */
 #define FIRST_FREE_SLAB(r) (SLAB_HAS_FREE(r, 0) -> 0 : (SLAB_HAS_FREE(r, 1) -> 1 : NB))
 #define CARVED(b) (loc[b] != UNCARVED)   /* slab_carved_mask: one block per slab */
@@ -275,14 +282,26 @@ inline superslab_unmap_body(r) {
     remote_head[r] = 0;
     qnext[r] = 0;
     warm[r] = 0;
+    lbox[r] = 0;
     assert(plisted[r] == 0);  /* unlisted first: a purge list never holds an unmapped region */
     rlist[r] = L_NONE
 }
 
 /* src/thread/thread_cache.cc purge_caches(tc, ss, -1) (all = 1: every block) or
  * (tc, ss, keep) (all = 0: every block but those of slab keep): owner-private, folded into
- * the next step. */
+ * the next step. The spill first (its blocks of slab keep back on that slab's list, a walk
+ * of its links), then the box; box_clear points local_head at the spill again. */
 inline purge_caches(t, r, all, slab) {
+  for (xi : 0 .. NB - 1) {
+    if
+    :: loc[BLKOF(r, xi)] == SPILL && all -> loc[BLKOF(r, xi)] = DROPPED
+    :: loc[BLKOF(r, xi)] == SPILL && !all ->
+       BLK(BLKOF(r, xi));
+       loc[BLKOF(r, xi)] = (xi != slab -> DROPPED : SLAB)
+    :: else -> skip
+    fi
+  }
+  xi = 0;
   if
   :: box_seg[t] == r ->
      for (xi : 0 .. NB - 1) {
@@ -294,7 +313,7 @@ inline purge_caches(t, r, all, slab) {
      xi = 0;
      if
 #if !defined(BUG_BOX_KEEPS_REGION)
-     :: all -> box_seg[t] = NOBODY
+     :: all -> box_seg[t] = NOBODY; lbox[r] = 0
 #else
      :: all -> skip  /* bug: the box's blocks dropped, box.seg kept */
 #endif
@@ -731,13 +750,15 @@ inline box_pop(t) {
   (loc[BLKOF(box_seg[t], 0)] == BOX || loc[BLKOF(box_seg[t], 1)] == BOX))
 
 /* src/thread/thread_cache.cc thread_cache_ensure_slab's owner-side part: keep cur if
- * its slab (or another) has a block, else relist it and pick a partial region with free
- * space, preferring one not warm. ok = 1: cur is set. (No walk of the full list: a
- * region that gets a block back leaves it at that free, free_fast and collection.) */
+ * it has a spill or its slab (or another) has a block, else relist it and pick a partial
+ * region with free space, preferring one not warm. ok = 1: cur is set. (No walk of the
+ * full list: a region that gets a block back leaves it at that free, free_fast's
+ * free_list_started, and collection.) */
 inline ensure_decide(t) {
   ok = 0;
   if
-  :: cur[t] != NOBODY ->
+  :: cur[t] != NOBODY && HAS_SPILL(cur[t]) -> ok = 1
+  :: cur[t] != NOBODY && !HAS_SPILL(cur[t]) ->
      if
      :: !SLAB_HAS_FREE(cur[t], cur_slab[t]) && HAS_FREE_SPACE(cur[t]) ->
         cur_slab[t] = FIRST_FREE_SLAB(cur[t])
@@ -771,7 +792,8 @@ inline ensure_decide(t) {
 inline set_cur(t) {
   assert(HAS_FREE_SPACE(pick));
   cur[t] = pick;
-  cur_slab[t] = FIRST_FREE_SLAB(pick);
+  /* a spill alone: slab 0 */
+  cur_slab[t] = (FIRST_FREE_SLAB(pick) == NB -> 0 : FIRST_FREE_SLAB(pick));
   pick = 0;
   ok = 1
 }
@@ -781,18 +803,49 @@ inline adopt_cur(t) {
   set_cur(t)
 }
 
-/* src/thread/thread_cache.cc box_refill_slow after ensure_slab: the slab's free list, or
- * a carved batch, into the box; then box_pop. Owner-side: one step. */
+/* src/thread/thread_cache.cc box_set_region: the box hands out blocks of r (its spill
+ * is empty); the previous box region's frees go to its own spill again */
+inline box_set_region(t, r) {
+  if
+  :: box_seg[t] != r ->
+     if
+#if !defined(BUG_SWITCH_KEEPS_HEAD)
+     :: box_seg[t] != NOBODY -> assert(!HAS_SPILL(box_seg[t])); lbox[box_seg[t]] = 0
+#else
+     :: box_seg[t] != NOBODY -> skip  /* bug: the old region's frees still go to the box */
+#endif
+     :: else -> skip
+     fi;
+     lbox[r] = 1;
+     box_seg[t] = r
+  :: else -> skip
+  fi
+}
+
+/* src/thread/thread_cache.cc box_refill_slow after ensure_slab: cur's spill (all of it),
+ * else the slab's free list or a carved batch, into the box; box_set_region; then
+ * box_pop. Owner-side: one step. */
 inline refill_pop(t) {
   mr = cur[t];
-  mb = BLKOF(mr, cur_slab[t]);
   HDR(mr);
   if
-  :: loc[mb] == SLAB -> skip
-  :: else -> assert(loc[mb] == UNCARVED); committed[mb] = 1  /* carving touches it */
+  :: HAS_SPILL(mr) ->
+     for (xi : 0 .. NB - 1) {
+       if
+       :: loc[BLKOF(mr, xi)] == SPILL -> loc[BLKOF(mr, xi)] = BOX
+       :: else -> skip
+       fi
+     }
+     xi = 0
+  :: else ->
+     mb = BLKOF(mr, cur_slab[t]);
+     if
+     :: loc[mb] == SLAB -> skip
+     :: else -> assert(loc[mb] == UNCARVED); committed[mb] = 1  /* carving touches it */
+     fi;
+     loc[mb] = BOX
   fi;
-  loc[mb] = BOX;
-  box_seg[t] = mr;
+  box_set_region(t, mr);
   mr = 0;
   mb = 0;
   ok = 0;
@@ -1015,11 +1068,16 @@ inline superslab_free_remote(t, fr, fb) {
 
 /* src/front/hot.h free_fast: the free of block b by t. Its first step: the program
  * picks a live block (ghost: it becomes FREEING); region_kind_of and superslab_on_grid
- * (the region map and header constants); box.seg (t's own), and when it is not the
- * block's region, free_outside_box's owner.load(). When t owns the region, the rest touches
- * t's block and t's owner-side words (the state entry's load and store, the box or slab
- * push, active_local load/store): folded in; the state store is the free's
+ * (the region map and header constants); owner.load(). When t owns the region, the rest
+ * touches t's block and t's owner-side words (the state entry's load and store, the push
+ * through local_head on the box or the region's spill, active_local load/store, and
+ * free_list_started when the list was empty): folded in; the state store is the free's
  * linearization point. */
+#if !defined(BUG_SWITCH_KEEPS_HEAD)
+#define LBOX_FREE_ASSERT assert(lbox[fr] == (box_seg[t] == fr))
+#else
+#define LBOX_FREE_ASSERT skip  /* the bug's consequence is what must be caught */
+#endif
 #define FREE_OPT(b) \
   :: d_step { \
        loc[b] == LIVE && budget > 0 -> \
@@ -1027,26 +1085,28 @@ inline superslab_free_remote(t, fr, fb) {
        loc[b] = FREEING; fb = b; fr = REG(b); \
        printf("OPBEGIN free %d %d\n", t, b); \
        HDR(fr); \
-       /* the box's region is always t's: no owner test (free_fast); else \
-        * free_outside_box's owner.load() */ \
        assert(box_seg[t] != fr || owner[fr] == t); \
-       fo = (box_seg[t] == fr -> t : owner[fr]); \
+       fo = owner[fr]; \
        if \
        :: fo == t -> \
           BLK(fb); \
           assert(st[fb] == ST_LIVE); \
           st[fb] = ST_FREE; \
-          loc[fb] = (box_seg[t] == fr -> BOX : SLAB); \
-          /* not the box's region: a full region goes back to the partial list \
-           * (free_outside_box; then the count, as free_fast's) */ \
-          if \
-          :: box_seg[t] != fr && rlist[fr] == L_FULL -> \
-             list_unlink(t, fr); list_push(t, fr, L_PARTIAL) \
-          :: else -> skip \
-          fi; \
+          /* the push through local_head: the box in its region, else the spill */ \
+          LBOX_FREE_ASSERT; \
+          ch = (lbox[fr] -> !BOX_HAS(t) : !HAS_SPILL(fr));  /* the list was empty */ \
+          loc[fb] = (lbox[fr] -> BOX : SPILL); \
           active_local[fr]--; \
           nlive[fr]--; \
           nfreeing--; \
+          /* free_list_started: a spill that starts brings a full region back to the \
+           * partial list (its empty test: do_free_rest) */ \
+          if \
+          :: ch && !lbox[fr] && rlist[fr] == L_FULL -> \
+             list_unlink(t, fr); list_push(t, fr, L_PARTIAL) \
+          :: else -> skip \
+          fi; \
+          ch = 0; \
           printf("OP free %d %d\n", t, fb) \
        :: else -> inflight[fr]++ \
        fi \
@@ -1076,7 +1136,7 @@ inline do_free_rest(t) {
   fb = 0
 }
 
-/* src/thread/thread_cache.cc box_flush: the box's blocks back to their slabs */
+/* src/thread/thread_cache.cc box_flush: the box's blocks back to their slabs; box_clear */
 inline box_flush(t) {
   for (xi : 0 .. NBLK - 1) {
     if
@@ -1085,11 +1145,16 @@ inline box_flush(t) {
     fi
   }
   xi = 0;
+  if
+  :: box_seg[t] != NOBODY -> lbox[box_seg[t]] = 0
+  :: else -> skip
+  fi;
   box_seg[t] = NOBODY
 }
 
 /* src/thread/thread_cache.cc thread_cache_exit: partial list, then full list, from the
- * head: unlink, leave the warm reserve, orphan_abandon. */
+ * head: unlink, spill_flush (the spill's blocks back to their slabs), leave the warm
+ * reserve, orphan_abandon. */
 inline thread_cache_exit(t) {
   /* box_flush and cur = nullptr: in the exit's first step (proctype thread) */
   do
@@ -1097,6 +1162,13 @@ inline thread_cache_exit(t) {
      d_step {
        cr = (qs[PART(t)] != 0 -> qs[PART(t)] - 1 : qs[FULL(t)] - 1);
        list_unlink(t, cr);
+       for (xi : 0 .. NB - 1) {
+         if
+         :: loc[BLKOF(cr, xi)] == SPILL -> BLK(BLKOF(cr, xi)); loc[BLKOF(cr, xi)] = SLAB
+         :: else -> skip
+         fi
+       }
+       xi = 0;
        plisted[cr] = 0;  /* the purge list is dropped first: pooled regions give all back */
        if
        :: warm[cr] -> warm[cr] = 0; warm_count[t]--
@@ -1128,6 +1200,12 @@ inline quiescent_check() {
       if
       :: loc[xb] == BOX -> assert(owner[xi] != NOBODY && box_seg[owner[xi]] == xi)
       :: else -> skip
+      fi;
+      /* a spill: owned, not the box's region, on the partial list */
+      if
+      :: loc[xb] == SPILL ->
+         assert(owner[xi] != NOBODY && box_seg[owner[xi]] != xi && rlist[xi] == L_PARTIAL)
+      :: else -> skip
       fi
     }
     if
@@ -1158,8 +1236,14 @@ inline quiescent_check() {
        if
        :: owner[xi] != NOBODY ->
           assert(rlist[xi] == L_PARTIAL || rlist[xi] == L_FULL);
-          assert((remote_head[xi] & TAG) == 0)
-       :: else -> assert(rlist[xi] == L_POOL || rlist[xi] == L_ABANDONED)
+          assert((remote_head[xi] & TAG) == 0);
+          /* local_head: the box's list exactly in the box's region */
+#if !defined(BUG_SWITCH_KEEPS_HEAD)
+          assert(lbox[xi] == (box_seg[owner[xi]] == xi))
+#else
+          skip
+#endif
+       :: else -> assert(rlist[xi] == L_POOL || rlist[xi] == L_ABANDONED); assert(!lbox[xi])
        fi;
        if
        :: rlist[xi] == L_POOL -> assert(nlive[xi] == 0 && remote_head[xi] == TAG && warm[xi])

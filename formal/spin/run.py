@@ -72,9 +72,11 @@ RUNS.update({
     "bug-abandon-no-wait": (["-DW=1", "-DBUG_ABANDON_NO_WAIT"], SAFETY, [], "error",
                             "the exit does not wait for a region's push on its queue"),
     "bug-box-keeps-region": (["-DW=0", "-DBUG_BOX_KEEPS_REGION"], SAFETY, [], "error",
-                             "purge_caches drops the box's blocks but keeps box.seg: a free "
-                             "of a block of that region, mapped again for another thread, "
-                             "takes the box path (free_fast tests no owner)"),
+                             "purge_caches drops the box's blocks but keeps box.seg (and "
+                             "the region's local_head on the box)"),
+    "bug-switch-keeps-head": (["-DW=1", "-DBUG_SWITCH_KEEPS_HEAD"], SAFETY, [], "error",
+                              "box_set_region leaves the old region's local_head on the "
+                              "box: its frees join the box of another region"),
     "bug-queue-every-push": (["-DW=1", "-DBUG_QUEUE_EVERY_PUSH"], SAFETY, [], "error",
                              "every remote push queues the region, not only the one that "
                              "found the list empty"),

@@ -110,14 +110,14 @@ bool prove(const std::string& statement, const z3::expr& premise, const z3::expr
   return false;
 }
 
-// Runs `one` for every class and reports one line: all 40 classes proved, or the failures
-// (printed by prove) and the total time.
+// Runs `one` for every class (bs: its grid step, class_stride) and reports one line: all 40
+// classes proved, or the failures (printed by prove) and the total time.
 void for_every_class(const std::string& statement,
                      const std::function<bool(unsigned c, uint32_t bs)>& one) {
   auto t0 = std::chrono::steady_clock::now();
   int failed = 0;
   for (unsigned c = 0; c < hak::kNumClasses; ++c)
-    if (!one(c, hak::kClasses.size[c])) ++failed;
+    if (!one(c, hak::kClasses.stride[c])) ++failed;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (failed)
     std::printf("  FAILED  %s: %d of %u classes  [%.3f s]\n", statement.c_str(), failed,
@@ -128,7 +128,9 @@ void for_every_class(const std::string& statement,
 }
 
 std::string class_name(unsigned c, uint32_t bs) {
-  return "class " + std::to_string(c) + " (" + std::to_string(bs) + " B)";
+  std::string grid = bs == hak::kClasses.size[c] ? "" : ", grid " + std::to_string(bs) + " B";
+  return "class " + std::to_string(c) + " (" + std::to_string(hak::kClasses.size[c]) + " B" + grid +
+         ")";
 }
 
 // --- specifications: plain definitions, written from model/SPEC.md, not from the code ---
@@ -140,6 +142,11 @@ z3::expr spec_class_size(const z3::expr& c32) {
   for (unsigned c = hak::kNumClasses; c-- > 0;)
     r = z3::ite(c32 == k32(c), k64(hak::kClasses.size[c]), r);
   return r;
+}
+// The grid step of class c's blocks by SPEC section 2: the class size, 64 bytes more for
+// C6 and C7.
+z3::expr spec_class_stride(const z3::expr& c32) {
+  return spec_class_size(c32) + z3::ite(c32 == k32(6) || c32 == k32(7), k64(64), k64(0));
 }
 // The smallest power of two >= x, for 1 <= x <= 2^63 (0 outside).
 z3::expr spec_pow2_ceil(const z3::expr& x) {
@@ -395,6 +402,14 @@ void prove_classes() {
                                     z3::shl(k64(1), z3::zext(e - 3, 32)) &&
                       z3::urem(calc.e, k64(256)) == 0),
       {{"c", cc}, {"class_size_calc", calc.e}, {"table", spec_class_size(cc)}});
+  z3::expr table_stride = k64(0);
+  for (unsigned k = hak::kNumClasses; k-- > 0;)
+    table_stride = z3::ite(cc == k32(k), k64(hak::kClasses.stride[k]), table_stride);
+  prove(
+      "kClasses.stride[c] (the grid step) == class_size(c) + 64 for C6 and C7, else "
+      "class_size(c)",
+      z3::ult(cc, k32(hak::kNumClasses)), table_stride == spec_class_stride(cc),
+      {{"c", cc}, {"stride", table_stride}, {"spec", spec_class_stride(cc)}});
   prove("class sizes increase strictly and the last is 256 KiB",
         z3::ult(cc + 1, k32(hak::kNumClasses)),
         z3::ult(spec_class_size(cc), spec_class_size(cc + 1)) &&
@@ -443,10 +458,12 @@ struct SpecRoute {
 SpecRoute spec_memalign(const z3::expr& align, const z3::expr& size) {
   using namespace hak::arith;
   z3::expr a = z3::ite(spec_is_pow2(align), align, spec_pow2_ceil(align));
-  z3::expr s = umax(size, a);
+  z3::expr s0 = umax(size, a);
+  // s <= 256, or s <= 1024 and a <= 64: a tiny block; else a size <= 1024 counts as 1025.
+  z3::expr tiny = z3::ule(s0, k64(256)) || (z3::ule(s0, k64(1024)) && z3::ule(a, k64(64)));
+  z3::expr s = z3::ite(z3::ule(s0, k64(1024)) && !tiny, k64(1025), s0);
   z3::expr p2 = spec_pow2_ceil(s);
-  z3::expr small =
-      z3::ule(s, k64(hak::kTinyMax)) || (z3::ule(s, k64(hak::kMidMax)) && z3::ule(a, k64(256)));
+  z3::expr small = tiny || (z3::ule(s, k64(hak::kMidMax)) && z3::ule(a, k64(256)));
   z3::expr kind = z3::ite(
       z3::ule(align, k64(16)), k32(kRouteMalloc),
       z3::ite(z3::ugt(align, k64(uint64_t{1} << 63)), k32(kRouteEinval),
@@ -494,7 +511,7 @@ void prove_memalign() {
         return prove(class_name(c, bs),
                      spec.kind == k32(kRouteMalloc) && z3::ule(spec.size, k64(hak::kMidMax)) &&
                          cls.e == k32(c) && b.is_block,
-                     aligned_to(b.p, required) && z3::uge(k64(bs), n),
+                     aligned_to(b.p, required) && z3::uge(k64(hak::kClasses.size[c]), n),
                      {{"align", a},
                       {"size", n},
                       {"malloc request", spec.size},
@@ -553,7 +570,7 @@ void prove_policy() {
            arith::slab_index<W>(Bv<64>(k64(off))).e, off, 0);
   }
   for (unsigned c = 0; c < hak::kNumClasses; ++c) {
-    uint32_t bs = hak::kClasses.size[c];
+    uint32_t bs = hak::kClasses.stride[c];
     expect("class_size_calc", arith::class_size_calc<NativeWord>(c),
            arith::class_size_calc<W>(Bv<32>(k32(c))).e, c, 0);
     for (uint32_t h : {0u, 1u, static_cast<uint32_t>(sizeof(hak::SuperSlab)), kHeaderMax}) {

@@ -32,7 +32,7 @@ size_t usable_checked(void* p, const char* call) {
       report_error(call, p, "use after free (block is not allocated)");
       return 0;
     }
-    return ss->block_size;
+    return ss->usable();
   }
   if (k == RegionKind::kLargeHead || k == RegionKind::kLargeTail) {
     if (LargeHeader* h = large_header_of(p)) return h->user_bytes;

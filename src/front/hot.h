@@ -19,22 +19,24 @@ HAK_COLD void free_bad_state(SuperSlab* ss, void* p, uintptr_t off, const char* 
 
 // Every slot (tiny, ULTRA, mid) takes the same path: the box of its slot.
 HAK_INLINE void* malloc_fast(size_t size) noexcept {
-  unsigned c;
+  uintptr_t off;
   if (HAK_LIKELY(size <= kTinyMax))  // one compare on the tiny path
-    c = g_tiny_slot[size];
+    off = g_tiny_box_offset[size];
   else if (size <= kMidMax)
-    c = size_to_class(size);
+    off = uintptr_t{size_to_class(size)} * kBoxBytes;
   else
     return malloc_large_slow(size);
   ThreadCache* tc = tl_tc;
-  Box& box = tc->box[c];
+  Box& box = *reinterpret_cast<Box*>(reinterpret_cast<char*>(tc->box) + off);
   if (HAK_LIKELY(box.free != nullptr)) return box_pop(tc, box);
-  return malloc_slot_slow(c);
+  return malloc_slot_slow(static_cast<unsigned>(off / kBoxBytes));
 }
 
 // SuperSlab, ULTRA and mid regions alike: validate (block boundary, live), then push on
-// the box when the block is in the box's region; a block of another region goes out of
-// line (free_outside_box: another region of the owner's, or a remote free). Large, null and
+// the region's local list (SuperSlab::local_head): the box when the block is in the box's
+// region, else that region's spill, with no branch on which (a working set spread over
+// several regions of a class mispredicted a box test on a third of its frees). A region
+// the caller does not own goes out of line (superslab_free_remote). Large, null and
 // invalid pointers out of line.
 HAK_INLINE void free_fast(void* p, const char* call) noexcept {
   RegionKind k = region_kind_of(p);
@@ -47,9 +49,10 @@ HAK_INLINE void free_fast(void* p, const char* call) noexcept {
     if (HAK_UNLIKELY(!superslab_block_starts_at(ss, i, off)))
       return free_bad_block(ss, p, off, call);
     ThreadCache* tc = tl_tc;
-    Box& box = tc->box[ss->slot];
-    // The box's region is always one tc owns: no owner test on this path.
-    if (HAK_UNLIKELY(ss != box.seg)) return free_outside_box(tc, ss, p, off, call);
+    // relaxed: only tc stores tc there (its own earlier step); another value means another
+    // context's region, or one without owner.
+    if (HAK_UNLIKELY(ss->owner.load(std::memory_order_relaxed) != tc))
+      return superslab_free_remote(ss, p, off, call);
     Atomic<uint8_t>& st = ss->states()[i];
     // relaxed: a kRemote set by another context only needs to be seen once a free that
     // happened before this one in the program set it (the double-free case).
@@ -58,14 +61,19 @@ HAK_INLINE void free_fast(void* p, const char* call) noexcept {
     st.store(kFree, std::memory_order_relaxed);
     HAK_MEM_FREED(p, ss->block_size);
     FreeBlock* fb = static_cast<FreeBlock*>(p);
-    link_set(fb, box.free);
-    box.free = fb;
+    FreeBlock** head = ss->local_head;
+    FreeBlock* next = *head;
+    link_set(fb, next);
+    *head = fb;
     // active_local counts live blocks and pending remote frees alike: 0 means empty with
     // nothing on its way. A region emptied while remote frees are pending waits for the
     // next collection point (SPEC section 3), so a local free never reads remote_pending,
     // on the line remote freers write.
     uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
     ss->active_local.store(left, std::memory_order_relaxed);
+    // The list was empty: a spill that starts may bring its region back from the full
+    // list (then the empty test). Tail calls: the path keeps no frame.
+    if (HAK_UNLIKELY(next == nullptr)) return free_list_started(tc, ss, left);
     if (HAK_UNLIKELY(left == 0)) superslab_check_empty(tc, ss);
     return;
   }

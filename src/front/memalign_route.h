@@ -37,8 +37,13 @@ template <class W>
 HAK_INLINE MemalignRoute<W> aligned_route(word64<W> align, word64<W> size) {
   if (size > kMaxRequest - align) return {kRouteEnomem, 0, 0};
   word64<W> s = size < align ? align : size;
-  // Tiny blocks sit on a grid of their (power-of-two) size from a 2 MiB-aligned base.
-  if (s <= kTinyMax) return {kRouteMalloc, s, 0};
+  // Tiny blocks sit on a grid from a 2 MiB-aligned base: of their (power-of-two) size up to
+  // 256 B, of their size and a cache line above (class_stride: 64-byte aligned), so a
+  // larger alignment of those sizes takes a mid block.
+  if (s <= kTinyMax) {
+    if (s <= kTinyPow2GridMax || align <= kGridLine) return {kRouteMalloc, s, 0};
+    s = kTinyMax + 1;
+  }
   if (s <= kMidMax) {
     if (align <= 256) return {kRouteMalloc, s, 0};  // every mid size is a multiple of 256
     word64<W> p2 = size_t{1} << (64 - W::clz64(s - 1));

@@ -53,7 +53,7 @@ RegionInfo describe(uintptr_t base) {
     SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
     r.bytes = kRegionSize;
     r.cls = ss->cls;
-    r.block_size = ss->block_size;
+    r.block_size = ss->usable();
     r.owner = owner_id(ss->owner.load(std::memory_order_relaxed));
     r.active = ss->active();
     r.pending = ss->remote_pending.load(std::memory_order_relaxed);

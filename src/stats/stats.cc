@@ -100,11 +100,11 @@ StatsSnapshot stats_snapshot() noexcept {
     if (k == RegionKind::kSuperSlab || k == RegionKind::kMid) {
       SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
       s.active_blocks[ss->cls] += ss->active();
-      s.bytes_in_blocks += uint64_t{ss->active()} * ss->block_size;
+      s.bytes_in_blocks += uint64_t{ss->active()} * ss->usable();
     } else if (k == RegionKind::kUltra) {
       SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
       s.active_ultra += ss->active();
-      s.bytes_in_blocks += uint64_t{ss->active()} * ss->block_size;
+      s.bytes_in_blocks += uint64_t{ss->active()} * ss->usable();
     } else if (k == RegionKind::kLargeHead) {
       const LargeHeader* h = reinterpret_cast<const LargeHeader*>(base);
       s.bytes_in_blocks += h->user_bytes;

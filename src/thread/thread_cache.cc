@@ -48,13 +48,38 @@ void relist(ClassCache& cc, SuperSlab* ss) {
   list_push(cc, ss, want);
 }
 
+// The box of a slot hands out blocks of ss from now on (its spill is empty): the frees of
+// ss push on the box, those of the box's previous region on its own spill again.
+void box_set_region(Box& box, SuperSlab* ss) {
+  if (box.seg == ss) return;
+  if (SuperSlab* old = box.seg) old->local_head = &old->spill;
+  ss->local_head = &box.free;
+  box.seg = ss;
+}
+void box_clear(Box& box) {
+  if (SuperSlab* old = box.seg) old->local_head = &old->spill;
+  box = Box{};
+}
+
 // Drops cached free blocks of `ss` (all of them, or all but those of slab `keep`): they
-// are about to be reset or unmapped. One walk of the box.
+// are about to be reset or unmapped. One walk of the spill and of the box; the spill's
+// blocks of `keep` go back on its slab's list (superslab_reset_except keeps it).
 void purge_caches(ThreadCache* tc, SuperSlab* ss, int keep) {
+  FreeBlock* spill = ss->spill;
+  ss->spill = nullptr;
+  if (keep >= 0) {
+    for (FreeBlock* b = spill; b;) {
+      FreeBlock* next = link_next(b);
+      if (((reinterpret_cast<uintptr_t>(b) - ss->base()) >> kSlabShift) ==
+          static_cast<uintptr_t>(keep))
+        superslab_put(ss, b);
+      b = next;
+    }
+  }
   Box& box = tc->box[ss->slot];
   if (box.seg != ss) return;
   if (keep < 0) {
-    box = Box{};
+    box_clear(box);
     return;
   }
   FreeBlock* kept = nullptr;
@@ -359,6 +384,7 @@ bool thread_cache_ensure_slab(ThreadCache* tc, unsigned slot) noexcept {
   add_relaxed(tc->refill_region_visits, visits);
   for (;;) {
     if (SuperSlab* ss = cc.cur) {
+      if (ss->spill) return true;  // the refill takes it
       if (!superslab_slab_has_free(ss, cc.cur_slab)) {
         uint32_t m = ss->slab_free_mask | ss->slab_uncarved_mask;
         if (m) cc.cur_slab = __builtin_ctz(m);
@@ -384,7 +410,9 @@ bool thread_cache_ensure_slab(ThreadCache* tc, unsigned slot) noexcept {
       list_push(cc, pick, pick->has_free_space() ? SuperSlabList::kPartial : SuperSlabList::kFull);
     }
     cc.cur = pick;
-    cc.cur_slab = __builtin_ctz(pick->slab_free_mask | pick->slab_uncarved_mask);
+    // A region with a spill alone: any slab (the refill takes the spill).
+    uint32_t m = pick->slab_free_mask | pick->slab_uncarved_mask;
+    cc.cur_slab = m ? __builtin_ctz(m) : 0;
   }
 }
 
@@ -446,6 +474,7 @@ void thread_cache_exit(ThreadCache* tc) noexcept {
     for (SuperSlabList l : {SuperSlabList::kPartial, SuperSlabList::kFull}) {
       while (SuperSlab* ss = list_head(cc, l)) {
         list_unlink(cc, ss);
+        spill_flush(ss);
         if (ss->warm) {
           ss->warm = 0;
           --cc.warm_count;
@@ -574,14 +603,17 @@ void* box_refill_slow(unsigned c) noexcept {
     SuperSlab* ss = cc.cur;
     unsigned i = cc.cur_slab;
     SlabMeta& m = ss->slabs[i];
-    if (m.free) {  // the slab's whole free list moves into the box
+    if (ss->spill) {  // the region's latest frees, most likely still in cache
+      box.free = ss->spill;
+      ss->spill = nullptr;
+    } else if (m.free) {  // the slab's whole free list moves into the box
       box.free = m.free;
       m.free = nullptr;
       ss->slab_free_mask &= ~(1u << i);
     } else {
       box.free = superslab_carve_list(ss, i, kCarveBatch);
     }
-    box.seg = ss;
+    box_set_region(box, ss);
   }
   void* p = box_pop(tc, box);
   if (HAK_UNLIKELY(tl_exiting)) return exit_late_context(tc, p);
@@ -629,7 +661,10 @@ void* calloc_mid(unsigned c, size_t bytes) noexcept {
       ClassCache& cc = tc->cls[c];
       SuperSlab* cur = cc.cur;
       SlabMeta& m = cur->slabs[cc.cur_slab];
-      if (m.free) {
+      if (cur->spill) {
+        box.free = cur->spill;
+        cur->spill = nullptr;
+      } else if (m.free) {
         box.free = m.free;
         m.free = nullptr;
         cur->slab_free_mask &= ~(1u << cc.cur_slab);
@@ -637,7 +672,7 @@ void* calloc_mid(unsigned c, size_t bytes) noexcept {
         box.free = superslab_carve_list(cur, cc.cur_slab, 1);
         fresh = true;
       }
-      box.seg = cur;
+      box_set_region(box, cur);
     }
   }
   void* p = box_pop(tc, box);
@@ -657,7 +692,16 @@ void box_flush(Box& box) noexcept {
     superslab_put(box.seg, b);
     b = next;
   }
-  box = Box{};
+  box_clear(box);
+}
+
+void spill_flush(SuperSlab* ss) noexcept {
+  for (FreeBlock* b = ss->spill; b;) {
+    FreeBlock* next = link_next(b);
+    superslab_put(ss, b);
+    b = next;
+  }
+  ss->spill = nullptr;
 }
 
 void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
@@ -668,27 +712,14 @@ void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept {
   return p;
 }
 
-void free_outside_box(ThreadCache* tc, SuperSlab* ss, void* p, uintptr_t off,
-                      const char* call) noexcept {
-  if (ss->owner.load(std::memory_order_relaxed) != tc)
-    return superslab_free_remote(ss, p, off, call);
-  Atomic<uint8_t>& st = superslab_state(ss, off);
-  if (st.load(std::memory_order_relaxed) != kLive)
-    return report_error(call, p,
-                        superslab_state_reason(ss, off, "double free (block is not allocated)"));
-  st.store(kFree, std::memory_order_relaxed);
-  HAK_MEM_FREED(p, ss->block_size);
-  superslab_put(ss, p);
-  // A full region has a free block again: back to the partial list, so refills find it
-  // without walking the full list.
-  if (HAK_UNLIKELY(ss->list == SuperSlabList::kFull)) {
+void free_list_started(ThreadCache* tc, SuperSlab* ss, uint32_t left) noexcept {
+  // The box's list (ss is its region): nothing to do. A spill: a full region has a free
+  // block again, back to the partial list.
+  if (ss->local_head == &ss->spill && ss->list == SuperSlabList::kFull) {
     ClassCache& cc = tc->cls[ss->slot];
     list_unlink(cc, ss);
     list_push(cc, ss, SuperSlabList::kPartial);
   }
-  // As free_fast ends.
-  uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
-  ss->active_local.store(left, std::memory_order_relaxed);
   if (left == 0) superslab_check_empty(tc, ss);
 }
 
@@ -772,7 +803,7 @@ void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* ca
     // Abandoned: undone (the block is live again to the lock holder), then freed as its
     // owner would, under the orphan lock.
     ss->remote_pending.fetch_sub(1, std::memory_order_relaxed);
-    HAK_MEM_ALLOCATED(p, ss->block_size);
+    HAK_MEM_ALLOCATED(p, ss->usable());
     st.store(kLive, std::memory_order_relaxed);
     if (superslab_free_abandoned(ss, p, off, call)) return;
   }

@@ -15,12 +15,14 @@ namespace hak {
 // The thread's cache of one slot: free blocks of one owned region (`seg`), any slab, in
 // a LIFO list (the block reused next is the one just freed, still in cache). malloc pops
 // it; a free into `seg` pushes on it, a free into another owned region pushes on that
-// region's slab list. Every slot works the same way, so the fast paths have no branch on
-// the class (the seed's ULTRA box, for every class).
+// region's spill (both through the region's local_head: superslab.h), which a refill
+// takes whole into the box when it picks the region. Every slot works the same way, so
+// the fast paths have no branch on the class (the seed's ULTRA box, for every class).
 struct Box {
   FreeBlock* free = nullptr;  // nullptr in the sentinel context: every pop misses
   SuperSlab* seg = nullptr;
 };
+static_assert(sizeof(Box) == kBoxBytes);
 
 // Blocks carved into a box at once from a fresh slab (the rest stay uncarved).
 inline constexpr uint32_t kCarveBatch = 64;
@@ -82,16 +84,17 @@ void* box_refill_slow(unsigned slot) noexcept;
 void* calloc_mid(unsigned slot, size_t bytes) noexcept;
 // Gives the box's blocks back to their slabs (thread exit).
 void box_flush(Box& box) noexcept;
+// Gives the spill's blocks back to their slabs (thread exit: the region loses its owner).
+void spill_flush(SuperSlab* ss) noexcept;
 // First live block of a region whose count was zero (it leaves the warm reserve);
 // returns p.
 void* superslab_left_empty(ThreadCache* tc, SuperSlab* ss, void* p) noexcept;
 // After a local free found active_local == 0: the region is empty (release or keep).
 void superslab_check_empty(ThreadCache* tc, SuperSlab* ss) noexcept;
-// A free (on the grid) of a block that is not in tc's box region: of another region tc
-// owns (validated, then on its slab's list; a region on the full list moves back to the
-// partial list, so refills never walk the full list), else superslab_free_remote.
-void free_outside_box(ThreadCache* tc, SuperSlab* ss, void* p, uintptr_t off,
-                      const char* call) noexcept;
+// A local free found its list (the box, or ss's spill) empty: a region on the full list
+// whose spill starts moves back to the partial list, so refills never walk the full list;
+// then, with `left` (active_local after the free) 0, superslab_check_empty.
+void free_list_started(ThreadCache* tc, SuperSlab* ss, uint32_t left) noexcept;
 // A free by a context that does not own the region (or of an ownerless region).
 void superslab_free_remote(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
 // The exiting owner of `ss` closed its remote list, which was not empty: waits until `ss`
@@ -155,7 +158,7 @@ HAK_INLINE void* box_pop(ThreadCache* tc, Box& box) {
   FreeBlock* b = box.free;
   box.free = link_next(b);
   SuperSlab* ss = box.seg;
-  HAK_MEM_ALLOCATED(b, ss->block_size);
+  HAK_MEM_ALLOCATED(b, ss->usable());
   superslab_mark_live(ss, reinterpret_cast<uintptr_t>(b) - ss->base());
   uint32_t a = ss->active_local.load(std::memory_order_relaxed);
   ss->active_local.store(a + 1, std::memory_order_relaxed);

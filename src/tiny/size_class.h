@@ -34,11 +34,31 @@ inline constexpr size_t class_size_calc(unsigned c) {
   return arith::class_size_calc<NativeWord>(c);
 }
 
+// The grid step of class c's blocks in a region: the class size, and one cache line more
+// for C6 and C7 (512 and 1024 B; the line past the block is never handed out). On a grid
+// of 512 or 1024 bytes every block starts on 1/8 or 1/16 of a cache's sets (the address
+// bits 6..9 that pick them are the same), so a working set of them evicts itself: 8192
+// random slots of 16..1024 B (bench_mixed --ws 8192) missed a 1 MiB L2 0.84 times per
+// malloc+free (cachegrind), 0.00 on the 576 and 1088-byte grids, whose first lines take
+// every set. Smaller classes keep their power-of-two grid (memalign relies on it, SPEC
+// section 2); C6 and C7 blocks are 64-byte aligned.
+inline constexpr unsigned kFirstLineGridClass = 6;
+inline constexpr size_t kGridLine = 64;
+inline constexpr size_t class_stride_calc(unsigned c) {
+  return class_size_calc(c) + (c >= kFirstLineGridClass && c < kTinyClasses ? kGridLine : 0);
+}
+// The largest tiny size whose class keeps the power-of-two grid.
+inline constexpr size_t kTinyPow2GridMax = size_t{8} << (kFirstLineGridClass - 1);
+
 struct ClassTable {
   uint32_t size[kNumClasses];
+  uint32_t stride[kNumClasses];             // the grid step (class_stride_calc)
   uint8_t tiny_by_qword[kTinyMax / 8 + 1];  // (size + 7) / 8 -> class, for size <= 1024
-  constexpr ClassTable() : size{}, tiny_by_qword{} {
-    for (unsigned c = 0; c < kNumClasses; ++c) size[c] = static_cast<uint32_t>(class_size_calc(c));
+  constexpr ClassTable() : size{}, stride{}, tiny_by_qword{} {
+    for (unsigned c = 0; c < kNumClasses; ++c) {
+      size[c] = static_cast<uint32_t>(class_size_calc(c));
+      stride[c] = static_cast<uint32_t>(class_stride_calc(c));
+    }
     for (unsigned q = 0; q <= kTinyMax / 8; ++q) {
       size_t s = q * 8;
       unsigned c = 0;
@@ -51,6 +71,9 @@ inline constexpr ClassTable kClasses{};
 
 HAK_INLINE constexpr size_t class_size(unsigned c) {
   return kClasses.size[c];
+}
+HAK_INLINE constexpr size_t class_stride(unsigned c) {
+  return kClasses.stride[c];
 }
 
 namespace arith {
@@ -86,8 +109,12 @@ HAK_INLINE constexpr unsigned slot_class(unsigned s) {
 }
 
 // Size (<= 1024) -> slot, indexed by the size. C7 sizes map to kUltraSlot while ULTRA is
-// on (set_c7_ultra); the table is the only switch the malloc fast path sees.
+// on (set_c7_ultra).
 extern std::array<uint8_t, kTinyMax + 1> g_tiny_slot;
+// The same, as the byte offset of the slot's Box in ThreadCache::box (slot * kBoxBytes):
+// the only switch the malloc fast path sees.
+inline constexpr unsigned kBoxBytes = 16;
+extern std::array<uint16_t, kTinyMax + 1> g_tiny_box_offset;
 void set_c7_ultra(bool on) noexcept;
 
 // Slot for a request of `size` bytes; only for size <= kMidMax.

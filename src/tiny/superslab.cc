@@ -18,7 +18,7 @@ unsigned kind_index(RegionKind k) {
 
 void init_layout(SuperSlab* ss, unsigned slot) {
   unsigned cls = slot_class(slot);
-  uint32_t bs = static_cast<uint32_t>(class_size(cls));
+  uint32_t bs = static_cast<uint32_t>(class_stride(cls));
   ss->magic = kSuperSlabMagic;
   ss->kind = slot_kind(slot);
   ss->cls = static_cast<uint8_t>(cls);
@@ -33,6 +33,8 @@ void init_layout(SuperSlab* ss, unsigned slot) {
   ss->data_end = l.data_end;
   ss->active_local.store(0, std::memory_order_relaxed);
   ss->owner.store(nullptr, std::memory_order_relaxed);
+  ss->spill = nullptr;
+  ss->local_head = &ss->spill;
   ss->remote_pending.store(0, std::memory_order_relaxed);
   ss->remote_head.store(0, std::memory_order_relaxed);
   ss->queue_next.store(nullptr, std::memory_order_relaxed);
@@ -248,6 +250,9 @@ uint32_t superslab_rebuild(SuperSlab* ss) noexcept {
       superslab_put(ss, reinterpret_cast<char*>(ss) + off);
     }
   }
+  // A spill's blocks are kFree: listed again above.
+  ss->spill = nullptr;
+  ss->local_head = &ss->spill;
   ss->active_local.store(live, std::memory_order_relaxed);
   ss->remote_pending.store(0, std::memory_order_relaxed);
   ss->remote_head.store(0, std::memory_order_relaxed);

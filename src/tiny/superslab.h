@@ -4,8 +4,10 @@
 // path (front/hot.h); they differ in region kind only.
 //
 // Layout: [header | state map | blocks on the class grid ...]
-// Block k lives at base + k * block_size. Its index k = (off * inv) >> 40, which is exact
-// for every grid position, so one multiply gives both the boundary check (k * block_size
+// Block k lives at base + k * block_size, the grid step (class_stride: the class size, one
+// cache line more for C6 and C7, whose blocks keep it unused; src/tiny/size_class.h). Its index k =
+// (off * inv) >> 40, which is exact for every grid position, so one multiply gives both the
+// boundary check (k * block_size
 // == off) and the block's state entry (proved with the rest of the arithmetic below,
 // formal/z3). The state map has one entry per grid position of the region:
 //  - kFree:   not live (never carved, in a free list, or the header's positions).
@@ -84,15 +86,23 @@ struct alignas(64) SuperSlab {
   uint32_t magic;
   RegionKind kind;
   uint8_t cls;
-  uint8_t warm;  // empty and kept in a warm reserve (owner's, or the pool)
-  uint8_t slot;  // class, or kUltraSlot
-  uint32_t block_size;
-  uint64_t inv;  // ceil(2^40 / block_size): the block index of an offset, by multiply
+  uint8_t warm;         // empty and kept in a warm reserve (owner's, or the pool)
+  uint8_t slot;         // class, or kUltraSlot
+  uint32_t block_size;  // the grid step (class_stride); a block's usable bytes: usable()
+  uint64_t inv;         // ceil(2^40 / block_size): the block index of an offset, by multiply
   uint32_t data_begin;
   uint32_t data_end;  // one past the last block's start offset
   // Owner-written (relaxed atomic so inspect and other threads may read it).
   Atomic<uint32_t> active_local;
   Atomic<ThreadCache*> owner;
+  // Where the owner's free of a block of this region pushes it (front/hot.h free_fast):
+  // &box.free of its slot while this is the box's region, else &spill. Written and read
+  // by the owner only (free_fast tests the owner first).
+  FreeBlock** local_head;
+  // The owner's frees while this is not its box's region (LIFO), taken whole into the box
+  // by the refill that picks the region (thread_cache.cc). Empty in a box's region and in
+  // a region without owner.
+  FreeBlock* spill;
 
   // --- written by remote frees ---
   alignas(64) Atomic<uint32_t> remote_pending;
@@ -127,12 +137,16 @@ struct alignas(64) SuperSlab {
     return reinterpret_cast<const Atomic<uint8_t>*>(this + 1);
   }
   uintptr_t base() const { return reinterpret_cast<uintptr_t>(this); }
+  // The usable bytes of a block: the class size (block_size past it for C6 and C7).
+  uint32_t usable() const { return static_cast<uint32_t>(class_size(cls)); }
   uint32_t active() const {
     // relaxed: a snapshot; exact whenever no free is in flight.
     return active_local.load(std::memory_order_relaxed) -
            remote_pending.load(std::memory_order_relaxed);
   }
-  bool has_free_space() const { return (slab_free_mask | slab_uncarved_mask) != 0; }
+  bool has_free_space() const {
+    return (slab_free_mask | slab_uncarved_mask) != 0 || spill != nullptr;
+  }
 };
 
 HAK_INLINE RegionKind slot_kind(unsigned s) {
