@@ -122,3 +122,59 @@ TEST(Refill, CollectionVisitsOnlyRegionsWithRemoteFrees) {
   hk::context_exit(a);
   hk::context_exit(b);
 }
+
+// The owner's free into a region that is not its box's goes on that region's spill
+// (front/hot.h): still checked (a double free of it is reported), the region back on the
+// partial list, and a refill takes the spill: the freed blocks come back before any region
+// is mapped. Thread exit gives the spills back to their slabs.
+TEST(Refill, FreesIntoAnotherOwnedRegionGoOnItsSpillAndComeBack) {
+  fresh_settings(1, ultra_default(), /*report=*/true);
+  hk::Context* a = hk::context_create();
+  std::vector<void*> blocks;
+  {
+    hk::Use use(a);
+    grow_to(blocks, 4);  // the box is in the fourth region; the first three are full
+    int cls = class_of(blocks[0]);
+    size_t regions = count_regions(hk::Kind::kMid, cls);
+    EXPECT_EQ(regions, 4u);
+    // Two blocks of the first region: its spill.
+    void* x = blocks[0];
+    void* y = blocks[1];
+    hak_free(x);
+    hak_free(y);
+    uint64_t errors = hk::error_count();
+    hak_free(y);  // a double free of a spilled block
+    EXPECT_EQ(hk::error_count(), errors + 1);
+    EXPECT_EQ(active_blocks(hk::Kind::kMid, cls), blocks.size() - 2);
+    blocks[0] = blocks[1] = nullptr;
+    // The fourth region is carved first, then the refill takes the spill, last freed
+    // first, before a fifth region.
+    bool got_x = false, got_y = false;
+    for (size_t i = 0; i < 2 * blocks.size() && !(got_x && got_y); ++i) {
+      void* p = hak_malloc(kBlock);
+      ASSERT_NE(p, nullptr);
+      if (p == y) got_y = true;
+      if (p == x) {
+        EXPECT_TRUE(got_y) << "the spill is LIFO";
+        got_x = true;
+      }
+      blocks.push_back(p);
+      ASSERT_EQ(count_regions(hk::Kind::kMid, cls), regions) << "mapped with a spill to take";
+    }
+    EXPECT_TRUE(got_x && got_y);
+    // Spills at exit: a block of each of the first two regions, then the exit.
+    for (size_t k : {size_t{2}, blocks.size() / 4}) {
+      hak_free(blocks[k]);
+      blocks[k] = nullptr;
+    }
+  }
+  hk::context_exit(a);
+  hk::Context* b = hk::context_create();
+  {
+    hk::Use use(b);
+    for (void* p : blocks)  // into abandoned regions: their lists were consistent
+      if (p) hak_free(p);
+    EXPECT_EQ(active_blocks(hk::Kind::kMid), 0u);
+  }
+  hk::context_exit(b);
+}

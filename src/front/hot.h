@@ -19,17 +19,17 @@ HAK_COLD void free_bad_state(SuperSlab* ss, void* p, uintptr_t off, const char* 
 
 // Every slot (tiny, ULTRA, mid) takes the same path: the box of its slot.
 HAK_INLINE void* malloc_fast(size_t size) noexcept {
-  uintptr_t off;
+  unsigned c;
   if (HAK_LIKELY(size <= kTinyMax))  // one compare on the tiny path
-    off = g_tiny_box_offset[size];
+    c = g_tiny_slot[size];
   else if (size <= kMidMax)
-    off = uintptr_t{size_to_class(size)} * kBoxBytes;
+    c = size_to_class(size);
   else
     return malloc_large_slow(size);
   ThreadCache* tc = tl_tc;
-  Box& box = *reinterpret_cast<Box*>(reinterpret_cast<char*>(tc->box) + off);
+  Box& box = tc->box[c];
   if (HAK_LIKELY(box.free != nullptr)) return box_pop(tc, box);
-  return malloc_slot_slow(static_cast<unsigned>(off / kBoxBytes));
+  return malloc_slot_slow(c);
 }
 
 // SuperSlab, ULTRA and mid regions alike: validate (block boundary, live), then push on

@@ -22,7 +22,6 @@ struct Box {
   FreeBlock* free = nullptr;  // nullptr in the sentinel context: every pop misses
   SuperSlab* seg = nullptr;
 };
-static_assert(sizeof(Box) == kBoxBytes);
 
 // Blocks carved into a box at once from a fresh slab (the rest stay uncarved).
 inline constexpr uint32_t kCarveBatch = 64;

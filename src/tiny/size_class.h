@@ -109,12 +109,8 @@ HAK_INLINE constexpr unsigned slot_class(unsigned s) {
 }
 
 // Size (<= 1024) -> slot, indexed by the size. C7 sizes map to kUltraSlot while ULTRA is
-// on (set_c7_ultra).
+// on (set_c7_ultra); the table is the only switch the malloc fast path sees.
 extern std::array<uint8_t, kTinyMax + 1> g_tiny_slot;
-// The same, as the byte offset of the slot's Box in ThreadCache::box (slot * kBoxBytes):
-// the only switch the malloc fast path sees.
-inline constexpr unsigned kBoxBytes = 16;
-extern std::array<uint16_t, kTinyMax + 1> g_tiny_box_offset;
 void set_c7_ultra(bool on) noexcept;
 
 // Slot for a request of `size` bytes; only for size <= kMidMax.
