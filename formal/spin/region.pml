@@ -822,7 +822,7 @@ inline box_set_region(t, r) {
   fi
 }
 
-/* src/thread/thread_cache.cc box_refill_slow after ensure_slab: cur's spill (all of it),
+/* src/thread/thread_cache.cc box_refill_slow after ensure_slab, box_fill: cur's spill (all of it),
  * else the slab's free list or a carved batch, into the box; box_set_region; then
  * box_pop. Owner-side: one step. */
 inline refill_pop(t) {

@@ -96,10 +96,9 @@ void remove_slot(unsigned i) {
 
 // Under g_lock. Newest first, dirty runs keep their pages while they fit the budget (for
 // kKeepMs at most) or were freed less than purge_delay_ms ago (force: none is kept); the
-// others are taken out to be decommitted.
-void purge_locked(bool force, Deferred* d) {
+// others are taken out to be decommitted. `now`: read before the lock (unused with force).
+void purge_locked(bool force, uint64_t now, Deferred* d) {
   uint32_t delay = g_config.purge_delay_ms;
-  uint64_t now = force ? 0 : os_now_ms();
   size_t kept = 0, budget = keep_budget(), region_budget = keep_budget(false);
   uint64_t next = UINT64_MAX;
   for (unsigned i = g_cached; i-- > 0;) {
@@ -198,7 +197,7 @@ void release_run(uintptr_t base, size_t bytes, size_t touched, bool dirty, size_
       remove_slot(v);
     }
     g_cache[g_cached++] = run;
-    if (dirty) purge_locked(false, &d);
+    if (dirty) purge_locked(false, now, &d);
   }
   finish(d);
 }
@@ -261,6 +260,7 @@ void* acquire_run(size_t bytes, size_t align, size_t want, bool* dirty, size_t* 
   uintptr_t host = 0;
   size_t filled = 0;  // the new run's bytes likely resident
   *dirty = false;
+  uint64_t now = os_now_ms();
   Deferred d;
   {
     SpinGuard g(g_lock);
@@ -312,7 +312,7 @@ void* acquire_run(size_t bytes, size_t align, size_t want, bool* dirty, size_t* 
       filled = off + r.touched;
       off += r.bytes;
     }
-    if (os_now_ms() >= g_purge_at.load(std::memory_order_relaxed)) purge_locked(false, &d);
+    if (now >= g_purge_at.load(std::memory_order_relaxed)) purge_locked(false, now, &d);
   }
   finish(d);
   // Outside the lock: the host and the pieces are out of the cache.
@@ -550,10 +550,11 @@ void large_purge_due(uint64_t now) noexcept {
 }
 
 void large_purge(bool force) noexcept {
+  uint64_t now = force ? 0 : os_now_ms();
   Deferred d;
   {
     SpinGuard g(g_lock);
-    purge_locked(force, &d);
+    purge_locked(force, now, &d);
   }
   finish(d);
 }
@@ -580,12 +581,13 @@ void large_cache_put_region(void* base, size_t touched, bool keep_pages) noexcep
 
 void* large_cache_take_region(size_t* dirty) noexcept {
   CachedRun h{};
+  uint64_t now = os_now_ms();
   Deferred d;
   {
     SpinGuard g(g_lock);
     // A purge point: a run due for its purge goes back before it is taken (it would be
     // cleared and kept resident for a region that may carve a few blocks).
-    if (os_now_ms() >= g_purge_at.load(std::memory_order_relaxed)) purge_locked(false, &d);
+    if (now >= g_purge_at.load(std::memory_order_relaxed)) purge_locked(false, now, &d);
     // As acquire_run scores a run for a block that writes the whole region: the pages to
     // fault in, plus a sixteenth of the bytes split off a bigger run. Newest first on ties.
     unsigned best = kCacheSlots;
@@ -615,13 +617,14 @@ void* large_cache_take_region(size_t* dirty) noexcept {
 }
 
 size_t large_set_keep_committed(size_t bytes) noexcept {
+  uint64_t now = os_now_ms();
   Deferred d;
   size_t old;
   {
     SpinGuard g(g_lock);
     old = g_keep_max;
     g_keep_max = bytes;
-    purge_locked(false, &d);
+    purge_locked(false, now, &d);
   }
   finish(d);
   return old;

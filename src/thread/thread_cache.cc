@@ -586,6 +586,44 @@ void refill_tick(ThreadCache* tc, unsigned c) {
 
 }  // namespace
 
+namespace {
+
+// The empty box of slot c takes blocks of the slot's current region (thread_cache_ensure_slab
+// made one): the region's spill (its latest frees, most likely still in cache), else the
+// current slab's whole free list, else up to carve_max blocks carved. True when carved.
+bool box_fill(ThreadCache* tc, unsigned c, uint32_t carve_max) {
+  Box& box = tc->box[c];
+  ClassCache& cc = tc->cls[c];
+  SuperSlab* ss = cc.cur;
+  unsigned i = cc.cur_slab;
+  SlabMeta& m = ss->slabs[i];
+  bool carved = false;
+  if (ss->spill) {
+    box.free = ss->spill;
+    ss->spill = nullptr;
+  } else if (m.free) {
+    box.free = m.free;
+    m.free = nullptr;
+    ss->slab_free_mask &= ~(1u << i);
+  } else {
+    box.free = superslab_carve_list(ss, i, carve_max);
+    carved = true;
+  }
+  box_set_region(box, ss);
+  return carved;
+}
+
+// Gives the blocks of a list of ss back to their slabs.
+void put_list(SuperSlab* ss, FreeBlock* b) {
+  while (b) {
+    FreeBlock* next = link_next(b);
+    superslab_put(ss, b);
+    b = next;
+  }
+}
+
+}  // namespace
+
 void* box_refill_slow(unsigned c) noexcept {
   ThreadCache* tc = thread_cache_current();
   if (HAK_UNLIKELY(!tc)) {
@@ -599,21 +637,7 @@ void* box_refill_slow(unsigned c) noexcept {
       errno = ENOMEM;
       return nullptr;
     }
-    ClassCache& cc = tc->cls[c];
-    SuperSlab* ss = cc.cur;
-    unsigned i = cc.cur_slab;
-    SlabMeta& m = ss->slabs[i];
-    if (ss->spill) {  // the region's latest frees, most likely still in cache
-      box.free = ss->spill;
-      ss->spill = nullptr;
-    } else if (m.free) {  // the slab's whole free list moves into the box
-      box.free = m.free;
-      m.free = nullptr;
-      ss->slab_free_mask &= ~(1u << i);
-    } else {
-      box.free = superslab_carve_list(ss, i, kCarveBatch);
-    }
-    box_set_region(box, ss);
+    box_fill(tc, c, kCarveBatch);
   }
   void* p = box_pop(tc, box);
   if (HAK_UNLIKELY(tl_exiting)) return exit_late_context(tc, p);
@@ -658,21 +682,7 @@ void* calloc_mid(unsigned c, size_t bytes) noexcept {
         errno = ENOMEM;
         return nullptr;
       }
-      ClassCache& cc = tc->cls[c];
-      SuperSlab* cur = cc.cur;
-      SlabMeta& m = cur->slabs[cc.cur_slab];
-      if (cur->spill) {
-        box.free = cur->spill;
-        cur->spill = nullptr;
-      } else if (m.free) {
-        box.free = m.free;
-        m.free = nullptr;
-        cur->slab_free_mask &= ~(1u << cc.cur_slab);
-      } else {
-        box.free = superslab_carve_list(cur, cc.cur_slab, 1);
-        fresh = true;
-      }
-      box_set_region(box, cur);
+      fresh = box_fill(tc, c, 1);
     }
   }
   void* p = box_pop(tc, box);
@@ -687,20 +697,12 @@ void* calloc_mid(unsigned c, size_t bytes) noexcept {
 }
 
 void box_flush(Box& box) noexcept {
-  for (FreeBlock* b = box.free; b;) {
-    FreeBlock* next = link_next(b);
-    superslab_put(box.seg, b);
-    b = next;
-  }
+  put_list(box.seg, box.free);
   box_clear(box);
 }
 
 void spill_flush(SuperSlab* ss) noexcept {
-  for (FreeBlock* b = ss->spill; b;) {
-    FreeBlock* next = link_next(b);
-    superslab_put(ss, b);
-    b = next;
-  }
+  put_list(ss, ss->spill);
   ss->spill = nullptr;
 }
 

@@ -63,22 +63,6 @@ void decommit(const SuperSlab* ss, uintptr_t from, uintptr_t to) {
   if (to > from) os_decommit(reinterpret_cast<void*>(from), to - from);
 }
 
-// The bytes from the base of ss its blocks may have written: through the last carved block
-// (which may run past its slab), the state map entries below it included; the header's
-// pages below the state map's first whole page when none is carved (superslab_reset gave
-// the rest back; decommit keeps those).
-size_t written_bytes(const SuperSlab* ss) {
-  uintptr_t end = align_up(state_entry(ss, 0), kPageSize);
-  if (ss->slab_carved_mask) {
-    const SlabMeta& last = ss->slabs[31 - __builtin_clz(ss->slab_carved_mask)];
-    uintptr_t carved = align_up(block_at(ss, last.carve_next), kPageSize);
-    if (carved > end) end = carved;
-  }
-  end -= ss->base();
-  if (end < ss->cleared_end) end = ss->cleared_end;
-  return end < kRegionSize ? end : kRegionSize;
-}
-
 // The end of what `mask`'s slabs may have made resident: through the last carved block of
 // its highest slab (which may run past the slab), or what superslab_map cleared.
 uintptr_t touched_end(const SuperSlab* ss, uint32_t mask) {
@@ -86,6 +70,19 @@ uintptr_t touched_end(const SuperSlab* ss, uint32_t mask) {
   uintptr_t end = align_up(block_at(ss, last.carve_next), kPageSize);
   uintptr_t cleared = ss->base() + ss->cleared_end;
   return end > cleared ? end : cleared;
+}
+
+// The bytes from the base of ss its blocks may have written: its touched span (the state
+// map entries below it included), else the header's pages below the state map's first
+// whole page (superslab_reset gave the rest back; decommit keeps those).
+size_t written_bytes(const SuperSlab* ss) {
+  uintptr_t end = align_up(state_entry(ss, 0), kPageSize);
+  if (ss->slab_carved_mask) {
+    uintptr_t t = touched_end(ss, ss->slab_carved_mask);
+    if (t > end) end = t;
+  }
+  end -= ss->base();
+  return end < kRegionSize ? end : kRegionSize;
 }
 
 }  // namespace
@@ -169,9 +166,15 @@ void superslab_reset_except(SuperSlab* ss, unsigned keep) noexcept {
            block_at(ss, k.first) & ~(kPageSize - 1));
   if (uint32_t above = others & ~((2u << keep) - 1))
     decommit(ss, align_up(block_at(ss, k.end), kPageSize), touched_end(ss, above));
-  // keep's own cleared pages stay (its blocks are about to be carved).
-  uint32_t keep_end = static_cast<uint32_t>(align_up(block_at(ss, k.end), kPageSize) - ss->base());
-  if (ss->cleared_end > keep_end) ss->cleared_end = keep_end;
+  // Cleared pages stay only in keep's span (its blocks are about to be carved), which then
+  // counts as touched; below and above it they were given back.
+  uintptr_t keep_lo = (block_at(ss, k.first) & ~(kPageSize - 1)) - ss->base();
+  uintptr_t keep_hi = align_up(block_at(ss, k.end), kPageSize) - ss->base();
+  if (ss->cleared_end > keep_hi) ss->cleared_end = static_cast<uint32_t>(keep_hi);
+  if (ss->cleared_end <= keep_lo)
+    ss->cleared_end = 0;
+  else
+    ss->slab_carved_mask |= 1u << keep;
   while (others) {
     unsigned i = __builtin_ctz(others);
     others &= others - 1;
