@@ -138,8 +138,8 @@ def selftest(manifest, root):
         if r.returncode != 0:
             print("selftest: a reflow was reported as a change:\n" + r.stdout)
             return 1
-        # 2. one token of superslab_free_remote (or the last function): a change
-        victim = [x for x in rows if x[1] == "superslab_free_remote"] or rows[-1:]
+        # 2. one token of free_remote (or the last function): a change
+        victim = [x for x in rows if x[1] == "free_remote"] or rows[-1:]
         src, fn = victim[0][0], victim[0][1]
         p = os.path.join(tmp, src)
         text = open(p).read()

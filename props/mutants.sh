@@ -12,28 +12,28 @@ params=${MUTANTS_RC_PARAMS:-max_success=500}
 
 # name | file | perl substitution (one match required)
 mutants=(
-  "no-purge-before-release|src/thread/thread_cache.cc|s{  purge_caches\(tc, ss, -1\);\n  if \(cc.cur == ss\) cc.cur = nullptr;}{  if (cc.cur == ss) cc.cur = nullptr;}"
-  "remote-free-not-counted|src/thread/thread_cache.cc|s{    ss->remote_pending.fetch_add\(1, std::memory_order_relaxed\);\n}{}"
+  "no-purge-before-release|src/thread/context.cc|s{  purge_caches\(ctx, r, -1\);\n  if \(sl.cur == r\) sl.cur = nullptr;}{  if (sl.cur == r) sl.cur = nullptr;}"
+  "remote-free-not-counted|src/thread/context.cc|s{    r->remote_pending.fetch_add\(1, std::memory_order_relaxed\);\n}{}"
   # The seed's unchecked ULTRA free, on the one fast path: a double free of a 1024-byte
   # block with ULTRA on is no longer caught.
   "ultra-free-unchecked|src/front/hot.h|s{if \(HAK_UNLIKELY\(st.load\(std::memory_order_relaxed\) != kLive\)\)}{if (HAK_UNLIKELY(k != RegionKind::kUltra && st.load(std::memory_order_relaxed) != kLive))}"
   # A region resolved with half the mask: blocks in the upper MiB find no header.
-  "wrong-region-mask|src/tiny/superslab.h|s{return reinterpret_cast<SuperSlab\*>\(region_base\(p\)\);}{return reinterpret_cast<SuperSlab*>(reinterpret_cast<uintptr_t>(p) & ~((kRegionSize >> 1) - 1));}"
-  "warm-reserve-ignored|src/thread/thread_cache.cc|s{  if \(cc.warm_count < g_config.warm_regions\) \{}{  if (false) \{}"
-  "exit-forgets-remote-list|src/thread/orphans.cc|s{  superslab_collect\(ss, list\);\n  ss->owner.store\(nullptr}{  \(void\)list;\n  ss->owner.store\(nullptr}"
+  "wrong-region-mask|src/region/region.h|s{return reinterpret_cast<Region\*>\(region_base\(p\)\);}{return reinterpret_cast<Region*>(reinterpret_cast<uintptr_t>(p) & ~((kRegionSize >> 1) - 1));}"
+  "warm-reserve-ignored|src/thread/context.cc|s{  if \(sl.warm_count < g_config.warm_regions\) \{}{  if (false) \{}"
+  "exit-forgets-remote-list|src/thread/orphans.cc|s{  region_collect\(r, list\);\n  r->owner.store\(nullptr}{  \(void\)list;\n  r->owner.store\(nullptr}"
   # The generator gaps of issue 15: each is caught only by the draws added for it.
   # A block-start check of mid classes (above 1 KiB, all multiples of 256) that tests low
   # bits only: caught by interior offsets at the size's lowest set bit.
-  "grid-low-bits-only|src/tiny/superslab.h|s{return k \* ss.block_size == off;}{return ss.block_size > 1024 ? (off & 255) == 0 : k * ss.block_size == off;}"
+  "grid-low-bits-only|src/region/region.h|s{return k \* r.block_size == off;}{return r.block_size > 1024 ? (off & 255) == 0 : k * r.block_size == off;}"
   # A free of a pointer inside a large run, whose region has no map entry, that frees the
   # run instead of reporting (caught by bad_free tail: pointers whole regions in).
   "large-tail-frees-the-run|src/front/api.cc|s{  // Most regions of a large run have no map entry \(large.cc\): the reason says which.\n}{  if (LargeHeader* h = large_run_containing(p)) return large_free(reinterpret_cast<char*>(h) + h->user_off, call);\n}"
   # calloc of a reused mid block clears only its first page (caught by calloc sizes above
   # 4 KiB right after a free of the size, and the zero check of every page and the tail).
-  "calloc-clears-first-page|src/thread/thread_cache.cc|s{    memset\(p, 0, bytes\);\n  \}}{    memset(p, 0, bytes < 4096 ? bytes : 4096);\n  \}}"
+  "calloc-clears-first-page|src/thread/context.cc|s{    memset\(p, 0, bytes\);\n  \}}{    memset(p, 0, bytes < 4096 ? bytes : 4096);\n  \}}"
   # hak_collect forgets the purge of the context's warm regions (caught with a purge delay:
   # the residency check after collect, SPEC section 4's purge rule).
-  "collect-keeps-warm-pages|src/thread/thread_cache.cc|s{  thread_cache_purge\(tc, true\);  // hak_collect}{  // hak_collect}"
+  "collect-keeps-warm-pages|src/thread/context.cc|s{  context_purge\(ctx, true\);  // hak_collect}{  // hak_collect}"
 )
 
 want=("$@")

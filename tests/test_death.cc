@@ -85,7 +85,7 @@ TEST_F(Death, PointerIntoARegionHeaderOnTheBlockGrid) {
   char* header =
       reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t{(2 << 20) - 1}) + 64;
   EXPECT_DEATH(hak_free(header),
-               expect("free", header, "invalid pointer \\(inside a SuperSlab header\\)"));
+               expect("free", header, "invalid pointer \\(inside a region header\\)"));
   hak_free(p);
 }
 

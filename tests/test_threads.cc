@@ -11,9 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include "region/region.h"
 #include "support.h"
 #include "tiny/size_class.h"
-#include "tiny/superslab.h"
 
 namespace {
 
@@ -202,13 +202,13 @@ TEST(Threads, ForkWhileOtherThreadsAllocate) {
 
 namespace {
 // Block p as a remote free leaves it when its thread stops after counting it and before
-// pushing it (superslab_free_remote: kLive -> kRemote, remote_pending raised). The
+// pushing it (free_remote: kLive -> kRemote, remote_pending raised). The
 // destructor undoes both: in the parent that free never happened.
 class CaughtMidPush {
  public:
   explicit CaughtMidPush(void* p)
-      : ss_(hak::superslab_of(p)),
-        state_(hak::superslab_state(ss_, reinterpret_cast<uintptr_t>(p) - ss_->base())) {
+      : ss_(hak::region_of(p)),
+        state_(hak::region_state(ss_, reinterpret_cast<uintptr_t>(p) - ss_->base())) {
     uint8_t live = hak::kLive;
     EXPECT_TRUE(state_.compare_exchange_strong(live, hak::kRemote));
     ss_->remote_pending.fetch_add(1);
@@ -221,7 +221,7 @@ class CaughtMidPush {
   CaughtMidPush& operator=(const CaughtMidPush&) = delete;
 
  private:
-  hak::SuperSlab* ss_;
+  hak::Region* ss_;
   std::atomic<uint8_t>& state_;
 };
 
@@ -240,7 +240,7 @@ int status_of_fork_child(Fn fn) {
 // in it: the regions are given up at the fork, so the child's frees of those blocks
 // release them (down to the warm reserve), as after a thread exit. blocks[0] is being
 // freed by a third thread at the fork, caught between its remote bit and the push (as
-// superslab_free_remote leaves it): the child completes that free.
+// free_remote leaves it): the child completes that free.
 TEST(Threads, ForkChildReleasesTheRegionsOfThreadsItLost) {
   fresh_settings(1);
   constexpr size_t kSize = 3000;
@@ -318,9 +318,9 @@ TEST(Threads, CollectionReportsABlockItsOwnerFreedAtTheSameTime) {
     hk::Use use(other);
     hak_free(p);
   }
-  hak::SuperSlab* ss = hak::superslab_of(p);
+  hak::Region* region = hak::region_of(p);
   std::atomic<uint8_t>& state =
-      hak::superslab_state(ss, reinterpret_cast<uintptr_t>(p) - ss->base());
+      hak::region_state(region, reinterpret_cast<uintptr_t>(p) - region->base());
   ASSERT_EQ(state.load(), hak::kRemote);
   state.store(hak::kLive);  // the owner's racing free, then its malloc of the block again
   uint64_t errors = hk::error_count();

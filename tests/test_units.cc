@@ -1,4 +1,4 @@
-// Unit tests of the parts: size classes, region map, os recorder, SuperSlab geometry.
+// Unit tests of the parts: size classes, region map, os recorder, Region geometry.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
@@ -6,10 +6,10 @@
 #include <vector>
 
 #include "os/os.h"
+#include "region/region.h"
 #include "regionmap/region_map.h"
 #include "support.h"
 #include "tiny/size_class.h"
-#include "tiny/superslab.h"
 
 using namespace hak;
 
@@ -118,55 +118,54 @@ TEST(Os, RecorderSeesEveryMapAndUnmapAndRegionsAreAligned) {
 // its mallocs and frees; active_local and spill, which it writes on them, have their own
 // line: a remote free's read of line 0 then finds it shared, not modified in the owner's
 // cache (bench_server: 76.6 -> 82.0 Mops/s, medians of 30 interleaved runs).
-TEST(SuperSlab, HeaderLineZeroIsNotWrittenByTheOwnersMallocsAndFrees) {
-  SuperSlab* ss = superslab_map(0);
-  ASSERT_NE(ss, nullptr);
+TEST(Region, HeaderLineZeroIsNotWrittenByTheOwnersMallocsAndFrees) {
+  Region* r = region_create(0);
+  ASSERT_NE(r, nullptr);
   auto line = [&](const void* field) {
-    return (reinterpret_cast<uintptr_t>(field) - reinterpret_cast<uintptr_t>(ss)) / 64;
+    return (reinterpret_cast<uintptr_t>(field) - reinterpret_cast<uintptr_t>(r)) / 64;
   };
   for (const void* f :
-       {static_cast<const void*>(&ss->magic), static_cast<const void*>(&ss->kind),
-        static_cast<const void*>(&ss->block_size), static_cast<const void*>(&ss->inv),
-        static_cast<const void*>(&ss->owner), static_cast<const void*>(&ss->local_head)})
+       {static_cast<const void*>(&r->magic), static_cast<const void*>(&r->kind),
+        static_cast<const void*>(&r->block_size), static_cast<const void*>(&r->inv),
+        static_cast<const void*>(&r->owner), static_cast<const void*>(&r->local_head)})
     EXPECT_EQ(line(f), 0u);
-  EXPECT_EQ(line(&ss->active_local), 1u);
-  EXPECT_EQ(line(&ss->spill), 1u);
-  EXPECT_EQ(line(&ss->remote_pending), 2u);
-  EXPECT_EQ(line(&ss->remote_head), 2u);
-  superslab_unmap(ss);
+  EXPECT_EQ(line(&r->active_local), 1u);
+  EXPECT_EQ(line(&r->spill), 1u);
+  EXPECT_EQ(line(&r->remote_pending), 2u);
+  EXPECT_EQ(line(&r->remote_head), 2u);
+  region_release(r);
 }
 
-TEST(SuperSlab, GeometryEveryBlockInsideTheRegionAndAfterTheHeader) {
+TEST(Region, GeometryEveryBlockInsideTheRegionAndAfterTheHeader) {
   for (unsigned c = 0; c < kNumClasses; ++c) {
-    SuperSlab* ss = superslab_map(c);
-    ASSERT_NE(ss, nullptr);
-    EXPECT_EQ(ss->base() % kRegionSize, 0u);
-    EXPECT_GE(ss->data_begin, sizeof(SuperSlab)) << c;
+    Region* r = region_create(c);
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->base() % kRegionSize, 0u);
+    EXPECT_GE(r->data_begin, sizeof(Region)) << c;
     size_t total = 0;
     for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
-      const SlabMeta& m = ss->slabs[i];
+      const SlabMeta& m = r->slabs[i];
       total += m.end - m.first;
       if (m.first < m.end) {
-        EXPECT_GE(uintptr_t{m.first} * ss->block_size, uintptr_t{i} << kSlabShift) << c;
-        EXPECT_LE(uintptr_t{m.end} * ss->block_size, kRegionSize) << c;
+        EXPECT_GE(uintptr_t{m.first} * r->block_size, uintptr_t{i} << kSlabShift) << c;
+        EXPECT_LE(uintptr_t{m.end} * r->block_size, kRegionSize) << c;
       }
     }
-    EXPECT_EQ(total, (ss->data_end - ss->data_begin) / ss->block_size) << c;
+    EXPECT_EQ(total, (r->data_end - r->data_begin) / r->block_size) << c;
     // Carve everything: distinct, aligned, on the grid.
     std::vector<void*> out(kRegionSize / 8);
     size_t n = 0;
     for (unsigned i = 0; i < kSlabsPerRegion; ++i)
-      for (FreeBlock* b = superslab_carve_list(ss, i, 1u << 30); b; b = link_next(b)) out[n++] = b;
+      for (FreeBlock* b = region_carve_list(r, i, 1u << 30); b; b = link_next(b)) out[n++] = b;
     EXPECT_EQ(n, total);
     std::set<void*> uniq(out.begin(), out.begin() + n);
     EXPECT_EQ(uniq.size(), n);
     for (size_t i = 0; i < n; ++i) {
-      uintptr_t off = reinterpret_cast<uintptr_t>(out[i]) - ss->base();
-      ASSERT_TRUE(superslab_is_block_start(ss, off));
-      ASSERT_FALSE(
-          superslab_is_block_start(ss, off + (ss->block_size >= 16 ? ss->block_size / 2 : 4)));
+      uintptr_t off = reinterpret_cast<uintptr_t>(out[i]) - r->base();
+      ASSERT_TRUE(region_is_block_start(r, off));
+      ASSERT_FALSE(region_is_block_start(r, off + (r->block_size >= 16 ? r->block_size / 2 : 4)));
     }
-    EXPECT_FALSE(ss->has_free_space());
-    superslab_unmap(ss);
+    EXPECT_FALSE(r->has_free_space());
+    region_release(r);
   }
 }

@@ -3,7 +3,7 @@
 // every free-block link into a Relacy variable), on a stubbed OS layer.
 //
 // What is real: src/common/base.cc (SpinLock), src/regionmap/region_map.cc,
-// src/tiny/size_class.cc, src/tiny/superslab.cc, src/thread/thread_cache.cc,
+// src/tiny/size_class.cc, src/region/region.cc, src/thread/context.cc,
 // src/thread/orphans.cc and the fast paths of src/front/hot.h (malloc_fast, free_fast).
 // What is stubbed here: os_map / os_unmap / os_decommit (an arena mapped once, outside
 // the simulation), os_now_ms (standing still), the large-run cache (a released region is unmapped),
@@ -12,8 +12,8 @@
 // counts them), and the slow entry points no scenario reaches.
 //
 // Relacy runs each simulated thread as a fiber of one OS thread: thread_local variables
-// are shared. The fast paths read tl_tc once, before their first atomic operation (the
-// first point where Relacy may switch threads), so a scenario thread sets tl_tc to its
+// are shared. The fast paths read tl_context once, before their first atomic operation (the
+// first point where Relacy may switch threads), so a scenario thread sets tl_context to its
 // own context immediately before each call (see Harness::as).
 #pragma once
 
@@ -25,11 +25,11 @@
 
 // --- the code under test ---
 #include "common/base.cc"
+#include "region/region.cc"
 #include "regionmap/region_map.cc"
+#include "thread/context.cc"
 #include "thread/orphans.cc"
-#include "thread/thread_cache.cc"
 #include "tiny/size_class.cc"
-#include "tiny/superslab.cc"
 // Included after the .cc files: hot.h's inline fast paths.
 #include "front/hot.h"
 
@@ -50,7 +50,7 @@ inline constexpr size_t kHeaderBytes = 16 << 10;
 
 struct World {
   char* arena = nullptr;     // kArenaRegions regions, 2 MiB-aligned
-  char* contexts = nullptr;  // kMaxContexts pages for ThreadCache
+  char* contexts = nullptr;  // kMaxContexts pages for Context
   bool region_used[kArenaRegions] = {};
   bool region_unmapped[kArenaRegions] = {};
   unsigned contexts_used = 0;
@@ -62,7 +62,7 @@ struct World {
   bool count_errors = false;
   unsigned errors = 0;
   // The scenario's check at an unmap or a decommit of a region's pages; may fail the run.
-  void (*on_release)(SuperSlab* ss, bool unmap) = nullptr;
+  void (*on_release)(Region* r, bool unmap) = nullptr;
 };
 inline World g_world;
 
@@ -109,7 +109,7 @@ void os_unmap(void* p, size_t size) noexcept {
   RL_ASSERT(size == kRegionSize);
   unsigned i = region_index(p);
   RL_ASSERT(i < kArenaRegions && g_world.region_used[i] && !g_world.region_unmapped[i]);
-  if (g_world.on_release) g_world.on_release(static_cast<SuperSlab*>(p), true);
+  if (g_world.on_release) g_world.on_release(static_cast<Region*>(p), true);
   g_world.region_unmapped[i] = true;
   ++g_world.unmaps;
   relacy::g_cells.poison(p, kHeaderBytes);
@@ -118,8 +118,8 @@ void os_unmap(void* p, size_t size) noexcept {
 
 void os_decommit(void* p, size_t size) noexcept {
   using namespace harness;
-  SuperSlab* ss = superslab_of(p);
-  if (g_world.on_release) g_world.on_release(ss, false);
+  Region* r = region_of(p);
+  if (g_world.on_release) g_world.on_release(r, false);
   ++g_world.decommits;
   // Pages read as zero afterwards: a link there must be written before it is read.
   relacy::g_cells.forget_plain(p, size, /*unmapped=*/false);
@@ -179,10 +179,10 @@ void free_slow(void*, const char*) noexcept {
   RL_ASSERT(!"free_slow: a scenario freed a pointer outside its regions");
 }
 void large_purge_due(uint64_t) noexcept {}  // no large runs, no cache
-void free_bad_block(SuperSlab*, void*, uintptr_t, const char*) noexcept {
+void free_bad_block(Region*, void*, uintptr_t, const char*) noexcept {
   RL_ASSERT(!"free_bad_block: a scenario freed an interior pointer");
 }
-void free_bad_state(SuperSlab*, void*, uintptr_t, const char* call) noexcept {
+void free_bad_state(Region*, void*, uintptr_t, const char* call) noexcept {
   report_error(call, nullptr, "double free (free_bad_state)");
 }
 
@@ -195,7 +195,7 @@ inline const unsigned kSlot = size_to_class(kBlockSize);
 // The smallest mid class (1280 B), for small_class_frees: 51 blocks per 64 KiB slab.
 inline constexpr size_t kSmallBlockSize = 1280;
 // The header and the state map of both classes fit in the zeroed part of a region.
-static_assert(sizeof(SuperSlab) + (kRegionSize / kSmallBlockSize + 1) * kStateEntryBytes + 64 <=
+static_assert(sizeof(Region) + (kRegionSize / kSmallBlockSize + 1) * kStateEntryBytes + 64 <=
               kHeaderBytes);
 
 // Per iteration: the process's allocator state back to its start (the globals of the
@@ -214,8 +214,8 @@ struct Harness {
     }
     g_registry = g_recycled = nullptr;
     g_next_id = 1;
-    new (&g_sentinel_tc) ThreadCache();  // constructed afresh: its atomics cannot be copied
-    tl_tc = &g_sentinel_tc;
+    new (&g_sentinel) Context();  // constructed afresh: its atomics cannot be copied
+    tl_context = &g_sentinel;
     g_pool_purge_at.store(UINT64_MAX, std::memory_order_relaxed);
     g_config = Config();
     g_config.warm_regions = warm_regions;
@@ -227,33 +227,33 @@ struct Harness {
   Harness(const Harness&) = delete;
   Harness& operator=(const Harness&) = delete;
 
-  static ThreadCache* context() {
-    ThreadCache* tc = thread_cache_create(ContextKind::kSimulated);
-    RL_ASSERT(tc != nullptr);
-    return tc;
+  static Context* context() {
+    Context* ctx = context_create(ContextKind::kSimulated);
+    RL_ASSERT(ctx != nullptr);
+    return ctx;
   }
-  // Runs `f` as context `tc`: the fast paths read tl_tc before their first atomic (see
+  // Runs `f` as context `ctx`: the fast paths read tl_context before their first atomic (see
   // the top of this file).
   template <class F>
-  static decltype(auto) as(ThreadCache* tc, F&& f) {
-    tl_tc = tc;
+  static decltype(auto) as(Context* ctx, F&& f) {
+    tl_context = ctx;
     return f();
   }
-  static void* malloc_as(ThreadCache* tc, size_t size = kBlockSize) {
-    void* p = as(tc, [size] { return malloc_fast(size); });
+  static void* malloc_as(Context* ctx, size_t size = kBlockSize) {
+    void* p = as(ctx, [size] { return malloc_fast(size); });
     RL_ASSERT(p != nullptr);
     ++g_world.held[region_index(p)];
     return p;
   }
-  static void free_as(ThreadCache* tc, void* p) {
+  static void free_as(Context* ctx, void* p) {
     --g_world.held[region_index(p)];
-    as(tc, [p] { free_fast(p, "free"); });
+    as(ctx, [p] { free_fast(p, "free"); });
   }
 };
 
 // --- checks, run single-threaded (after()) or at a stub ---
 
-// How many times each block of `ss` is on a free list (the context's box for ss's slot, the
+// How many times each block of `r` is on a free list (the context's box for r's slot, the
 // region's spill and the slab lists), and whether it was ever carved.
 struct RegionCensus {
   static constexpr unsigned kMaxBlocks = kRegionSize / kSmallBlockSize + 1;
@@ -262,33 +262,33 @@ struct RegionCensus {
   unsigned block_count = 0;
 };
 
-inline unsigned block_index(const SuperSlab* ss, const void* p) {
-  return static_cast<unsigned>((reinterpret_cast<uintptr_t>(p) - ss->base()) / ss->block_size);
+inline unsigned block_index(const Region* r, const void* p) {
+  return static_cast<unsigned>((reinterpret_cast<uintptr_t>(p) - r->base()) / r->block_size);
 }
 
-inline RegionCensus census(SuperSlab* ss, const ThreadCache* owner) {
+inline RegionCensus census(Region* r, const Context* owner) {
   RegionCensus c;
-  c.block_count = ss->data_end / ss->block_size;
+  c.block_count = r->data_end / r->block_size;
   RL_ASSERT(c.block_count <= RegionCensus::kMaxBlocks);
   auto count = [&](FreeBlock* head) {
     for (FreeBlock* b = head; b; b = link_next(b)) {
-      unsigned k = block_index(ss, b);
-      RL_ASSERT(k < c.block_count && superslab_of(b) == ss);
+      unsigned k = block_index(r, b);
+      RL_ASSERT(k < c.block_count && region_of(b) == r);
       // A block twice on the lists would loop: stop at the second sighting.
       if (++c.on_free_lists[k] > 1) return;
     }
   };
-  if (owner && owner->box[ss->slot].seg == ss) count(owner->box[ss->slot].free);
-  count(ss->spill);
+  if (owner && owner->box[r->slot].seg == r) count(owner->box[r->slot].free);
+  count(r->spill);
   // local_head: the box's list in the box's region, else the spill (front/hot.h free_fast).
   if (owner) {
-    const Box& box = owner->box[ss->slot];
-    const void* want = box.seg == ss ? static_cast<const void*>(&box.free) : &ss->spill;
-    RL_ASSERT(static_cast<const void*>(ss->local_head) == want);
-    RL_ASSERT(box.seg != ss || ss->spill == nullptr);
+    const Box& box = owner->box[r->slot];
+    const void* want = box.seg == r ? static_cast<const void*>(&box.free) : &r->spill;
+    RL_ASSERT(static_cast<const void*>(r->local_head) == want);
+    RL_ASSERT(box.seg != r || r->spill == nullptr);
   }
   for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
-    const SlabMeta& m = ss->slabs[i];
+    const SlabMeta& m = r->slabs[i];
     count(m.free);
     for (uint32_t k = m.first; k < m.carve_next; ++k) c.carved[k] = true;
   }
@@ -298,15 +298,14 @@ inline RegionCensus census(SuperSlab* ss, const ThreadCache* owner) {
 // The region's books balance: `live` (block indices the program holds) are kLive and on no
 // free list; every other carved block is kFree and on exactly one free list; no block is
 // left kRemote; nothing is pending; the exact count holds.
-inline void check_region(SuperSlab* ss, const ThreadCache* owner,
-                         std::initializer_list<void*> live) {
-  RegionCensus c = census(ss, owner);
+inline void check_region(Region* r, const Context* owner, std::initializer_list<void*> live) {
+  RegionCensus c = census(r, owner);
   bool is_live[RegionCensus::kMaxBlocks] = {};
-  for (void* p : live) is_live[block_index(ss, p)] = true;
+  for (void* p : live) is_live[block_index(r, p)] = true;
   for (unsigned k = 0; k < c.block_count; ++k) {
-    uintptr_t off = uintptr_t{k} * ss->block_size;
-    if (off < ss->data_begin) continue;  // the header's grid positions
-    uint8_t state = ss->states()[k].debug_value();
+    uintptr_t off = uintptr_t{k} * r->block_size;
+    if (off < r->data_begin) continue;  // the header's grid positions
+    uint8_t state = r->states()[k].debug_value();
     RL_ASSERT(state != kRemote);
     if (is_live[k]) {
       RL_ASSERT(state == kLive);
@@ -318,20 +317,20 @@ inline void check_region(SuperSlab* ss, const ThreadCache* owner,
       RL_ASSERT(state == kFree && c.on_free_lists[k] == 0);
     }
   }
-  RL_ASSERT(ss->remote_pending.debug_value() == 0);
-  RL_ASSERT(ss->active_local.debug_value() == live.size());
+  RL_ASSERT(r->remote_pending.debug_value() == 0);
+  RL_ASSERT(r->active_local.debug_value() == live.size());
   // Collected: the owner's region queue of the slot is empty too.
-  if (owner) RL_ASSERT(owner->cls[ss->slot].remote_regions.debug_value() == nullptr);
+  if (owner) RL_ASSERT(owner->slots[r->slot].remote_regions.debug_value() == nullptr);
 }
 
 // At a stub unmap or decommit: the program holds no block of the region, no remote free
 // is counted pending, and the remote list is empty or closed (tagged). A push still in
 // flight would touch the region after this point: the poisoned header reports it.
-inline void check_release(SuperSlab* ss, bool unmap) {
+inline void check_release(Region* r, bool unmap) {
   (void)unmap;
-  RL_ASSERT(g_world.held[region_index(ss)] == 0);
-  RL_ASSERT(ss->remote_pending.debug_value() == 0);
-  uintptr_t head = ss->remote_head.debug_value();
+  RL_ASSERT(g_world.held[region_index(r)] == 0);
+  RL_ASSERT(r->remote_pending.debug_value() == 0);
+  uintptr_t head = r->remote_head.debug_value();
   RL_ASSERT(head == 0 || head == kAbandonedTag);
 }
 

@@ -18,49 +18,49 @@ namespace {
 // load may read).
 struct RemotePushVsCollect : rl::test_suite<RemotePushVsCollect, 2> {
   Harness h{1};
-  ThreadCache* owner = Harness::context();
-  ThreadCache* remote = Harness::context();
+  Context* owner = Harness::context();
+  Context* remote = Harness::context();
   void* kept = Harness::malloc_as(owner);
   void* freed = Harness::malloc_as(owner);
-  SuperSlab* ss = superslab_of(kept);
+  Region* r = region_of(kept);
 
   void thread(unsigned t) {
     if (t == 0)
-      thread_cache_collect(owner);
+      context_collect(owner);
     else
       Harness::free_as(remote, freed);
   }
   void after() {
-    thread_cache_collect(owner);
-    RL_ASSERT(ss->remote_head.debug_value() == 0);
-    check_region(ss, owner, {kept});
+    context_collect(owner);
+    RL_ASSERT(r->remote_head.debug_value() == 0);
+    check_region(r, owner, {kept});
   }
 };
 
-// Two remote frees (free_fast from non-owner contexts: superslab_free_remote's push)
-// against the owner's collection point (thread_cache_collect: the acquire exchange and
-// superslab_collect). The owner keeps one block, so the region never empties. After the
+// Two remote frees (free_fast from non-owner contexts: free_remote's push)
+// against the owner's collection point (context_collect: the acquire exchange and
+// region_collect). The owner keeps one block, so the region never empties. After the
 // owner's next collection, each freed block is back on a free list exactly once and the
 // counts are exact.
 struct RemotePushesVsCollect : rl::test_suite<RemotePushesVsCollect, 3> {
   Harness h{1};
-  ThreadCache* owner = Harness::context();
-  ThreadCache* remote[2] = {Harness::context(), Harness::context()};
+  Context* owner = Harness::context();
+  Context* remote[2] = {Harness::context(), Harness::context()};
   void* kept = Harness::malloc_as(owner);
   void* freed[2] = {Harness::malloc_as(owner), Harness::malloc_as(owner)};
-  SuperSlab* ss = superslab_of(kept);
+  Region* r = region_of(kept);
 
   void thread(unsigned t) {
     if (t == 0)
-      thread_cache_collect(owner);
+      context_collect(owner);
     else
       Harness::free_as(remote[t - 1], freed[t - 1]);
   }
   void after() {
-    thread_cache_collect(owner);
-    RL_ASSERT(superslab_of(freed[0]) == ss && superslab_of(freed[1]) == ss);
-    RL_ASSERT(ss->remote_head.debug_value() == 0);
-    check_region(ss, owner, {kept});
+    context_collect(owner);
+    RL_ASSERT(region_of(freed[0]) == r && region_of(freed[1]) == r);
+    RL_ASSERT(r->remote_head.debug_value() == 0);
+    check_region(r, owner, {kept});
   }
 };
 
@@ -70,34 +70,34 @@ struct RemotePushesVsCollect : rl::test_suite<RemotePushesVsCollect, 3> {
 // the four blocks are neighbours, as the 7 blocks of the 256 KiB class are.
 struct SmallClassFrees : rl::test_suite<SmallClassFrees, 3> {
   Harness h{1};
-  ThreadCache* owner = Harness::context();
-  ThreadCache* remote[2] = {Harness::context(), Harness::context()};
+  Context* owner = Harness::context();
+  Context* remote[2] = {Harness::context(), Harness::context()};
   void* kept = Harness::malloc_as(owner, kSmallBlockSize);
   void* local = Harness::malloc_as(owner, kSmallBlockSize);
   void* freed[2] = {Harness::malloc_as(owner, kSmallBlockSize),
                     Harness::malloc_as(owner, kSmallBlockSize)};
-  SuperSlab* ss = superslab_of(kept);
+  Region* r = region_of(kept);
 
   SmallClassFrees() {
     // Neighbours: their state entries are consecutive (one line in production).
     for (void* p : {local, freed[0], freed[1]}) {
-      RL_ASSERT(superslab_of(p) == ss);
-      RL_ASSERT(superslab_block_index(ss, reinterpret_cast<uintptr_t>(p) - ss->base()) -
-                    superslab_block_index(ss, reinterpret_cast<uintptr_t>(kept) - ss->base()) <
+      RL_ASSERT(region_of(p) == r);
+      RL_ASSERT(region_block_index(r, reinterpret_cast<uintptr_t>(p) - r->base()) -
+                    region_block_index(r, reinterpret_cast<uintptr_t>(kept) - r->base()) <
                 4);
     }
   }
   void thread(unsigned t) {
     if (t == 0) {
       Harness::free_as(owner, local);
-      thread_cache_collect(owner);
+      context_collect(owner);
     } else {
       Harness::free_as(remote[t - 1], freed[t - 1]);
     }
   }
   void after() {
-    thread_cache_collect(owner);
-    check_region(ss, owner, {kept});
+    context_collect(owner);
+    check_region(r, owner, {kept});
   }
 };
 
@@ -111,55 +111,55 @@ struct SmallClassFrees : rl::test_suite<SmallClassFrees, 3> {
 template <unsigned W>
 struct ReleaseVsRemoteFrees : rl::test_suite<ReleaseVsRemoteFrees<W>, 3> {
   Harness h{W};
-  ThreadCache* owner = Harness::context();
-  ThreadCache* remote[2] = {Harness::context(), Harness::context()};
+  Context* owner = Harness::context();
+  Context* remote[2] = {Harness::context(), Harness::context()};
   void* local = Harness::malloc_as(owner);
   void* freed[2] = {Harness::malloc_as(owner), Harness::malloc_as(owner)};
-  SuperSlab* ss = superslab_of(local);
+  Region* r = region_of(local);
 
   ReleaseVsRemoteFrees() { g_world.on_release = check_release; }
   void thread(unsigned t) {
     if (t == 0) {
       Harness::free_as(owner, local);  // the empty rule may run here ...
-      thread_cache_collect(owner);     // ... or here
+      context_collect(owner);          // ... or here
     } else {
       Harness::free_as(remote[t - 1], freed[t - 1]);
     }
   }
   void after() {
-    thread_cache_collect(owner);
+    context_collect(owner);
     if (W == 0) {
-      RL_ASSERT(g_world.region_unmapped[region_index(ss)]);
+      RL_ASSERT(g_world.region_unmapped[region_index(r)]);
       RL_ASSERT(g_world.unmaps == 1);
     } else {
-      RL_ASSERT(!g_world.region_unmapped[region_index(ss)]);
-      RL_ASSERT(ss->warm);
-      RL_ASSERT(owner->cls[kSlot].warm_count == 1);
-      check_region(ss, owner, {});
+      RL_ASSERT(!g_world.region_unmapped[region_index(r)]);
+      RL_ASSERT(r->warm);
+      RL_ASSERT(owner->slots[kSlot].warm_count == 1);
+      check_region(r, owner, {});
     }
   }
 };
 
-// The owner exits (thread_cache_exit: orphan_abandon closes the list with the tag and
+// The owner exits (context_exit: orphan_abandon closes the list with the tag and
 // collects it) while a remote free is in flight and another context refills its box
-// (malloc_fast -> thread_cache_ensure_slab -> orphan_take adopts the abandoned region, or
+// (malloc_fast -> context_ensure_slab -> orphan_take adopts the abandoned region, or
 // maps a new one if it comes first). The free lands on exactly one path: the owner's
 // remote list (collected at abandon or by the adopter), or the locked abandoned path.
 // Afterwards the region's books balance for whoever holds it.
 struct ExitVsRemoteFreeVsAdopter : rl::test_suite<ExitVsRemoteFreeVsAdopter, 3> {
   Harness h{1};
-  ThreadCache* owner = Harness::context();
-  ThreadCache* remote = Harness::context();
-  ThreadCache* adopter = Harness::context();
+  Context* owner = Harness::context();
+  Context* remote = Harness::context();
+  Context* adopter = Harness::context();
   void* kept = Harness::malloc_as(owner);
   void* freed = Harness::malloc_as(owner);
-  SuperSlab* ss = superslab_of(kept);
+  Region* r = region_of(kept);
   void* adopter_block = nullptr;
 
   ExitVsRemoteFreeVsAdopter() { g_world.on_release = check_release; }
   void thread(unsigned t) {
     if (t == 0)
-      thread_cache_exit(owner);
+      context_exit(owner);
     else if (t == 1)
       Harness::free_as(remote, freed);
     else
@@ -168,16 +168,16 @@ struct ExitVsRemoteFreeVsAdopter : rl::test_suite<ExitVsRemoteFreeVsAdopter, 3> 
   void after() {
     RL_ASSERT(adopter_block != nullptr);
     RL_ASSERT(g_world.unmaps == 0);
-    if (superslab_of(adopter_block) == ss) {  // adopted
-      RL_ASSERT(ss->owner.debug_value() == adopter);
-      thread_cache_collect(adopter);
-      RL_ASSERT(ss->remote_head.debug_value() == 0);
-      check_region(ss, adopter, {kept, adopter_block});
+    if (region_of(adopter_block) == r) {  // adopted
+      RL_ASSERT(r->owner.debug_value() == adopter);
+      context_collect(adopter);
+      RL_ASSERT(r->remote_head.debug_value() == 0);
+      check_region(r, adopter, {kept, adopter_block});
     } else {  // the adopter came first and mapped its own region
-      RL_ASSERT(ss->owner.debug_value() == nullptr);
-      RL_ASSERT(ss->remote_head.debug_value() == kAbandonedTag);
-      RL_ASSERT(ss->list == SuperSlabList::kAbandoned);
-      check_region(ss, nullptr, {kept});
+      RL_ASSERT(r->owner.debug_value() == nullptr);
+      RL_ASSERT(r->remote_head.debug_value() == kAbandonedTag);
+      RL_ASSERT(r->list == RegionList::kAbandoned);
+      check_region(r, nullptr, {kept});
     }
   }
 };
@@ -188,21 +188,21 @@ struct ExitVsRemoteFreeVsAdopter : rl::test_suite<ExitVsRemoteFreeVsAdopter, 3> 
 // check_release holds at the unmap and nothing touches the region afterwards.
 struct ExitVsLastRemoteFree : rl::test_suite<ExitVsLastRemoteFree, 2> {
   Harness h{0};
-  ThreadCache* owner = Harness::context();
-  ThreadCache* remote = Harness::context();
+  Context* owner = Harness::context();
+  Context* remote = Harness::context();
   void* freed = Harness::malloc_as(owner);
-  SuperSlab* ss = superslab_of(freed);
+  Region* r = region_of(freed);
 
   ExitVsLastRemoteFree() { g_world.on_release = check_release; }
   void thread(unsigned t) {
     if (t == 0)
-      thread_cache_exit(owner);
+      context_exit(owner);
     else
       Harness::free_as(remote, freed);
   }
   void after() {
     RL_ASSERT(g_world.unmaps == 1);
-    RL_ASSERT(g_world.region_unmapped[region_index(ss)]);
+    RL_ASSERT(g_world.region_unmapped[region_index(r)]);
     for (unsigned c = 0; c < kNumSlots; ++c) RL_ASSERT(!g_abandoned[c] && !g_pool[c]);
   }
 };
@@ -213,17 +213,17 @@ struct ExitVsLastRemoteFree : rl::test_suite<ExitVsLastRemoteFree, 2> {
 // block is back exactly once.
 struct OrderedDoubleFree : rl::test_suite<OrderedDoubleFree, 3> {
   Harness h{1};
-  ThreadCache* owner = Harness::context();
-  ThreadCache* remote[2] = {Harness::context(), Harness::context()};
+  Context* owner = Harness::context();
+  Context* remote[2] = {Harness::context(), Harness::context()};
   void* kept = Harness::malloc_as(owner);
   void* freed = Harness::malloc_as(owner);
-  SuperSlab* ss = superslab_of(kept);
+  Region* r = region_of(kept);
   Atomic<bool> first_free_done;  // the program's hand-off between the two frees
 
   OrderedDoubleFree() { g_world.count_errors = true; }
   void thread(unsigned t) {
     if (t == 0) {
-      thread_cache_collect(owner);
+      context_collect(owner);
     } else if (t == 1) {
       Harness::as(remote[0], [this] { free_fast(freed, "free"); });
       first_free_done.store(true, std::memory_order_release);
@@ -233,24 +233,24 @@ struct OrderedDoubleFree : rl::test_suite<OrderedDoubleFree, 3> {
     }
   }
   void after() {
-    thread_cache_collect(owner);
+    context_collect(owner);
     RL_ASSERT(g_world.errors == 1);
-    check_region(ss, owner, {kept});
+    check_region(r, owner, {kept});
   }
 };
 
-// A refill (malloc_fast with an empty box: thread_cache_ensure_slab's collection, which
+// A refill (malloc_fast with an empty box: context_ensure_slab's collection, which
 // visits the slot's region queue only) while two remote frees push into the region; the
 // one that finds the list empty queues the region after its block. After the owner's next
 // collection point every freed block is back exactly once: no push is lost between the
 // list and the queue, and the queue is empty.
 struct RefillVsRemoteFrees : rl::test_suite<RefillVsRemoteFrees, 3> {
   Harness h{1};
-  ThreadCache* owner = Harness::context();
-  ThreadCache* remote[2] = {Harness::context(), Harness::context()};
+  Context* owner = Harness::context();
+  Context* remote[2] = {Harness::context(), Harness::context()};
   void* kept = Harness::malloc_as(owner);
   void* freed[2] = {Harness::malloc_as(owner), Harness::malloc_as(owner)};
-  SuperSlab* ss = superslab_of(kept);
+  Region* r = region_of(kept);
   void* got = nullptr;
 
   void thread(unsigned t) {
@@ -260,9 +260,9 @@ struct RefillVsRemoteFrees : rl::test_suite<RefillVsRemoteFrees, 3> {
       Harness::free_as(remote[t - 1], freed[t - 1]);
   }
   void after() {
-    thread_cache_collect(owner);
-    RL_ASSERT(superslab_of(got) == ss);
-    check_region(ss, owner, {kept, got});
+    context_collect(owner);
+    RL_ASSERT(region_of(got) == r);
+    check_region(r, owner, {kept, got});
   }
 };
 
@@ -274,26 +274,26 @@ struct RefillVsRemoteFrees : rl::test_suite<RefillVsRemoteFrees, 3> {
 constexpr unsigned kBlocksPerRegion = 7;  // of the 256 KiB class (checked below)
 struct TwoRegionsQueue : rl::test_suite<TwoRegionsQueue, 3> {
   Harness h{1};
-  ThreadCache* owner = Harness::context();
-  ThreadCache* remote[2] = {Harness::context(), Harness::context()};
+  Context* owner = Harness::context();
+  Context* remote[2] = {Harness::context(), Harness::context()};
   void* a[kBlocksPerRegion];
   void* b[2];
-  SuperSlab* ra = nullptr;
-  SuperSlab* rb = nullptr;
+  Region* ra = nullptr;
+  Region* rb = nullptr;
 
   TwoRegionsQueue() {
     for (void*& p : a) p = Harness::malloc_as(owner);  // fills region A
     for (void*& p : b) p = Harness::malloc_as(owner);  // region B
-    ra = superslab_of(a[0]);
-    rb = superslab_of(b[0]);
-    RL_ASSERT(ra != rb && superslab_of(a[kBlocksPerRegion - 1]) == ra);
+    ra = region_of(a[0]);
+    rb = region_of(b[0]);
+    RL_ASSERT(ra != rb && region_of(a[kBlocksPerRegion - 1]) == ra);
     for (unsigned i = 2; i < kBlocksPerRegion; ++i) Harness::free_as(owner, a[i]);
     g_world.on_release = check_release;
   }
   void thread(unsigned t) {
     if (t == 0) {
       Harness::free_as(owner, a[0]);
-      thread_cache_collect(owner);
+      context_collect(owner);
     } else if (t == 1) {
       Harness::free_as(remote[0], a[1]);
     } else {
@@ -301,9 +301,9 @@ struct TwoRegionsQueue : rl::test_suite<TwoRegionsQueue, 3> {
     }
   }
   void after() {
-    thread_cache_collect(owner);
+    context_collect(owner);
     RL_ASSERT(!g_world.region_unmapped[region_index(ra)]);
-    RL_ASSERT(ra->warm && owner->cls[kSlot].warm_count == 1);
+    RL_ASSERT(ra->warm && owner->slots[kSlot].warm_count == 1);
     check_region(ra, owner, {});
     check_region(rb, owner, {b[0]});
   }

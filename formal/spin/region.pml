@@ -5,8 +5,8 @@
  * Granularity. One Promela step per access to a location that another thread may access
  * at that moment in a conflicting way, in program order: remote_head (every load, store,
  * exchange, CAS), remote_pending (every load and fetch-op), owner (loads and stores), the
- * orphan lock, the mapping and the pages (superslab_map, superslab_unmap, os_decommit).
- * superslab_free_remote keeps every one of its atomic operations as a step, the alloc-bit
+ * orphan lock, the mapping and the pages (region_create, region_release, os_decommit).
+ * free_remote keeps every one of its atomic operations as a step, the alloc-bit
  * load and the remote-bit fetch_or / fetch_and included. Accesses only the running thread
  * can make at that moment (its box and lists, its region's owner-side fields and
  * active_local, the bits and link of a block it is freeing or has just taken off a
@@ -41,7 +41,7 @@
 #define REG(b) ((b) / NB)
 #define BLKOF(r, i) ((r) * NB + (i))
 
-/* mem[r]: the region's mapping (superslab_map / superslab_unmap). A slab's pages given
+/* mem[r]: the region's mapping (region_create / region_release). A slab's pages given
  * back (os_decommit) are tracked per block in committed[]. */
 #define UNMAPPED 0
 #define MAPPED 1
@@ -55,10 +55,10 @@
 #define FREEING 4    /* a free() of it has started and not reached its linearization point */
 #define RLIST 5      /* on its region's remote list (freed, pending) */
 #define DROPPED 6    /* dropped from a box by purge_caches, awaiting the slab reset */
-#define SPILL 7      /* on its region's spill (SuperSlab::spill): freed by its owner while
+#define SPILL 7      /* on its region's spill (Region::spill): freed by its owner while
                       * the region is not its box's */
 
-/* rlist[r]: SuperSlab::list */
+/* rlist[r]: Region::list */
 #define L_NONE 0
 #define L_PARTIAL 1
 #define L_FULL 2
@@ -74,7 +74,7 @@
 #define HDR(r) assert(mem[r] == MAPPED)                       /* header access */
 #define BLK(b) assert(mem[REG(b)] == MAPPED && committed[b])  /* block content access */
 
-/* --- a region's header (superslab.h SuperSlab) --- */
+/* --- a region's header (region.h Region) --- */
 byte mem[NR];
 byte owner[NR];
 byte active_local[NR];
@@ -82,13 +82,13 @@ byte remote_pending[NR];
 byte remote_head[NR];
 bit warm[NR];
 byte rlist[NR];
-/* SuperSlab::purge_listed: on its owner's purge list (pages to give back after the purge
+/* Region::purge_listed: on its owner's purge list (pages to give back after the purge
  * delay). Left listed when the region leaves the warm state (the purge skips it). */
 bit plisted[NR];
-/* SuperSlab::local_head: 1 = &box.free of its owner's box (the box's region), 0 = &spill.
+/* Region::local_head: 1 = &box.free of its owner's box (the box's region), 0 = &spill.
  * The free path reads it; box_set_region / box_clear write it. */
 bit lbox[NR];
-/* per block: its state map entry (SuperSlab::states: BlockState), the link word, pages */
+/* per block: its state map entry (Region::states: BlockState), the link word, pages */
 #define ST_FREE 0    /* kFree */
 #define ST_LIVE 1    /* kLive */
 #define ST_REMOTE 2  /* kRemote */
@@ -96,8 +96,8 @@ byte st[NBLK];
 byte link[NBLK];
 bit committed[NBLK];
 
-/* --- thread_cache.cc: the region queue of each thread's slot (ClassCache::remote_regions,
- * a stack through SuperSlab::queue_next; r + 1, 0 = end) and SuperSlab::dequeued --- */
+/* --- context.cc: the region queue of each thread's slot (SlotState::remote_regions,
+ * a stack through Region::queue_next; r + 1, 0 = end) and Region::dequeued --- */
 byte qhead[NT];
 byte qnext[NR];
 bit dequeued[NR];
@@ -106,7 +106,7 @@ bit dequeued[NR];
 byte lock = NOBODY;
 byte pool_count;
 
-/* --- thread_cache.h: per thread, the one slot's Box and ClassCache --- */
+/* --- context.h: per thread, the one slot's Box and SlotState --- */
 byte box_seg[NT];
 byte cur[NT];
 byte cur_slab[NT];
@@ -155,7 +155,7 @@ bit remote_freed[NR];
   fi; \
   done = 1
 /* ---------------------------------------------------------------------------------
- * Intrusive lists (superslab.h superslab_list_push / superslab_list_unlink), NR == 2:
+ * Intrusive lists (region.h region_list_push / region_list_unlink), NR == 2:
  * qs[base] is the head, qs[base + 1] the second. */
 inline q_push(base, r) {
   assert(qs[base + 1] == 0);
@@ -176,7 +176,7 @@ inline q_next(base, r, out) {
   fi
 }
 
-/* thread_cache.cc list_unlink / list_push on thread t's lists */
+/* context.cc list_unlink / list_push on thread t's lists */
 inline list_unlink(t, r) {
   if
   :: rlist[r] == L_PARTIAL -> q_unlink(PART(t), r)
@@ -192,7 +192,7 @@ inline list_push(t, r, l) {
   rlist[r] = l
 }
 
-/* superslab.h superslab_slab_has_free: slab_free_mask | uncarved mask; has_free_space:
+/* region.h region_slab_has_free: slab_free_mask | uncarved mask; has_free_space:
  * those of any slab, or a spill */
 #define SLAB_HAS_FREE(r, i) (loc[BLKOF(r, i)] == SLAB || loc[BLKOF(r, i)] == UNCARVED)
 #define HAS_SPILL(r) (loc[BLKOF(r, 0)] == SPILL || loc[BLKOF(r, 1)] == SPILL)
@@ -202,7 +202,7 @@ inline list_push(t, r, l) {
 #define CARVED(b) (loc[b] != UNCARVED)   /* slab_carved_mask: one block per slab */
 #define HAS_SLAB_LIST(r) (loc[BLKOF(r, 0)] == SLAB || loc[BLKOF(r, 1)] == SLAB)
 
-/* thread_cache.cc relist */
+/* context.cc relist */
 inline relist(t, r) {
   if
   :: HAS_FREE_SPACE(r) && rlist[r] != L_PARTIAL -> list_unlink(t, r); list_push(t, r, L_PARTIAL)
@@ -225,9 +225,9 @@ inline decommit_block(b) {
   loc[b] = UNCARVED
 }
 
-/* src/tiny/superslab.cc superslab_reset (decommit): os_decommit of the carved span, then
+/* src/region/region.cc region_reset (decommit): os_decommit of the carved span, then
  * every slab uncarved. One step: the system call. */
-inline superslab_reset_decommit(r) {
+inline region_reset_decommit(r) {
   d_step {
     HDR(r);
     decommit_block(BLKOF(r, 0));
@@ -235,10 +235,10 @@ inline superslab_reset_decommit(r) {
   }
 }
 
-/* src/tiny/superslab.cc superslab_reset_except: every slab but `keep` uncarved, their
+/* src/region/region.cc region_reset_except: every slab but `keep` uncarved, their
  * pages back (two system calls, below and above keep: one step, nothing else touches
  * them in between: the region is empty). */
-inline superslab_reset_except(r, keep) {
+inline region_reset_except(r, keep) {
   d_step {
     HDR(r);
     for (xi : 0 .. NB - 1) {
@@ -251,14 +251,14 @@ inline superslab_reset_except(r, keep) {
   }
 }
 
-/* src/tiny/superslab.cc superslab_unmap: region_map_set(kNone), magic = 0, then the
+/* src/region/region.cc region_release: region_map_set(kNone), magic = 0, then the
  * large-run cache (large_cache_put_region: unmapped in spirit, its pages kept for the purge
  * delay; modelled as unmapped, so an access after the release is still caught). One step. The release rule is asserted here: no live block, no pending remote free, no
  * free in flight, no block in a cache. */
-inline superslab_unmap(r) {
-  d_step { superslab_unmap_body(r) }
+inline region_release(r) {
+  d_step { region_release_body(r) }
 }
-inline superslab_unmap_body(r) {
+inline region_release_body(r) {
     HDR(r);
     assert(nlive[r] == 0 && remote_pending[r] == 0 && inflight[r] == 0);
     assert(!queued[r] && !qpush[r]);  /* on no queue, no push of it under way */
@@ -287,8 +287,8 @@ inline superslab_unmap_body(r) {
     rlist[r] = L_NONE
 }
 
-/* src/thread/thread_cache.cc purge_caches(tc, ss, -1) (all = 1: every block) or
- * (tc, ss, keep) (all = 0: every block but those of slab keep): owner-private, folded into
+/* src/thread/context.cc purge_caches(ctx, r, -1) (all = 1: every block) or
+ * (ctx, r, keep) (all = 0: every block but those of slab keep): owner-private, folded into
  * the next step. The spill first (its blocks of slab keep back on that slab's list, a walk
  * of its links), then the box; box_clear points local_head at the spill again. */
 inline purge_caches(t, r, all, slab) {
@@ -333,16 +333,16 @@ inline purge_caches(t, r, all, slab) {
 #endif
 
 /* ---------------------------------------------------------------------------------
- * src/tiny/superslab.cc superslab_collect: the list taken by an exchange goes back into
+ * src/region/region.cc region_collect: the list taken by an exchange goes back into
  * the slabs. Caller is the owner ct (then relist and the empty test of collect_queued
  * are folded into the last step: owner-side), or holds the orphan lock (ct == NOBODY).
  * Uses cb, cn; h is the list; sets cempty. */
-inline superslab_collect(ct, r, h) {
+inline region_collect(ct, r, h) {
   cn = 0;
   do
   :: (h >> 1) != 0 ->
-     /* superslab_collect, per block: link_next(b); st.load() == kRemote; st.store(kFree);
-      * superslab_put. One step: after the exchange the block and its state entry are the
+     /* region_collect, per block: link_next(b); st.load() == kRemote; st.store(kFree);
+      * region_put. One step: after the exchange the block and its state entry are the
       * collector's alone (its freer is done with it; other freers touch other entries),
       * so these accesses commute with every other thread's. (The branch for an entry that
       * is not kRemote, a racing double free, is not modelled: the programs are correct.) */
@@ -352,7 +352,7 @@ inline superslab_collect(ct, r, h) {
        assert(loc[cb] == RLIST && st[cb] == ST_REMOTE);
        h = link[cb] << 1;
        st[cb] = ST_FREE;
-       link[cb] = 0;  /* superslab_put's link_set: the slab list's order is not modelled */
+       link[cb] = 0;  /* region_put's link_set: the slab list's order is not modelled */
        loc[cb] = SLAB;
        nrlist--;
        cn++;
@@ -361,7 +361,7 @@ inline superslab_collect(ct, r, h) {
   :: else -> break
   od;
   skip;  /* (a loop's exit may not jump into a d_step) */
-  /* superslab_collect: active_local.store(load - n) (owner-side), then
+  /* region_collect: active_local.store(load - n) (owner-side), then
    * remote_pending.fetch_sub(n) */
   d_step {
     h = 0;
@@ -389,14 +389,14 @@ inline superslab_collect(ct, r, h) {
 #define LOCK(t) lock == NOBODY -> lock = t
 #define UNLOCK(t) assert(lock == t); lock = NOBODY
 
-/* src/thread/orphans.cc release_empty_locked (lock held; ss ownerless, empty, on no list),
+/* src/thread/orphans.cc release_empty_locked (lock held; r ownerless, empty, on no list),
  * then the caller's unlock. */
 inline release_empty_locked_unlock(t, r) {
   if
   :: pool_count < W ->
      /* the pages at once (HAKMEM_PURGE_DELAY_MS = 0) or kept until orphan_purge */
      if
-     :: superslab_reset_decommit(r)
+     :: region_reset_decommit(r)
      :: skip
      fi;
      /* release_empty_locked: warm = 1; remote_head.store(kAbandonedTag); pool push */
@@ -410,12 +410,12 @@ inline release_empty_locked_unlock(t, r) {
        pool_count++;
        UNLOCK(t)
      }
-  :: else -> d_step { superslab_unmap_body(r); UNLOCK(t) }
+  :: else -> d_step { region_release_body(r); UNLOCK(t) }
   fi
 }
 
 /* src/thread/orphans.cc orphan_purge (a purge point: refill_tick, and with force
- * thread_cache_collect): when a pooled region kept its pages (the hint), under the lock,
+ * context_collect): when a pooled region kept its pages (the hint), under the lock,
  * each such region gives them back if its delay has passed (a choice: any delay; always
  * with force). */
 #define POOL_DIRTY(r) (rlist[r] == L_POOL && (CARVED(BLKOF(r, 0)) || CARVED(BLKOF(r, 1))))
@@ -429,7 +429,7 @@ inline orphan_purge(t, force) {
        if
        :: POOL_DIRTY(ci) ->
           if
-          :: superslab_reset_decommit(ci)
+          :: region_reset_decommit(ci)
           :: !force -> skip
           fi
        :: else -> skip
@@ -443,7 +443,7 @@ inline orphan_purge(t, force) {
   fi
 }
 
-/* src/thread/thread_cache.cc region_queue_leave (orphan lock held; r's list was not
+/* src/thread/context.cc region_queue_leave (orphan lock held; r's list was not
  * empty): until r is marked, take the queue and mark every region on it; then r's mark is
  * cleared. The wait is a guard: the thread blocks until a push makes the queue non-empty
  * (the C++ spins; spinning changes no state). */
@@ -484,7 +484,7 @@ inline orphan_abandon(t, r) {
   /* bug (c): the exchanged list is dropped */
   ch = 0;
 #endif
-  superslab_collect(NOBODY, r, ch);
+  region_collect(NOBODY, r, ch);
   /* orphan_abandon: owner.store(nullptr); active_local.load() == 0 (lock-protected) */
   d_step { HDR(r); owner[r] = NOBODY; ch = (active_local[r] == 0) }
   if
@@ -504,7 +504,7 @@ inline orphan_abandon(t, r) {
  * one from the pool, now owned by t; NOBODY if none. Result in `pick`. */
 inline orphan_take(t) {
   /* orphan_take: lock; the list walk (lock-protected cold state of ownerless regions);
-   * owner.store(tc) */
+   * owner.store(ctx) */
   d_step {
     LOCK(t);
     pick = NOBODY;
@@ -551,10 +551,10 @@ inline orphan_take(t) {
   fi
 }
 
-/* src/thread/orphans.cc superslab_free_abandoned: the free of block fb of the ownerless
+/* src/thread/orphans.cc free_abandoned: the free of block fb of the ownerless
  * region fr, under the lock. fok = 0: the region was adopted meanwhile (retry). */
-inline superslab_free_abandoned(t, fr, fb) {
-  /* superslab_free_abandoned: lock; remote_head.load() & kAbandonedTag */
+inline free_abandoned(t, fr, fb) {
+  /* free_abandoned: lock; remote_head.load() & kAbandonedTag */
   d_step {
     LOCK(t);
     HDR(fr);
@@ -566,8 +566,8 @@ inline superslab_free_abandoned(t, fr, fb) {
   }
   if
   :: fok ->
-     /* superslab_free_abandoned: st.load() (the double-free test), st.store(kFree),
-      * superslab_put, active_local load/store: an entry only this free writes and
+     /* free_abandoned: st.load() (the double-free test), st.store(kFree),
+      * region_put, active_local load/store: an entry only this free writes and
       * lock-protected state, one step; the free's linearization point. */
      d_step {
        HDR(fr); BLK(fb);
@@ -602,9 +602,9 @@ inline superslab_free_abandoned(t, fr, fb) {
 }
 
 /* ---------------------------------------------------------------------------------
- * src/thread/thread_cache.cc give_back_pages (owner t, r warm): purge_unlist; the region t
- * carves from keeps its cur_slab (purge_caches(tc, ss, cur_slab), superslab_reset_except),
- * any other gives back every carved slab (purge_caches(tc, ss, -1), superslab_reset). */
+ * src/thread/context.cc give_back_pages (owner t, r warm): purge_unlist; the region t
+ * carves from keeps its cur_slab (purge_caches(ctx, r, cur_slab), region_reset_except),
+ * any other gives back every carved slab (purge_caches(ctx, r, -1), region_reset). */
 inline give_back_pages(t, r) {
   plisted[r] = 0;
   if
@@ -612,18 +612,18 @@ inline give_back_pages(t, r) {
 #if !defined(BUG_NO_PURGE)
      d_step { purge_caches(t, r, 0, cur_slab[t]) }
 #endif
-     superslab_reset_except(r, cur_slab[t]);
+     region_reset_except(r, cur_slab[t]);
      d_step { relist(t, r) }
   :: r != cur[t] ->
 #if !defined(BUG_NO_PURGE)
      d_step { purge_caches(t, r, 1, 0) }
 #endif
-     superslab_reset_decommit(r);
+     region_reset_decommit(r);
      d_step { relist(t, r) }
   fi
 }
 
-/* src/thread/thread_cache.cc region_became_empty (owner t, r has no live block and no
+/* src/thread/context.cc region_became_empty (owner t, r has no live block and no
  * pending free). keep: Pages::kKeep. Warm: its pages go back at once (kGiveBack with
  * HAKMEM_PURGE_DELAY_MS = 0), or it joins the purge list (purge_list) and a later purge
  * point gives them back: both are choices here, so every delay is covered. */
@@ -640,8 +640,8 @@ inline region_became_empty(t, r, keep) {
      :: d_step { plisted[r] = 1; relist(t, r) }
      fi
   :: else ->
-     /* purge_unlist; purge_caches(tc, ss, -1); cc.cur = nullptr; list_unlink
-      * (owner-side), then superslab_unmap: one step */
+     /* purge_unlist; purge_caches(ctx, r, -1); sl.cur = nullptr; list_unlink
+      * (owner-side), then region_release: one step */
      d_step {
        plisted[r] = 0;
        purge_caches(t, r, 1, 0);
@@ -650,15 +650,15 @@ inline region_became_empty(t, r, keep) {
        :: else -> skip
        fi;
        list_unlink(t, r);
-       superslab_unmap_body(r)
+       region_release_body(r)
      }
   fi
 }
 
-/* src/thread/thread_cache.cc thread_cache_purge (a purge point: the refill, force at
+/* src/thread/context.cc context_purge (a purge point: the refill, force at
  * collect): each region on t's list that left the warm state is unlisted; each warm one
  * gives its pages back if its delay has passed (a choice: any delay), always with force. */
-inline thread_cache_purge(t, force) {
+inline context_purge(t, force) {
   for (ci : 0 .. NR - 1) {
     if
     :: plisted[ci] && owner[ci] == t ->
@@ -679,9 +679,9 @@ inline thread_cache_purge(t, force) {
   ci = 0
 }
 
-/* src/thread/thread_cache.cc collect_queued: a region the owner took off its queue:
+/* src/thread/context.cc collect_queued: a region the owner took off its queue:
  * queue_next.load() (the caller's `next`; off the queue the link is the owner's, folded),
- * remote_head.exchange(0, acq_rel), superslab_collect (then relist and the empty test;
+ * remote_head.exchange(0, acq_rel), region_collect (then relist and the empty test;
  * the caller applies the empty rule). */
 inline collect_queued(t, r) {
   d_step {
@@ -692,10 +692,10 @@ inline collect_queued(t, r) {
     remote_head[r] = 0;
     queued[r] = 0
   }
-  superslab_collect(t, r, ch)
+  region_collect(t, r, ch)
 }
 
-/* src/thread/thread_cache.cc collect_class: with no owned region nothing (owner-side
+/* src/thread/context.cc collect_class: with no owned region nothing (owner-side
  * lists); else queue_take, then each region taken from the head: `next` read,
  * collect_queued, the empty rule. */
 inline collect_class(t, keep) {
@@ -721,7 +721,7 @@ inline collect_class(t, keep) {
 }
 
 /* ---------------------------------------------------------------------------------
- * src/thread/thread_cache.h box_pop: the box's first block becomes live. The link read,
+ * src/thread/context.h box_pop: the box's first block becomes live. The link read,
  * the alloc-bit store and active_local touch only t's block and t's region's owner-side
  * words: one step, the malloc's linearization point. (The box's order is not modelled:
  * the lowest block.) */
@@ -735,7 +735,7 @@ inline box_pop(t) {
   loc[mb] = LIVE;
   st[mb] = ST_LIVE;
   nlive[mr]++;
-  /* a == 0: superslab_left_empty */
+  /* a == 0: region_left_empty */
   if
   :: active_local[mr] == 0 && warm[mr] -> warm[mr] = 0; warm_count[t]--
   :: else -> skip
@@ -749,7 +749,7 @@ inline box_pop(t) {
 #define BOX_HAS(t) (box_seg[t] != NOBODY && \
   (loc[BLKOF(box_seg[t], 0)] == BOX || loc[BLKOF(box_seg[t], 1)] == BOX))
 
-/* src/thread/thread_cache.cc thread_cache_ensure_slab's owner-side part: keep cur if
+/* src/thread/context.cc context_ensure_slab's owner-side part: keep cur if
  * it has a spill or its slab (or another) has a block, else relist it and pick a partial
  * region with free space, preferring one not warm. ok = 1: cur is set. (No walk of the
  * full list: a region that gets a block back leaves it at that free, free_fast's
@@ -787,7 +787,7 @@ inline ensure_decide(t) {
   :: else -> skip
   fi
 }
-/* ensure_slab's loop: cc.cur = pick, cur_slab = ctz(free | uncarved); the next round
+/* ensure_slab's loop: sl.cur = pick, cur_slab = ctz(free | uncarved); the next round
  * returns true */
 inline set_cur(t) {
   assert(HAS_FREE_SPACE(pick));
@@ -797,13 +797,13 @@ inline set_cur(t) {
   pick = 0;
   ok = 1
 }
-/* a region from orphan_take or superslab_map joins t's lists, then becomes cur */
+/* a region from orphan_take or region_create joins t's lists, then becomes cur */
 inline adopt_cur(t) {
   list_push(t, pick, (HAS_FREE_SPACE(pick) -> L_PARTIAL : L_FULL));
   set_cur(t)
 }
 
-/* src/thread/thread_cache.cc box_set_region: the box hands out blocks of r (its spill
+/* src/thread/context.cc box_set_region: the box hands out blocks of r (its spill
  * is empty); the previous box region's frees go to its own spill again */
 inline box_set_region(t, r) {
   if
@@ -822,7 +822,7 @@ inline box_set_region(t, r) {
   fi
 }
 
-/* src/thread/thread_cache.cc box_refill_slow after ensure_slab, box_fill: cur's spill (all of it),
+/* src/thread/context.cc box_refill_slow after ensure_slab, box_fill: cur's spill (all of it),
  * else the slab's free list or a carved batch, into the box; box_set_region; then
  * box_pop. Owner-side: one step. */
 inline refill_pop(t) {
@@ -852,9 +852,9 @@ inline refill_pop(t) {
   box_pop(t)
 }
 
-/* src/front/hot.h malloc_fast -> box_pop; src/thread/thread_cache.cc malloc_slot_slow
+/* src/front/hot.h malloc_fast -> box_pop; src/thread/context.cc malloc_slot_slow
  * (a slab list of box.seg into the box) -> box_pop; else box_refill_slow ->
- * thread_cache_ensure_slab (collect_class(kKeep), relist, orphan_take, superslab_map). */
+ * context_ensure_slab (collect_class(kKeep), relist, orphan_take, region_create). */
 inline do_malloc(t) {
   d_step {
     OP_BEGIN;
@@ -878,7 +878,7 @@ inline do_malloc(t) {
      /* box_refill_slow -> refill_tick, before ensure_slab: now and then collect_class of
       * every other slot (the model has one slot: that is the collect op's collect_class,
       * which any thread may run at any point), then the purge point */
-     thread_cache_purge(t, 0);
+     context_purge(t, 0);
      orphan_purge(t, 0);
      collect_class(t, 1);
      d_step {
@@ -893,9 +893,9 @@ inline do_malloc(t) {
         orphan_take(t);   /* its last step runs adopt_cur, refill_pop, OP_END */
         if
         :: pick == NOBODY ->
-           /* superslab_map (a fresh mapping, or a released region from the large-run
+           /* region_create (a fresh mapping, or a released region from the large-run
             * cache cleared to read as one; region_map_set publishes it last) and
-            * owner.store(tc): no other thread can hold a pointer into it yet; then the
+            * owner.store(ctx): no other thread can hold a pointer into it yet; then the
             * refill. One step. */
            d_step {
              pick = (mem[0] == UNMAPPED -> 0 : (mem[1] == UNMAPPED -> 1 : NOBODY));
@@ -919,10 +919,10 @@ inline do_malloc(t) {
   pick = 0
 }
 
-/* src/thread/thread_cache.cc superslab_check_empty (after a local free found
+/* src/thread/context.cc region_check_empty (after a local free found
  * active_local == 0: nothing pending either, so no collection) */
-inline superslab_check_empty(t, r) {
-  /* superslab_check_empty: the short path's tests (owner-side) */
+inline region_check_empty(t, r) {
+  /* region_check_empty: the short path's tests (owner-side) */
   ch = (r == cur[t] && !warm[r] && warm_count[t] < W && !(CARVED(BLKOF(r, 1 - cur_slab[t]))));
   if
   :: ch ->
@@ -936,7 +936,7 @@ inline superslab_check_empty(t, r) {
   fi
 }
 
-/* src/thread/thread_cache.cc region_queue_push (after the push that found fr's list
+/* src/thread/context.cc region_queue_push (after the push that found fr's list
  * empty): the owner, then queue_push onto its queue. */
 inline region_queue_push(fr) {
   /* region_queue_push: owner.load() */
@@ -946,7 +946,7 @@ inline region_queue_push(fr) {
   do
   :: true ->
      /* queue_push: queue_next.store(top) (the region's link: no other thread touches it
-      * now), then remote_regions.compare_exchange_weak(top, ss) (modelled strong) */
+      * now), then remote_regions.compare_exchange_weak(top, r) (modelled strong) */
      d_step {
        HDR(fr);
        qnext[fr] = fqt;
@@ -971,25 +971,25 @@ inline region_queue_push(fr) {
   fqt = 0
 }
 
-/* src/thread/thread_cache.cc superslab_free_remote: the free of fb (region fr) by t, who
+/* src/thread/context.cc free_remote: the free of fb (region fr) by t, who
  * does not own fr. */
-inline superslab_free_remote(t, fr, fb) {
+inline free_remote(t, fr, fb) {
   do
   :: true ->
-     /* superslab_free_remote: st.compare_exchange_strong(kLive, kRemote) (the block is
+     /* free_remote: st.compare_exchange_strong(kLive, kRemote) (the block is
       * live: the program frees it once) */
      d_step { HDR(fr); assert(st[fb] == ST_LIVE); st[fb] = ST_REMOTE }
 #if !defined(BUG_PENDING_AFTER_PUSH)
-     /* superslab_free_remote: remote_pending.fetch_add(1) */
+     /* free_remote: remote_pending.fetch_add(1) */
      d_step { HDR(fr); remote_pending[fr]++ }
 #endif
-     /* superslab_free_remote: remote_head.load() */
+     /* free_remote: remote_head.load() */
      d_step { HDR(fr); fh = remote_head[fr] }
      do
      :: !(fh & TAG) ->
-        /* superslab_free_remote: link_set(p, head) */
+        /* free_remote: link_set(p, head) */
         d_step { BLK(fb); assert(loc[fb] == FREEING); link[fb] = fh >> 1 }
-        /* superslab_free_remote: remote_head.compare_exchange_weak(head, p) (modelled
+        /* free_remote: remote_head.compare_exchange_weak(head, p) (modelled
          * strong: a spurious failure only repeats the loop) */
         d_step {
           HDR(fr);
@@ -1051,12 +1051,12 @@ inline superslab_free_remote(t, fr, fb) {
      :: else -> skip
      fi;
 #if !defined(BUG_PENDING_AFTER_PUSH)
-     /* superslab_free_remote: remote_pending.fetch_sub(1) */
+     /* free_remote: remote_pending.fetch_sub(1) */
      d_step { HDR(fr); remote_pending[fr]-- }
 #endif
-     /* superslab_free_remote: st.store(kLive) (undone: the lock holder frees it) */
+     /* free_remote: st.store(kLive) (undone: the lock holder frees it) */
      d_step { HDR(fr); st[fb] = ST_LIVE; fh = 0 }
-     superslab_free_abandoned(t, fr, fb);
+     free_abandoned(t, fr, fb);
      if
      :: fok -> break
      :: else -> skip
@@ -1067,7 +1067,7 @@ inline superslab_free_remote(t, fr, fb) {
 }
 
 /* src/front/hot.h free_fast: the free of block b by t. Its first step: the program
- * picks a live block (ghost: it becomes FREEING); region_kind_of and superslab_on_grid
+ * picks a live block (ghost: it becomes FREEING); region_kind_of and region_on_grid
  * (the region map and header constants); owner.load(). When t owns the region, the rest
  * touches t's block and t's owner-side words (the state entry's load and store, the push
  * through local_head on the box or the region's spill, active_local load/store, and
@@ -1126,17 +1126,17 @@ inline do_free_rest(t) {
        fi
      }
      if
-     :: ch -> ch = 0; superslab_check_empty(t, fr)
+     :: ch -> ch = 0; region_check_empty(t, fr)
      :: else -> skip
      fi
-  :: else -> superslab_free_remote(t, fr, fb)
+  :: else -> free_remote(t, fr, fb)
   fi;
   fo = 0;
   fr = 0;
   fb = 0
 }
 
-/* src/thread/thread_cache.cc box_flush: the box's blocks back to their slabs; box_clear */
+/* src/thread/context.cc box_flush: the box's blocks back to their slabs; box_clear */
 inline box_flush(t) {
   for (xi : 0 .. NBLK - 1) {
     if
@@ -1152,10 +1152,10 @@ inline box_flush(t) {
   box_seg[t] = NOBODY
 }
 
-/* src/thread/thread_cache.cc thread_cache_exit: partial list, then full list, from the
+/* src/thread/context.cc context_exit: partial list, then full list, from the
  * head: unlink, spill_flush (the spill's blocks back to their slabs), leave the warm
  * reserve, orphan_abandon. */
-inline thread_cache_exit(t) {
+inline context_exit(t) {
   /* box_flush and cur = nullptr: in the exit's first step (proctype thread) */
   do
   :: qs[PART(t)] != 0 || qs[FULL(t)] != 0 ->
@@ -1331,7 +1331,7 @@ inline op_end() {
 proctype thread(byte t) {
   byte nops;
   bit done;
-  /* do_free / superslab_free_remote */
+  /* do_free / free_remote */
   byte fb, fr, fo, fh, fqo, fqt;
   bit fok, fq;
   /* malloc */
@@ -1352,7 +1352,7 @@ proctype thread(byte t) {
      FREE_OPT(2)
      FREE_OPT(3)
 #if !defined(NO_COLLECT_OP)
-     :: d_step { OP_BEGIN } collect_class(t, 0); thread_cache_purge(t, 1); orphan_purge(t, 1);
+     :: d_step { OP_BEGIN } collect_class(t, 0); context_purge(t, 1); orphan_purge(t, 1);
         d_step { printf("OP collect %d\n", t); OP_END }
 #endif
      :: else -> break  /* the budget is spent */
@@ -1363,7 +1363,7 @@ proctype thread(byte t) {
   od;
   skip;
   d_step { nbusy++; box_flush(t); cur[t] = NOBODY }
-  thread_cache_exit(t);
+  context_exit(t);
   skip;  /* a loop's exit may not jump into a d_step */
   d_step { printf("OP exit %d\n", t); OP_END }
   done = 0

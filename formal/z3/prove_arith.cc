@@ -19,9 +19,9 @@
 
 #include "common/base.h"
 #include "front/memalign_route.h"
+#include "region/region.h"
 #include "regionmap/region_map.h"
 #include "tiny/size_class.h"
-#include "tiny/superslab.h"
 #include "z3_word.h"
 
 namespace {
@@ -37,10 +37,10 @@ namespace arith = hak::arith;
 using W = Z3Word;
 using Layout = arith::ClassLayout<W>;
 
-// The proofs hold for any SuperSlab struct up to this size (the state map follows it), so a
+// The proofs hold for any Region struct up to this size (the state map follows it), so a
 // change of the struct's fields does not need new proofs, only this bound.
 constexpr uint32_t kHeaderMax = 16 << 10;
-static_assert(sizeof(hak::SuperSlab) <= kHeaderMax);
+static_assert(sizeof(hak::Region) <= kHeaderMax);
 
 // A value printed with a counterexample.
 struct Shown {
@@ -283,7 +283,7 @@ void prove_states() {
 
 // ---------------------------------------------------------------------------------------
 void prove_slabs() {
-  std::printf("slabs: superslab_reset's block ranges against superslab_put's slab index\n");
+  std::printf("slabs: region_reset's block ranges against region_put's slab index\n");
   z3::expr h = bv32("header_bytes"), i = bv32("slab"), k = bv32("block");
   for_every_class(
       "block k is in slab i's [first, end) iff it is a block of the region (data_begin <= "
@@ -573,7 +573,7 @@ void prove_policy() {
     uint32_t bs = hak::kClasses.stride[c];
     expect("class_size_calc", arith::class_size_calc<NativeWord>(c),
            arith::class_size_calc<W>(Bv<32>(k32(c))).e, c, 0);
-    for (uint32_t h : {0u, 1u, static_cast<uint32_t>(sizeof(hak::SuperSlab)), kHeaderMax}) {
+    for (uint32_t h : {0u, 1u, static_cast<uint32_t>(sizeof(hak::Region)), kHeaderMax}) {
       arith::ClassLayout<NativeWord> n = arith::class_layout<NativeWord>(bs, h);
       Layout z = layout_of(bs, k32(h));
       expect("layout.inv", n.inv, z.inv.e, bs, h);

@@ -19,7 +19,7 @@ struct RegionInfo {
   uintptr_t base = 0;
   size_t bytes = 0;
   Kind kind = Kind::kNone;
-  int cls = -1;            // size class (SuperSlab, ULTRA, mid), -1 for large
+  int cls = -1;            // size class (SUPERSLAB, ULTRA and MID regions), -1 for large
   size_t block_size = 0;   // class block size, or the large block's usable bytes
   uint64_t owner = 0;      // context id; 0 = no owner (abandoned, pooled)
   uint32_t active = 0;     // live blocks (exact when no free is in flight)

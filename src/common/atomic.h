@@ -1,4 +1,4 @@
-// The atomics of the lock-free protocol: a SuperSlab's remote list and counters, its
+// The atomics of the lock-free protocol: a Region's remote list and counters, its
 // state map entries, SpinLock's flag (the orphan lock among others).
 //
 // In every build that ships, hak::Atomic<T> is std::atomic<T> itself (an alias: the

@@ -3,8 +3,8 @@
 //
 // Relacy's atomics must be created and destroyed inside a simulated iteration, while
 // hakmem's live in static storage (SpinLock flags) and in mapped memory nobody constructs
-// (a SuperSlab's state map: zeroed pages). So Atomic<T> is a handle of 8 bytes, the
-// size of std::atomic<uint64_t>: the SuperSlab header keeps its production layout, and
+// (a Region's state map: zeroed pages). So Atomic<T> is a handle of 8 bytes, the
+// size of std::atomic<uint64_t>: the Region header keeps its production layout, and
 // the state map's entries are 8 bytes apart (kStateEntryBytes, in the layout arithmetic). It holds
 // the iteration it was bound in and the index of its Relacy atomic among this iteration's cells.
 //  - Bound in this iteration: that cell.

@@ -19,7 +19,7 @@ namespace hak {
 inline constexpr unsigned kRegionShift = 21;
 inline constexpr size_t kRegionSize = size_t{1} << kRegionShift;
 inline constexpr uintptr_t kRegionMask = kRegionSize - 1;
-// A SuperSlab is split into 32 slabs of 64 KiB (the seed's geometry, fixed).
+// A Region is split into 32 slabs of 64 KiB (the seed's geometry, fixed).
 inline constexpr unsigned kSlabShift = 16;
 inline constexpr size_t kSlabSize = size_t{1} << kSlabShift;
 inline constexpr unsigned kSlabsPerRegion = kRegionSize / kSlabSize;

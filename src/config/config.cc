@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "stats/stats.h"
-#include "thread/thread_cache.h"
+#include "thread/context.h"
 #include "tiny/size_class.h"
 
 namespace hak {

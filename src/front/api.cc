@@ -22,17 +22,17 @@ constexpr size_t kMoveMin = size_t{4} << 20;
 size_t usable_checked(void* p, const char* call) {
   RegionKind k = region_kind_of(p);
   if (k == RegionKind::kSuperSlab || k == RegionKind::kMid || k == RegionKind::kUltra) {
-    SuperSlab* ss = superslab_of(p);
-    uintptr_t off = reinterpret_cast<uintptr_t>(p) - ss->base();
-    if (ss->magic != kSuperSlabMagic || !superslab_is_block_start(ss, off)) {
-      free_bad_block(ss, p, off, call);
+    Region* r = region_of(p);
+    uintptr_t off = reinterpret_cast<uintptr_t>(p) - r->base();
+    if (r->magic != kRegionMagic || !region_is_block_start(r, off)) {
+      free_bad_block(r, p, off, call);
       return 0;
     }
-    if (superslab_state_of(ss, off) != kLive) {
+    if (region_state_of(r, off) != kLive) {
       report_error(call, p, "use after free (block is not allocated)");
       return 0;
     }
-    return ss->usable();
+    return r->usable();
   }
   if (k == RegionKind::kLargeHead || k == RegionKind::kLargeTail) {
     if (LargeHeader* h = large_header_of(p)) return h->user_bytes;
@@ -70,14 +70,14 @@ void free_slow(void* p, const char* call) noexcept {
   report_error(call, p, large_bad_reason(p));
 }
 
-void free_bad_block(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
+void free_bad_block(Region* r, void* p, uintptr_t off, const char* call) noexcept {
   report_error(call, p,
-               ss->magic != kSuperSlabMagic ? "invalid pointer (corrupt SuperSlab header)"
-                                            : superslab_bad_reason(ss, off));
+               r->magic != kRegionMagic ? "invalid pointer (corrupt region header)"
+                                        : region_bad_reason(r, off));
 }
 
-void free_bad_state(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept {
-  report_error(call, p, superslab_state_reason(ss, off, "double free (block is not allocated)"));
+void free_bad_state(Region* r, void* p, uintptr_t off, const char* call) noexcept {
+  report_error(call, p, region_state_reason(r, off, "double free (block is not allocated)"));
 }
 
 }  // namespace hak
@@ -226,8 +226,8 @@ void hak_free_aligned_sized(void* p, size_t align, size_t size) {
 
 int hak_malloc_trim(size_t) {
   OsCounters before = os_counters();
-  ThreadCache* tc = tl_tc;
-  if (tc != &g_sentinel_tc) thread_cache_trim(tc);
+  Context* ctx = tl_context;
+  if (ctx != &g_sentinel) context_trim(ctx);
   orphan_purge(0, true);
   // Last: the class regions released above are cached too. Cached runs give their pages
   // back (their address space stays).
@@ -238,8 +238,8 @@ int hak_malloc_trim(size_t) {
 }
 
 void hak_collect(void) {
-  ThreadCache* tc = tl_tc;
-  if (tc != &g_sentinel_tc) thread_cache_collect(tc);
+  Context* ctx = tl_context;
+  if (ctx != &g_sentinel) context_collect(ctx);
   large_purge(true);  // and the cached large runs' pages, whatever the delay (README)
 }
 

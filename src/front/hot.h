@@ -5,17 +5,17 @@
 
 #include "common/base.h"
 #include "config/config.h"
-#include "thread/thread_cache.h"
+#include "thread/context.h"
 
 namespace hak {
 
 // zero: calloc (the first `size` bytes read as zero).
 void* malloc_large_slow(size_t size, bool zero = false) noexcept;
 void free_slow(void* p, const char* call) noexcept;
-HAK_COLD void free_bad_block(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
+HAK_COLD void free_bad_block(Region* r, void* p, uintptr_t off, const char* call) noexcept;
 // The block's state is not kLive: a double free, or a grid position outside
 // the blocks.
-HAK_COLD void free_bad_state(SuperSlab* ss, void* p, uintptr_t off, const char* call) noexcept;
+HAK_COLD void free_bad_state(Region* r, void* p, uintptr_t off, const char* call) noexcept;
 
 // Every slot (tiny, ULTRA, mid) takes the same path: the box of its slot.
 HAK_INLINE void* malloc_fast(size_t size) noexcept {
@@ -26,42 +26,41 @@ HAK_INLINE void* malloc_fast(size_t size) noexcept {
     c = size_to_class(size);
   else
     return malloc_large_slow(size);
-  ThreadCache* tc = tl_tc;
-  Box& box = tc->box[c];
-  if (HAK_LIKELY(box.free != nullptr)) return box_pop(tc, box);
+  Context* ctx = tl_context;
+  Box& box = ctx->box[c];
+  if (HAK_LIKELY(box.free != nullptr)) return box_pop(ctx, box);
   return malloc_slot_slow(c);
 }
 
-// SuperSlab, ULTRA and mid regions alike: validate (block boundary, live), then push on
-// the region's local list (SuperSlab::local_head): the box when the block is in the box's
+// Tiny, ULTRA and mid regions alike: validate (block boundary, live), then push on
+// the region's local list (Region::local_head): the box when the block is in the box's
 // region, else that region's spill, with no branch on which (a working set spread over
 // several regions of a class mispredicted a box test on a third of its frees). A region
-// the caller does not own goes out of line (superslab_free_remote). Large, null and
+// the caller does not own goes out of line (free_remote). Large, null and
 // invalid pointers out of line.
 HAK_INLINE void free_fast(void* p, const char* call) noexcept {
   RegionKind k = region_kind_of(p);
   if (HAK_LIKELY(is_class_region(k))) {
-    SuperSlab* ss = superslab_of(p);
-    uintptr_t off = reinterpret_cast<uintptr_t>(p) - ss->base();
+    Region* r = region_of(p);
+    uintptr_t off = reinterpret_cast<uintptr_t>(p) - r->base();
     // One multiply gives the block index and, with its offset, the boundary check
-    // (superslab_on_grid, in the same two steps).
-    uint64_t i = superslab_block_index(ss, off);
-    if (HAK_UNLIKELY(!superslab_block_starts_at(ss, i, off)))
-      return free_bad_block(ss, p, off, call);
-    ThreadCache* tc = tl_tc;
-    // relaxed: only tc stores tc there (its own earlier step); another value means another
+    // (region_on_grid, in the same two steps).
+    uint64_t i = region_block_index(r, off);
+    if (HAK_UNLIKELY(!region_block_starts_at(r, i, off))) return free_bad_block(r, p, off, call);
+    Context* ctx = tl_context;
+    // relaxed: only ctx stores ctx there (its own earlier step); another value means another
     // context's region, or one without owner.
-    if (HAK_UNLIKELY(ss->owner.load(std::memory_order_relaxed) != tc))
-      return superslab_free_remote(ss, p, off, call);
-    Atomic<uint8_t>& st = ss->states()[i];
+    if (HAK_UNLIKELY(r->owner.load(std::memory_order_relaxed) != ctx))
+      return free_remote(r, p, off, call);
+    Atomic<uint8_t>& st = r->states()[i];
     // relaxed: a kRemote set by another context only needs to be seen once a free that
     // happened before this one in the program set it (the double-free case).
     if (HAK_UNLIKELY(st.load(std::memory_order_relaxed) != kLive))
-      return free_bad_state(ss, p, off, call);
+      return free_bad_state(r, p, off, call);
     st.store(kFree, std::memory_order_relaxed);
-    HAK_MEM_FREED(p, ss->block_size);
+    HAK_MEM_FREED(p, r->block_size);
     FreeBlock* fb = static_cast<FreeBlock*>(p);
-    FreeBlock** head = ss->local_head;
+    FreeBlock** head = r->local_head;
     FreeBlock* next = *head;
     link_set(fb, next);
     *head = fb;
@@ -69,12 +68,12 @@ HAK_INLINE void free_fast(void* p, const char* call) noexcept {
     // nothing on its way. A region emptied while remote frees are pending waits for the
     // next collection point (SPEC section 3), so a local free never reads remote_pending,
     // on the line remote freers write.
-    uint32_t left = ss->active_local.load(std::memory_order_relaxed) - 1;
-    ss->active_local.store(left, std::memory_order_relaxed);
+    uint32_t left = r->active_local.load(std::memory_order_relaxed) - 1;
+    r->active_local.store(left, std::memory_order_relaxed);
     // The list was empty: a spill that starts may bring its region back from the full
     // list (then the empty test). Tail calls: the path keeps no frame.
-    if (HAK_UNLIKELY(next == nullptr)) return free_list_started(tc, ss, left);
-    if (HAK_UNLIKELY(left == 0)) superslab_check_empty(tc, ss);
+    if (HAK_UNLIKELY(next == nullptr)) return free_list_started(ctx, r, left);
+    if (HAK_UNLIKELY(left == 0)) region_check_empty(ctx, r);
     return;
   }
   free_slow(p, call);

@@ -6,7 +6,7 @@
 #include "os/os.h"
 #include "regionmap/region_map.h"
 #include "regionmap/registry.h"
-#include "thread/thread_cache.h"
+#include "thread/context.h"
 
 namespace hakmem::inspect {
 
@@ -30,8 +30,8 @@ Kind kind_of(RegionKind k) {
   }
 }
 
-uint64_t owner_id(ThreadCache* tc) {
-  return tc ? tc->id : 0;
+uint64_t owner_id(hak::Context* ctx) {
+  return ctx ? ctx->id : 0;
 }
 
 // Registry lock held. describe(base).bytes, reading no more than that needs.
@@ -45,30 +45,30 @@ size_t bytes_of(uintptr_t base) {
 
 // Registry lock held.
 RegionInfo describe(uintptr_t base) {
-  RegionInfo r;
-  r.base = base;
+  RegionInfo info;
+  info.base = base;
   RegionKind k = region_kind_of(reinterpret_cast<void*>(base));
-  r.kind = kind_of(k);
+  info.kind = kind_of(k);
   if (k == RegionKind::kSuperSlab || k == RegionKind::kMid || k == RegionKind::kUltra) {
-    SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
-    r.bytes = kRegionSize;
-    r.cls = ss->cls;
-    r.block_size = ss->usable();
-    r.owner = owner_id(ss->owner.load(std::memory_order_relaxed));
-    r.active = ss->active();
-    r.pending = ss->remote_pending.load(std::memory_order_relaxed);
-    r.serial = ss->link.serial;
-    r.warm = ss->warm;
-    r.abandoned = ss->list == SuperSlabList::kAbandoned;
-    r.carved_slabs = static_cast<uint32_t>(__builtin_popcount(ss->slab_carved_mask));
+    Region* r = reinterpret_cast<Region*>(base);
+    info.bytes = kRegionSize;
+    info.cls = r->cls;
+    info.block_size = r->usable();
+    info.owner = owner_id(r->owner.load(std::memory_order_relaxed));
+    info.active = r->active();
+    info.pending = r->remote_pending.load(std::memory_order_relaxed);
+    info.serial = r->link.serial;
+    info.warm = r->warm;
+    info.abandoned = r->list == RegionList::kAbandoned;
+    info.carved_slabs = static_cast<uint32_t>(__builtin_popcount(r->slab_carved_mask));
   } else if (k == RegionKind::kLargeHead) {
     LargeHeader* h = reinterpret_cast<LargeHeader*>(base);
-    r.bytes = h->run_bytes;
-    r.block_size = h->user_bytes;
-    r.active = 1;
-    r.serial = h->link.serial;
+    info.bytes = h->run_bytes;
+    info.block_size = h->user_bytes;
+    info.active = 1;
+    info.serial = h->link.serial;
   }
-  return r;
+  return info;
 }
 
 class RecordingOs final : public Os {
@@ -158,7 +158,7 @@ bool ultra_page_active(uintptr_t base, uint32_t (&out)[kPagesPerSegment]) {
   registry_for_each([&](uintptr_t b) {
     if (b != base || region_kind_of(reinterpret_cast<void*>(b)) != RegionKind::kUltra) return;
     found = true;
-    SuperSlab* seg = reinterpret_cast<SuperSlab*>(b);
+    Region* seg = reinterpret_cast<Region*>(b);
     // Live: kLive (freed by another thread, not yet collected, is not live).
     for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
       const SlabMeta& m = seg->slabs[i];
@@ -195,43 +195,46 @@ OsCounts os_counts() {
 }
 
 uint64_t refill_collections() {
-  return thread_cache_refill_counts().collections;
+  return context_refill_counts().collections;
 }
 uint64_t refill_region_visits() {
-  return thread_cache_refill_counts().region_visits;
+  return context_refill_counts().region_visits;
 }
 
-// A Context is its ThreadCache (the type stays opaque to users).
+// An inspect::Context is a production context (the type stays opaque to users).
+static hak::Context* production(Context* c) {
+  return reinterpret_cast<hak::Context*>(c);
+}
+
 Context* context_create() {
   ensure_init();
-  ThreadCache* tc = thread_cache_create(ContextKind::kSimulated);
-  // The context object itself lives in the ThreadCache's page (no allocation).
-  return reinterpret_cast<Context*>(tc);
+  // The context object itself lives in its own page (no allocation).
+  return reinterpret_cast<Context*>(hak::context_create(ContextKind::kSimulated));
 }
 
 uint64_t context_id(const Context* c) {
-  return reinterpret_cast<const ThreadCache*>(c)->id;
+  return reinterpret_cast<const hak::Context*>(c)->id;
 }
 
 void context_exit(Context* c) {
-  ThreadCache* tc = reinterpret_cast<ThreadCache*>(c);
-  if (tl_tc == tc) tl_tc = &g_sentinel_tc;
-  thread_cache_exit(tc);
+  hak::Context* ctx = production(c);
+  if (tl_context == ctx) tl_context = &g_sentinel;
+  hak::context_exit(ctx);
 }
 
 void context_collect(Context* c) {
-  thread_cache_collect(reinterpret_cast<ThreadCache*>(c));
+  hak::context_collect(production(c));
 }
 
-Use::Use(Context* c) : saved_(tl_tc) {
-  tl_tc = reinterpret_cast<ThreadCache*>(c);
+Use::Use(Context* c) : saved_(tl_context) {
+  tl_context = production(c);
 }
 Use::~Use() {
-  tl_tc = static_cast<ThreadCache*>(saved_);
+  tl_context = static_cast<hak::Context*>(saved_);
 }
 
 uint64_t current_context_id() {
-  return tl_tc == &g_sentinel_tc ? 0 : tl_tc->id;
+  return tl_context == &g_sentinel ? 0 : tl_context->id;
 }
 
 Settings settings() {

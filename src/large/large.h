@@ -56,7 +56,7 @@ void large_cache_drain() noexcept;
 // the keep-committed budget (what large_malloc and large_free do on their own), or with
 // `force` of every cached run now (malloc_trim). The runs stay cached, reading as zero.
 void large_purge(bool force) noexcept;
-// Class regions (src/tiny/superslab.cc) share the cache: a released region (out of the
+// Class regions (src/region/region.cc) share the cache: a released region (out of the
 // region map and the registry) is cached as a dirty run of one region, `touched` bytes
 // from its base possibly written (its carved span), under the same budget and delay; may
 // unmap it at once (or older runs); without keep_pages its pages go back now (a region

@@ -15,7 +15,7 @@ enum class RegionKind : uint8_t {
   kNone = 0,
   kSuperSlab = 1,  // v3 tiny classes
   kUltra = 2,      // C7 ULTRA segment
-  kMid = 3,        // mid classes (same SuperSlab engine, larger blocks)
+  kMid = 3,        // mid classes (the same class-region engine, larger blocks)
   kLargeHead = 4,  // first region of a large run
   // The region holding the user pointer of a run aligned to 2 MiB or more (a back pointer
   // to the head sits just below it). The run's other regions stay kNone: a run costs

@@ -11,10 +11,10 @@
 #include "config/config.h"
 #include "large/large.h"
 #include "os/os.h"
+#include "region/region.h"
 #include "regionmap/region_map.h"
 #include "regionmap/registry.h"
-#include "thread/thread_cache.h"
-#include "tiny/superslab.h"
+#include "thread/context.h"
 
 namespace hak {
 namespace {
@@ -75,7 +75,7 @@ int stats_fd() noexcept {
 
 StatsSnapshot stats_snapshot() noexcept {
   StatsSnapshot s{};
-  SuperSlabCounters sc = superslab_counters();
+  RegionCounters sc = region_counters();
   LargeCounters lc = large_counters();
   OsCounters oc = os_counters();
   s.superslabs_live = sc.live[0];
@@ -89,7 +89,7 @@ StatsSnapshot stats_snapshot() noexcept {
   s.large_released = lc.released_total;
   s.large_cached = lc.cached;
   s.errors = error_count();
-  thread_cache_for_each([&](ThreadCache*) { ++s.contexts_live; });
+  context_for_each([&](Context*) { ++s.contexts_live; });
   s.os_maps = oc.maps;
   s.os_unmaps = oc.unmaps;
   s.os_decommits = oc.decommits;
@@ -98,13 +98,13 @@ StatsSnapshot stats_snapshot() noexcept {
     RegionKind k = region_kind_of(reinterpret_cast<void*>(base));
     ++s.regions_live[static_cast<unsigned>(k)];
     if (k == RegionKind::kSuperSlab || k == RegionKind::kMid) {
-      SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
-      s.active_blocks[ss->cls] += ss->active();
-      s.bytes_in_blocks += uint64_t{ss->active()} * ss->usable();
+      Region* r = reinterpret_cast<Region*>(base);
+      s.active_blocks[r->cls] += r->active();
+      s.bytes_in_blocks += uint64_t{r->active()} * r->usable();
     } else if (k == RegionKind::kUltra) {
-      SuperSlab* ss = reinterpret_cast<SuperSlab*>(base);
-      s.active_ultra += ss->active();
-      s.bytes_in_blocks += uint64_t{ss->active()} * ss->usable();
+      Region* r = reinterpret_cast<Region*>(base);
+      s.active_ultra += r->active();
+      s.bytes_in_blocks += uint64_t{r->active()} * r->usable();
     } else if (k == RegionKind::kLargeHead) {
       const LargeHeader* h = reinterpret_cast<const LargeHeader*>(base);
       s.bytes_in_blocks += h->user_bytes;

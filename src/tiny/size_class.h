@@ -1,6 +1,7 @@
 // Size classes. C0..C7 are the seed's tiny classes (8..1024 B, powers of two); classes
 // 8..39 are the mid classes, four per doubling from 1280 B to 256 KiB, so a mid block
-// wastes at most 25% of its size. Both are served by SuperSlabs (kinds SUPERSLAB / MID).
+// wastes at most 25% of its size. Both are served by class regions (kinds SUPERSLAB / MID:
+// src/region/region.h).
 #pragma once
 
 #include <array>
@@ -99,7 +100,7 @@ HAK_INLINE constexpr bool class_is_tiny(unsigned c) {
   return c < kTinyClasses;
 }
 
-// A slot is where a region's blocks come from: one per class (v3 SuperSlab for tiny,
+// A slot is where a region's blocks come from: one per class (kind SUPERSLAB for tiny,
 // MID for mid) plus the ULTRA slot (C7 on ULTRA segments). Per-context lists, warm
 // counts and the orphan pools are per slot.
 inline constexpr unsigned kUltraSlot = kNumClasses;

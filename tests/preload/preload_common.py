@@ -185,7 +185,7 @@ def run(cmd, lib, workdir, *, env=None, cwd=None, stdin=None, preload=True,
     if bad:
         fail(f"a process served by hakmem counted errors: {bad}\n{repro}")
     if min_processes > 0 and not any(r["ss_live"] + r["ss_rel"] > 0 for r in reports):
-        fail(f"no process mapped a SuperSlab: hakmem did not serve allocations\n{repro}")
+        fail(f"no process mapped a tiny (SUPERSLAB) region: hakmem did not serve allocations\n{repro}")
     stats = load_stats_json(json_path, shown)
     check_served(stats, shown)
     return Run(cmd, p.stdout, strip_reports(p.stderr), stats, reports, p.stderr)
@@ -212,7 +212,7 @@ def check_served(stats, what):
         if not isinstance(stats.get(key), int):
             fail(f"stats JSON of {what} lacks integer '{key}': {stats}")
     if stats["superslabs_live"] + stats["superslabs_released"] <= 0:
-        fail(f"stats JSON of {what} shows no SuperSlab ever mapped "
+        fail(f"stats JSON of {what} shows no tiny (SUPERSLAB) region ever mapped "
              f"(superslabs_live + superslabs_released == 0): hakmem was not in use. {stats}")
     if stats["errors"] != 0:
         fail(f"stats JSON of {what} shows errors = {stats['errors']}")

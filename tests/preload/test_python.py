@@ -26,7 +26,7 @@ def test(lib, workdir):
     # The workload keeps millions of objects alive at times: hakmem must have served them.
     st = got.stats
     if st["superslabs_live"] + st["superslabs_released"] < 2:
-        pc.fail(f"too few SuperSlabs for an allocation-heavy run: {st}")
+        pc.fail(f"too few tiny regions for an allocation-heavy run: {st}")
     print(f"python under hakmem: {line}; {len(got.reports)} process report(s)")
 
 

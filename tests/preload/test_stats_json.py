@@ -114,7 +114,7 @@ def test(lib, workdir):
         (st["os"]["maps"] >= st["regions_live"]["superslab"] + st["regions_live"]["mid"] + 1,
          "os.maps covers every live region"),
         (st["os"]["bytes_mapped"] >= (4 << 20) + (2 << 20) * (st["superslabs_live"] + st["mid_live"]),
-         "os.bytes_mapped >= 4 MiB large block + 2 MiB per live SuperSlab/mid region"),
+         "os.bytes_mapped >= 4 MiB large block + 2 MiB per live SUPERSLAB or MID region"),
         (st["errors"] == 0, "errors == 0"),
     ]
     bad = [what for ok, what in facts if not ok]

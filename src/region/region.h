@@ -1,7 +1,7 @@
-// SuperSlab: a 2 MiB region of one size class, split into 32 slabs of 64 KiB, carved
-// lazily. Tiny classes (kind SUPERSLAB), mid classes (kind MID) and the C7 ULTRA
-// segments (kind ULTRA: its slabs are the ULTRA pages) share this engine and one fast
-// path (front/hot.h); they differ in region kind only.
+// Region: the header of a class region, 2 MiB of one size class, split into 32 slabs of 64 KiB,
+// carved lazily. Tiny classes (kind SUPERSLAB), mid classes (kind MID) and the C7 ULTRA segments
+// (kind ULTRA: its slabs are the ULTRA pages) share this engine and one fast path (front/hot.h);
+// they differ in region kind only.
 //
 // Layout: [header | state map | blocks on the class grid ...]
 // Block k lives at base + k * block_size, the grid step (class_stride: the class size, one
@@ -35,7 +35,7 @@
 
 namespace hak {
 
-struct ThreadCache;
+struct Context;
 
 struct FreeBlock {
   FreeBlock* next;
@@ -72,16 +72,16 @@ struct SlabMeta {
   uint32_t end = 0;           // one past its last block index
 };
 
-inline constexpr uint32_t kSuperSlabMagic = 0x53534B48;  // "HKSS"
+inline constexpr uint32_t kRegionMagic = 0x53534B48;  // "HKSS"
 // remote_head bit 0: the region is abandoned (no owner); pushes must take the orphan lock.
 inline constexpr uintptr_t kAbandonedTag = 1;
 
 // A block's entry in its region's state map (the header comment says who writes which).
 enum BlockState : uint8_t { kFree = 0, kLive = 1, kRemote = 2 };
 
-enum class SuperSlabList : uint8_t { kNone, kPartial, kFull, kPool, kAbandoned };
+enum class RegionList : uint8_t { kNone, kPartial, kFull, kPool, kAbandoned };
 
-struct alignas(64) SuperSlab {
+struct alignas(64) Region {
   // --- read on every free; written at (re)initialisation only ---
   uint32_t magic;
   RegionKind kind;
@@ -92,7 +92,7 @@ struct alignas(64) SuperSlab {
   uint64_t inv;         // ceil(2^40 / block_size): the block index of an offset, by multiply
   uint32_t data_begin;
   uint32_t data_end;  // one past the last block's start offset
-  Atomic<ThreadCache*> owner;
+  Atomic<Context*> owner;
   // Where the owner's free of a block of this region pushes it (front/hot.h free_fast):
   // &box.free of its slot while this is the box's region, else &spill. Written and read
   // by the owner only (free_fast tests the owner first).
@@ -103,34 +103,34 @@ struct alignas(64) SuperSlab {
   // Owner-written (relaxed atomic so inspect and other threads may read it).
   alignas(64) Atomic<uint32_t> active_local;
   // The owner's frees while this is not its box's region (LIFO), taken whole into the box
-  // by the refill that picks the region (thread_cache.cc). Empty in a box's region and in
+  // by the refill that picks the region (context.cc). Empty in a box's region and in
   // a region without owner.
   FreeBlock* spill;
 
   // --- written by remote frees ---
   alignas(64) Atomic<uint32_t> remote_pending;
   Atomic<uintptr_t> remote_head;
-  // The link of the owner's region queue of this slot (thread_cache.cc): written by the
+  // The link of the owner's region queue of this slot (context.cc): written by the
   // remote free that found remote_head empty, read by the owner that took the queue.
-  Atomic<SuperSlab*> queue_next;
+  Atomic<Region*> queue_next;
 
   // --- owner-side cold state ---
-  alignas(64) SuperSlab* next;
-  SuperSlab* prev;
-  SuperSlabList list;
-  uint8_t dequeued;             // taken off the queue by its exiting owner (thread_cache.cc)
+  alignas(64) Region* next;
+  Region* prev;
+  RegionList list;
+  uint8_t dequeued;             // taken off the queue by its exiting owner (context.cc)
   uint32_t slab_free_mask;      // slabs whose free list is non-empty
   uint32_t slab_uncarved_mask;  // slabs with blocks never carved
   uint32_t slab_carved_mask;    // slabs touched since the last reset (carved or cleared)
-  // Bytes from the base that superslab_map cleared in a region taken from the large-run
+  // Bytes from the base that region_create cleared in a region taken from the large-run
   // cache (0 for a fresh one): resident though not carved; the slabs they reach count as
   // carved, so the pages go back as carved ones do.
   uint32_t cleared_end;
   // Warm with pages still to give back: on its owner's purge list, due at purge_at_ms.
   bool purge_listed;
   uint64_t purge_at_ms;
-  SuperSlab* purge_next;
-  SuperSlab* purge_prev;
+  Region* purge_next;
+  Region* purge_prev;
   RegionLink link;
   SlabMeta slabs[kSlabsPerRegion];
 
@@ -158,20 +158,20 @@ HAK_INLINE RegionKind slot_kind(unsigned s) {
                             : RegionKind::kMid;
 }
 
-HAK_INLINE SuperSlab* superslab_of(const void* p) {
-  return reinterpret_cast<SuperSlab*>(region_base(p));
+HAK_INLINE Region* region_of(const void* p) {
+  return reinterpret_cast<Region*>(region_base(p));
 }
 
 // Bytes of one state map entry: 1, but 8 under Relacy (its Atomic is a handle).
 inline constexpr uint32_t kStateEntryBytes = sizeof(Atomic<uint8_t>);
 
 // The arithmetic of a class region over a word policy (common/word.h): production runs it
-// with NativeWord on a SuperSlab, formal/z3 proves it with bit-vectors on a ClassLayout
+// with NativeWord on a Region, formal/z3 proves it with bit-vectors on a ClassLayout
 // (`L` below: either, they have the same layout fields).
 namespace arith {
 
-// The numbers init_layout stores in a SuperSlab of blocks of `block_size` bytes whose
-// header (the SuperSlab struct) takes `header_bytes`.
+// The numbers init_layout stores in a Region of blocks of `block_size` bytes whose
+// header (the Region struct) takes `header_bytes`.
 template <class W>
 struct ClassLayout {
   word32<W> block_size;
@@ -195,29 +195,29 @@ HAK_INLINE ClassLayout<W> class_layout(word32<W> block_size, word32<W> header_by
 // The index of the grid position at or below `off` (an offset in the region) by the
 // reciprocal: exact on the grid, so no division on the free path.
 template <class W, class L>
-HAK_INLINE word64<W> block_index(const L& ss, word64<W> off) {
-  return (off * ss.inv) >> 40;
+HAK_INLINE word64<W> block_index(const L& r, word64<W> off) {
+  return (off * r.inv) >> 40;
 }
 
 // True when block k starts at `off`.
 template <class W, class L>
-HAK_INLINE boolean<W> block_starts_at(const L& ss, word64<W> k, word64<W> off) {
-  return k * ss.block_size == off;
+HAK_INLINE boolean<W> block_starts_at(const L& r, word64<W> k, word64<W> off) {
+  return k * r.block_size == off;
 }
 
 // True when `off` is on the class grid (a multiple of the block size): its block index's
 // block starts there. The free path runs the same two steps (front/hot.h), keeping the
 // index for the state entry.
 template <class W, class L>
-HAK_INLINE boolean<W> on_grid(const L& ss, word64<W> off) {
-  return block_starts_at<W>(ss, block_index<W>(ss, off), off);
+HAK_INLINE boolean<W> on_grid(const L& r, word64<W> off) {
+  return block_starts_at<W>(r, block_index<W>(r, off), off);
 }
 
 // True when `off` is the start of a block: inside [data_begin, data_end) and on the grid.
 template <class W, class L>
-HAK_INLINE boolean<W> is_block_start(const L& ss, word64<W> off) {
-  if (HAK_UNLIKELY(off - ss.data_begin >= ss.data_end - ss.data_begin)) return false;
-  return on_grid<W>(ss, off);
+HAK_INLINE boolean<W> is_block_start(const L& r, word64<W> off) {
+  if (HAK_UNLIKELY(off - r.data_begin >= r.data_end - r.data_begin)) return false;
+  return on_grid<W>(r, off);
 }
 
 // The slab (0..31) that holds the offset `off` of a region.
@@ -234,11 +234,11 @@ struct BlockRange {
 };
 // The blocks of a region: [data_begin, data_end) in block indices.
 template <class W, class L>
-HAK_INLINE BlockRange<W> region_blocks(const L& ss) {
-  return {ss.data_begin / ss.block_size, ss.data_end / ss.block_size};
+HAK_INLINE BlockRange<W> region_blocks(const L& r) {
+  return {r.data_begin / r.block_size, r.data_end / r.block_size};
 }
 // The blocks of slab i (those that start in it) among the region's `blocks`: the blocks
-// superslab_put gives back to slab i.
+// region_put gives back to slab i.
 template <class W>
 HAK_INLINE BlockRange<W> slab_blocks(word32<W> block_size, BlockRange<W> blocks, word32<W> i) {
   word64<W> lo = W::to_u64(i) << kSlabShift, hi = W::to_u64(i + 1) << kSlabShift;
@@ -252,105 +252,104 @@ HAK_INLINE BlockRange<W> slab_blocks(word32<W> block_size, BlockRange<W> blocks,
 
 }  // namespace arith
 
-// The block index of `off` (exact when it is on the grid: superslab_on_grid).
-HAK_INLINE uint64_t superslab_block_index(const SuperSlab* ss, uintptr_t off) {
-  return arith::block_index<NativeWord>(*ss, off);
+// The block index of `off` (exact when it is on the grid: region_on_grid).
+HAK_INLINE uint64_t region_block_index(const Region* r, uintptr_t off) {
+  return arith::block_index<NativeWord>(*r, off);
 }
-HAK_INLINE bool superslab_block_starts_at(const SuperSlab* ss, uint64_t k, uintptr_t off) {
-  return arith::block_starts_at<NativeWord>(*ss, k, off);
+HAK_INLINE bool region_block_starts_at(const Region* r, uint64_t k, uintptr_t off) {
+  return arith::block_starts_at<NativeWord>(*r, k, off);
 }
 
 // True when `off` is on the class grid. Grid positions outside the block range (the
 // header) never have their state set to kLive, so the free path's state test rejects them.
-HAK_INLINE bool superslab_on_grid(const SuperSlab* ss, uintptr_t off) {
-  return arith::on_grid<NativeWord>(*ss, off);
+HAK_INLINE bool region_on_grid(const Region* r, uintptr_t off) {
+  return arith::on_grid<NativeWord>(*r, off);
 }
 
-// True when `off` is the start of a block of this SuperSlab.
-HAK_INLINE bool superslab_is_block_start(const SuperSlab* ss, uintptr_t off) {
-  return arith::is_block_start<NativeWord>(*ss, off);
+// True when `off` is the start of a block of this Region.
+HAK_INLINE bool region_is_block_start(const Region* r, uintptr_t off) {
+  return arith::is_block_start<NativeWord>(*r, off);
 }
 
 // The state entry of the block at `off` (a grid position).
-HAK_INLINE Atomic<uint8_t>& superslab_state(SuperSlab* ss, uintptr_t off) {
-  return ss->states()[superslab_block_index(ss, off)];
+HAK_INLINE Atomic<uint8_t>& region_state(Region* r, uintptr_t off) {
+  return r->states()[region_block_index(r, off)];
 }
-HAK_INLINE uint8_t superslab_state_of(const SuperSlab* ss, uintptr_t off) {
+HAK_INLINE uint8_t region_state_of(const Region* r, uintptr_t off) {
   // relaxed: a value; the owner's own writes, or a remote free's that reached it.
-  return ss->states()[superslab_block_index(ss, off)].load(std::memory_order_relaxed);
+  return r->states()[region_block_index(r, off)].load(std::memory_order_relaxed);
 }
 
 // The owner hands the block at `off` out (relaxed: only the owner writes kLive; readers
 // only need a value).
-HAK_INLINE void superslab_mark_live(SuperSlab* ss, uintptr_t off) {
-  superslab_state(ss, off).store(kLive, std::memory_order_relaxed);
+HAK_INLINE void region_mark_live(Region* r, uintptr_t off) {
+  region_state(r, off).store(kLive, std::memory_order_relaxed);
 }
 
 // The intrusive region lists (a context's partial / full lists, the orphan pool and
-// abandoned lists): `l` names the list ss joins.
-inline void superslab_list_push(SuperSlab*& head, SuperSlab* ss, SuperSlabList l) {
-  ss->prev = nullptr;
-  ss->next = head;
-  if (head) head->prev = ss;
-  head = ss;
-  ss->list = l;
+// abandoned lists): `l` names the list r joins.
+inline void region_list_push(Region*& head, Region* r, RegionList l) {
+  r->prev = nullptr;
+  r->next = head;
+  if (head) head->prev = r;
+  head = r;
+  r->list = l;
 }
-inline void superslab_list_unlink(SuperSlab*& head, SuperSlab* ss) {
-  if (ss->prev)
-    ss->prev->next = ss->next;
+inline void region_list_unlink(Region*& head, Region* r) {
+  if (r->prev)
+    r->prev->next = r->next;
   else
-    head = ss->next;
-  if (ss->next) ss->next->prev = ss->prev;
-  ss->next = ss->prev = nullptr;
-  ss->list = SuperSlabList::kNone;
+    head = r->next;
+  if (r->next) r->next->prev = r->prev;
+  r->next = r->prev = nullptr;
+  r->list = RegionList::kNone;
 }
 
-// --- cold operations (superslab.cc) ---
-SuperSlab* superslab_map(unsigned slot) noexcept;  // nullptr: out of memory
+// --- cold operations (region.cc) ---
+Region* region_create(unsigned slot) noexcept;  // nullptr: out of memory
 // Released: out of the region map and the registry, to the large-run cache (its pages kept
 // for the purge delay, or with !keep_pages given back now).
-void superslab_unmap(SuperSlab* ss, bool keep_pages = true) noexcept;
+void region_release(Region* r, bool keep_pages = true) noexcept;
 // Resets every slab to uncarved; with `decommit_pages` (the region is empty), gives the
 // pages of carved slabs and of the state map back.
-void superslab_reset(SuperSlab* ss, bool decommit_pages) noexcept;
+void region_reset(Region* r, bool decommit_pages) noexcept;
 // The region is empty: resets every slab but `keep` and gives their pages and the state
 // map's back in at most three calls (the pages `keep`'s blocks and state entries touch
 // stay, with its free lists).
-void superslab_reset_except(SuperSlab* ss, unsigned keep) noexcept;
+void region_reset_except(Region* r, unsigned keep) noexcept;
 // Carves up to `max` never-used blocks of `slab` into a list (nullptr if none left).
-FreeBlock* superslab_carve_list(SuperSlab* ss, unsigned slab, uint32_t max) noexcept;
+FreeBlock* region_carve_list(Region* r, unsigned slab, uint32_t max) noexcept;
 // Returns a free block (state already kFree) to its slab's free list.
-HAK_INLINE void superslab_put(SuperSlab* ss, void* p) noexcept {
-  unsigned slab = arith::slab_index<NativeWord>(reinterpret_cast<uintptr_t>(p) - ss->base());
-  SlabMeta& m = ss->slabs[slab];
+HAK_INLINE void region_put(Region* r, void* p) noexcept {
+  unsigned slab = arith::slab_index<NativeWord>(reinterpret_cast<uintptr_t>(p) - r->base());
+  SlabMeta& m = r->slabs[slab];
   FreeBlock* b = static_cast<FreeBlock*>(p);
   link_set(b, m.free);
   m.free = b;
-  ss->slab_free_mask |= 1u << slab;
+  r->slab_free_mask |= 1u << slab;
 }
 // Takes the remote list back into the slabs. Returns the number of blocks collected.
 // Caller is the owner, or holds the orphan lock for an ownerless region.
-uint32_t superslab_collect(SuperSlab* ss, uintptr_t list) noexcept;
+uint32_t region_collect(Region* r, uintptr_t list) noexcept;
 // A fork child's repair of a region whose owner did not survive the fork (and may have
 // stopped in the middle of any owner operation): the slab lists, live count and remote
 // state are rebuilt from the state map alone. A block is live when it is kLive (a
 // kRemote block, listed or caught mid-push, is free: that remote free completes here). Returns the
 // live count. Caller holds the orphan lock.
-uint32_t superslab_rebuild(SuperSlab* ss) noexcept;
+uint32_t region_rebuild(Region* r) noexcept;
 // Whether a slab has a block to give.
-HAK_INLINE bool superslab_slab_has_free(const SuperSlab* ss, unsigned slab) {
-  return ((ss->slab_free_mask | ss->slab_uncarved_mask) >> slab) & 1;
+HAK_INLINE bool region_slab_has_free(const Region* r, unsigned slab) {
+  return ((r->slab_free_mask | r->slab_uncarved_mask) >> slab) & 1;
 }
 
 // Classifies a pointer that failed the block-start check, for the error message.
-const char* superslab_bad_reason(const SuperSlab* ss, uintptr_t off) noexcept;
+const char* region_bad_reason(const Region* r, uintptr_t off) noexcept;
 // A grid position whose state is not kLive: outside the blocks, or `fallback`.
-const char* superslab_state_reason(const SuperSlab* ss, uintptr_t off,
-                                   const char* fallback) noexcept;
+const char* region_state_reason(const Region* r, uintptr_t off, const char* fallback) noexcept;
 
-struct SuperSlabCounters {
+struct RegionCounters {
   uint64_t live[3], mapped_total[3], released_total[3];  // [0] SUPERSLAB, [1] MID, [2] ULTRA
 };
-SuperSlabCounters superslab_counters() noexcept;
+RegionCounters region_counters() noexcept;
 
 }  // namespace hak
