@@ -12,15 +12,15 @@ params=${MUTANTS_RC_PARAMS:-max_success=500}
 
 # name | file | perl substitution (one match required)
 mutants=(
-  "no-purge-before-release|src/thread/context.cc|s{  purge_caches\(ctx, r, -1\);\n  if \(sl.cur == r\) sl.cur = nullptr;}{  if (sl.cur == r) sl.cur = nullptr;}"
-  "remote-free-not-counted|src/thread/context.cc|s{    r->remote_pending.fetch_add\(1, std::memory_order_relaxed\);\n}{}"
+  "no-purge-before-release|src/region/lifecycle.cc|s{  purge_caches\(ctx, r, -1\);\n  if \(sl.cur == r\) sl.cur = nullptr;}{  if (sl.cur == r) sl.cur = nullptr;}"
+  "remote-free-not-counted|src/region/remote.cc|s{    r->remote_pending.fetch_add\(1, std::memory_order_relaxed\);\n}{}"
   # The seed's unchecked ULTRA free, on the one fast path: a double free of a 1024-byte
   # block with ULTRA on is no longer caught.
   "ultra-free-unchecked|src/front/hot.h|s{if \(HAK_UNLIKELY\(st.load\(std::memory_order_relaxed\) != kLive\)\)}{if (HAK_UNLIKELY(k != RegionKind::kUltra && st.load(std::memory_order_relaxed) != kLive))}"
   # A region resolved with half the mask: blocks in the upper MiB find no header.
   "wrong-region-mask|src/region/region.h|s{return reinterpret_cast<Region\*>\(region_base\(p\)\);}{return reinterpret_cast<Region*>(reinterpret_cast<uintptr_t>(p) & ~((kRegionSize >> 1) - 1));}"
-  "warm-reserve-ignored|src/thread/context.cc|s{  if \(sl.warm_count < g_config.warm_regions\) \{}{  if (false) \{}"
-  "exit-forgets-remote-list|src/thread/orphans.cc|s{  region_collect\(r, list\);\n  r->owner.store\(nullptr}{  \(void\)list;\n  r->owner.store\(nullptr}"
+  "warm-reserve-ignored|src/region/lifecycle.cc|s{  if \(sl.warm_count < g_config.warm_regions\) \{}{  if (false) \{}"
+  "exit-forgets-remote-list|src/region/lifecycle.cc|s{  region_collect\(r, list\);\n  r->owner.store\(nullptr}{  \(void\)list;\n  r->owner.store\(nullptr}"
   # The generator gaps of issue 15: each is caught only by the draws added for it.
   # A block-start check of mid classes (above 1 KiB, all multiples of 256) that tests low
   # bits only: caught by interior offsets at the size's lowest set bit.
@@ -33,7 +33,7 @@ mutants=(
   "calloc-clears-first-page|src/thread/context.cc|s{    memset\(p, 0, bytes\);\n  \}}{    memset(p, 0, bytes < 4096 ? bytes : 4096);\n  \}}"
   # hak_collect forgets the purge of the context's warm regions (caught with a purge delay:
   # the residency check after collect, SPEC section 4's purge rule).
-  "collect-keeps-warm-pages|src/thread/context.cc|s{  context_purge\(ctx, true\);  // hak_collect}{  // hak_collect}"
+  "collect-keeps-warm-pages|src/region/lifecycle.cc|s{  context_purge\(ctx, true\);  // hak_collect}{  // hak_collect}"
 )
 
 want=("$@")

@@ -4,12 +4,12 @@
 //
 // What is real: src/common/base.cc (SpinLock), src/regionmap/region_map.cc,
 // src/tiny/size_class.cc, src/region/region.cc, src/thread/context.cc,
-// src/thread/orphans.cc and the fast paths of src/front/hot.h (malloc_fast, free_fast).
-// What is stubbed here: os_map / os_unmap / os_decommit (an arena mapped once, outside
+// src/region/lifecycle.cc, src/region/remote.cc and the fast paths of src/front/hot.h (malloc_fast,
+// free_fast). What is stubbed here: os_map / os_unmap / os_decommit (an arena mapped once, outside
 // the simulation), os_now_ms (standing still), the large-run cache (a released region is unmapped),
-// the region registry (a list for inspect; its file's names clash with orphans.cc's in one TU), the
-// configuration and the error report (a report fails the run, except in a bad-input scenario, which
-// counts them), and the slow entry points no scenario reaches.
+// the region registry (a list for inspect; its file's names clash with lifecycle.cc's in one TU),
+// the configuration and the error report (a report fails the run, except in a bad-input scenario,
+// which counts them), and the slow entry points no scenario reaches.
 //
 // Relacy runs each simulated thread as a fiber of one OS thread: thread_local variables
 // are shared. The fast paths read tl_context once, before their first atomic operation (the
@@ -25,10 +25,11 @@
 
 // --- the code under test ---
 #include "common/base.cc"
+#include "region/lifecycle.cc"
 #include "region/region.cc"
+#include "region/remote.cc"
 #include "regionmap/region_map.cc"
 #include "thread/context.cc"
-#include "thread/orphans.cc"
 #include "tiny/size_class.cc"
 // Included after the .cc files: hot.h's inline fast paths.
 #include "front/hot.h"

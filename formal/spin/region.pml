@@ -96,13 +96,13 @@ byte st[NBLK];
 byte link[NBLK];
 bit committed[NBLK];
 
-/* --- context.cc: the region queue of each thread's slot (SlotState::remote_regions,
+/* --- remote.cc: the region queue of each thread's slot (SlotState::remote_regions,
  * a stack through Region::queue_next; r + 1, 0 = end) and Region::dequeued --- */
 byte qhead[NT];
 byte qnext[NR];
 bit dequeued[NR];
 
-/* --- orphans.cc: the lock, the pool and the abandoned list (head first; r + 1, 0 = end) --- */
+/* --- lifecycle.cc: the orphan lock, the pool and the abandoned list (head first; r + 1, 0 = end) --- */
 byte lock = NOBODY;
 byte pool_count;
 
@@ -155,7 +155,7 @@ bit remote_freed[NR];
   fi; \
   done = 1
 /* ---------------------------------------------------------------------------------
- * Intrusive lists (region.h region_list_push / region_list_unlink), NR == 2:
+ * Intrusive lists (src/region/region.h region_list_push / region_list_unlink), NR == 2:
  * qs[base] is the head, qs[base + 1] the second. */
 inline q_push(base, r) {
   assert(qs[base + 1] == 0);
@@ -176,7 +176,7 @@ inline q_next(base, r, out) {
   fi
 }
 
-/* context.cc list_unlink / list_push on thread t's lists */
+/* context.h slot_list_unlink / slot_list_push on thread t's lists */
 inline list_unlink(t, r) {
   if
   :: rlist[r] == L_PARTIAL -> q_unlink(PART(t), r)
@@ -192,7 +192,7 @@ inline list_push(t, r, l) {
   rlist[r] = l
 }
 
-/* region.h region_slab_has_free: slab_free_mask | uncarved mask; has_free_space:
+/* src/region/region.h region_slab_has_free: slab_free_mask | uncarved mask; has_free_space:
  * those of any slab, or a spill */
 #define SLAB_HAS_FREE(r, i) (loc[BLKOF(r, i)] == SLAB || loc[BLKOF(r, i)] == UNCARVED)
 #define HAS_SPILL(r) (loc[BLKOF(r, 0)] == SPILL || loc[BLKOF(r, 1)] == SPILL)
@@ -202,7 +202,7 @@ inline list_push(t, r, l) {
 #define CARVED(b) (loc[b] != UNCARVED)   /* slab_carved_mask: one block per slab */
 #define HAS_SLAB_LIST(r) (loc[BLKOF(r, 0)] == SLAB || loc[BLKOF(r, 1)] == SLAB)
 
-/* context.cc relist */
+/* src/thread/context.h relist */
 inline relist(t, r) {
   if
   :: HAS_FREE_SPACE(r) && rlist[r] != L_PARTIAL -> list_unlink(t, r); list_push(t, r, L_PARTIAL)
@@ -287,7 +287,7 @@ inline region_release_body(r) {
     rlist[r] = L_NONE
 }
 
-/* src/thread/context.cc purge_caches(ctx, r, -1) (all = 1: every block) or
+/* src/region/lifecycle.cc purge_caches(ctx, r, -1) (all = 1: every block) or
  * (ctx, r, keep) (all = 0: every block but those of slab keep): owner-private, folded into
  * the next step. The spill first (its blocks of slab keep back on that slab's list, a walk
  * of its links), then the box; box_clear points local_head at the spill again. */
@@ -389,7 +389,7 @@ inline region_collect(ct, r, h) {
 #define LOCK(t) lock == NOBODY -> lock = t
 #define UNLOCK(t) assert(lock == t); lock = NOBODY
 
-/* src/thread/orphans.cc release_empty_locked (lock held; r ownerless, empty, on no list),
+/* src/region/lifecycle.cc release_empty_locked (lock held; r ownerless, empty, on no list),
  * then the caller's unlock. */
 inline release_empty_locked_unlock(t, r) {
   if
@@ -414,7 +414,7 @@ inline release_empty_locked_unlock(t, r) {
   fi
 }
 
-/* src/thread/orphans.cc orphan_purge (a purge point: refill_tick, and with force
+/* src/region/lifecycle.cc orphan_purge (a purge point: refill_tick, and with force
  * context_collect): when a pooled region kept its pages (the hint), under the lock,
  * each such region gives them back if its delay has passed (a choice: any delay; always
  * with force). */
@@ -443,7 +443,7 @@ inline orphan_purge(t, force) {
   fi
 }
 
-/* src/thread/context.cc region_queue_leave (orphan lock held; r's list was not
+/* src/region/remote.cc region_queue_leave (orphan lock held; r's list was not
  * empty): until r is marked, take the queue and mark every region on it; then r's mark is
  * cleared. The wait is a guard: the thread blocks until a push makes the queue non-empty
  * (the C++ spins; spinning changes no state). */
@@ -464,7 +464,7 @@ inline region_queue_leave(t, r) {
   od
 }
 
-/* src/thread/orphans.cc orphan_abandon (the exiting owner gives r up). Uses ch. */
+/* src/region/lifecycle.cc orphan_abandon (the exiting owner gives r up). Uses ch. */
 inline orphan_abandon(t, r) {
 #if defined(BUG_ABANDON_NO_TAG)
   /* bug (b): the list is taken but not closed: exchange(0) instead of the tag */
@@ -500,7 +500,7 @@ inline orphan_abandon(t, r) {
   fi
 }
 
-/* src/thread/orphans.cc orphan_take: an abandoned region with free space (adopted), else
+/* src/region/lifecycle.cc orphan_take: an abandoned region with free space (adopted), else
  * one from the pool, now owned by t; NOBODY if none. Result in `pick`. */
 inline orphan_take(t) {
   /* orphan_take: lock; the list walk (lock-protected cold state of ownerless regions);
@@ -551,7 +551,7 @@ inline orphan_take(t) {
   fi
 }
 
-/* src/thread/orphans.cc free_abandoned: the free of block fb of the ownerless
+/* src/region/lifecycle.cc free_abandoned: the free of block fb of the ownerless
  * region fr, under the lock. fok = 0: the region was adopted meanwhile (retry). */
 inline free_abandoned(t, fr, fb) {
   /* free_abandoned: lock; remote_head.load() & kAbandonedTag */
@@ -602,7 +602,7 @@ inline free_abandoned(t, fr, fb) {
 }
 
 /* ---------------------------------------------------------------------------------
- * src/thread/context.cc give_back_pages (owner t, r warm): purge_unlist; the region t
+ * src/region/lifecycle.cc give_back_pages (owner t, r warm): purge_unlist; the region t
  * carves from keeps its cur_slab (purge_caches(ctx, r, cur_slab), region_reset_except),
  * any other gives back every carved slab (purge_caches(ctx, r, -1), region_reset). */
 inline give_back_pages(t, r) {
@@ -623,7 +623,7 @@ inline give_back_pages(t, r) {
   fi
 }
 
-/* src/thread/context.cc region_became_empty (owner t, r has no live block and no
+/* src/region/lifecycle.cc region_became_empty (owner t, r has no live block and no
  * pending free). keep: Pages::kKeep. Warm: its pages go back at once (kGiveBack with
  * HAKMEM_PURGE_DELAY_MS = 0), or it joins the purge list (purge_list) and a later purge
  * point gives them back: both are choices here, so every delay is covered. */
@@ -655,7 +655,7 @@ inline region_became_empty(t, r, keep) {
   fi
 }
 
-/* src/thread/context.cc context_purge (a purge point: the refill, force at
+/* src/region/lifecycle.cc context_purge (a purge point: the refill, force at
  * collect): each region on t's list that left the warm state is unlisted; each warm one
  * gives its pages back if its delay has passed (a choice: any delay), always with force. */
 inline context_purge(t, force) {
@@ -679,7 +679,7 @@ inline context_purge(t, force) {
   ci = 0
 }
 
-/* src/thread/context.cc collect_queued: a region the owner took off its queue:
+/* src/region/remote.cc collect_queued: a region the owner took off its queue:
  * queue_next.load() (the caller's `next`; off the queue the link is the owner's, folded),
  * remote_head.exchange(0, acq_rel), region_collect (then relist and the empty test;
  * the caller applies the empty rule). */
@@ -695,10 +695,10 @@ inline collect_queued(t, r) {
   region_collect(t, r, ch)
 }
 
-/* src/thread/context.cc collect_class: with no owned region nothing (owner-side
+/* src/region/remote.cc collect_slot: with no owned region nothing (owner-side
  * lists); else queue_take, then each region taken from the head: `next` read,
  * collect_queued, the empty rule. */
-inline collect_class(t, keep) {
+inline collect_slot(t, keep) {
   if
   :: qs[PART(t)] == 0 && qs[FULL(t)] == 0 -> assert(qhead[t] == 0); cq = 0
   :: else ->
@@ -803,7 +803,7 @@ inline adopt_cur(t) {
   set_cur(t)
 }
 
-/* src/thread/context.cc box_set_region: the box hands out blocks of r (its spill
+/* src/thread/context.h box_set_region: the box hands out blocks of r (its spill
  * is empty); the previous box region's frees go to its own spill again */
 inline box_set_region(t, r) {
   if
@@ -854,7 +854,7 @@ inline refill_pop(t) {
 
 /* src/front/hot.h malloc_fast -> box_pop; src/thread/context.cc malloc_slot_slow
  * (a slab list of box.seg into the box) -> box_pop; else box_refill_slow ->
- * context_ensure_slab (collect_class(kKeep), relist, orphan_take, region_create). */
+ * context_ensure_slab (collect_slot(kKeep), relist, orphan_take, region_create). */
 inline do_malloc(t) {
   d_step {
     OP_BEGIN;
@@ -875,12 +875,12 @@ inline do_malloc(t) {
   if
   :: ok ->
      ok = 0;
-     /* box_refill_slow -> refill_tick, before ensure_slab: now and then collect_class of
-      * every other slot (the model has one slot: that is the collect op's collect_class,
+     /* box_refill_slow -> refill_tick, before ensure_slab: now and then collect_slot of
+      * every other slot (the model has one slot: that is the collect op's collect_slot,
       * which any thread may run at any point), then the purge point */
      context_purge(t, 0);
      orphan_purge(t, 0);
-     collect_class(t, 1);
+     collect_slot(t, 1);
      d_step {
        ensure_decide(t);
        if
@@ -919,7 +919,7 @@ inline do_malloc(t) {
   pick = 0
 }
 
-/* src/thread/context.cc region_check_empty (after a local free found
+/* src/region/lifecycle.cc region_check_empty (after a local free found
  * active_local == 0: nothing pending either, so no collection) */
 inline region_check_empty(t, r) {
   /* region_check_empty: the short path's tests (owner-side) */
@@ -936,7 +936,7 @@ inline region_check_empty(t, r) {
   fi
 }
 
-/* src/thread/context.cc region_queue_push (after the push that found fr's list
+/* src/region/remote.cc region_queue_push (after the push that found fr's list
  * empty): the owner, then queue_push onto its queue. */
 inline region_queue_push(fr) {
   /* region_queue_push: owner.load() */
@@ -971,7 +971,7 @@ inline region_queue_push(fr) {
   fqt = 0
 }
 
-/* src/thread/context.cc free_remote: the free of fb (region fr) by t, who
+/* src/region/remote.cc free_remote: the free of fb (region fr) by t, who
  * does not own fr. */
 inline free_remote(t, fr, fb) {
   do
@@ -1152,8 +1152,8 @@ inline box_flush(t) {
   box_seg[t] = NOBODY
 }
 
-/* src/thread/context.cc context_exit: partial list, then full list, from the
- * head: unlink, spill_flush (the spill's blocks back to their slabs), leave the warm
+/* src/thread/context.cc context_exit, in src/region/lifecycle.cc context_leave_regions:
+ * partial list, then full list, from the head: unlink, spill_flush (the spill's blocks back to their slabs), leave the warm
  * reserve, orphan_abandon. */
 inline context_exit(t) {
   /* box_flush and cur = nullptr: in the exit's first step (proctype thread) */
@@ -1352,7 +1352,7 @@ proctype thread(byte t) {
      FREE_OPT(2)
      FREE_OPT(3)
 #if !defined(NO_COLLECT_OP)
-     :: d_step { OP_BEGIN } collect_class(t, 0); context_purge(t, 1); orphan_purge(t, 1);
+     :: d_step { OP_BEGIN } collect_slot(t, 0); context_purge(t, 1); orphan_purge(t, 1);
         d_step { printf("OP collect %d\n", t); OP_END }
 #endif
      :: else -> break  /* the budget is spent */

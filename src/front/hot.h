@@ -5,6 +5,7 @@
 
 #include "common/base.h"
 #include "config/config.h"
+#include "region/remote.h"
 #include "thread/context.h"
 
 namespace hak {

@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "large/large.h"
 #include "os/os.h"
+#include "region/remote.h"
 #include "regionmap/registry.h"
 
 namespace hak {
@@ -26,216 +27,6 @@ uint64_t g_next_id = 1;
 RefillCounts g_exited_refills;  // of contexts that exited (registry lock)
 
 constexpr size_t kContextBytes = align_up(sizeof(Context), kPageSize);
-
-Region*& list_head(SlotState& sl, RegionList l) {
-  return l == RegionList::kPartial ? sl.partial : sl.full;
-}
-
-void list_unlink(SlotState& sl, Region* r) {
-  region_list_unlink(list_head(sl, r->list), r);
-}
-
-void list_push(SlotState& sl, Region* r, RegionList l) {
-  region_list_push(list_head(sl, l), r, l);
-}
-
-// Keeps a region on the list that matches whether it has blocks to give.
-void relist(SlotState& sl, Region* r) {
-  RegionList want = r->has_free_space() ? RegionList::kPartial : RegionList::kFull;
-  if (r->list == want) return;
-  list_unlink(sl, r);
-  list_push(sl, r, want);
-}
-
-// The box of a slot hands out blocks of r from now on (its spill is empty): the frees of
-// r push on the box, those of the box's previous region on its own spill again.
-void box_set_region(Box& box, Region* r) {
-  if (box.seg == r) return;
-  if (Region* old = box.seg) old->local_head = &old->spill;
-  r->local_head = &box.free;
-  box.seg = r;
-}
-void box_clear(Box& box) {
-  if (Region* old = box.seg) old->local_head = &old->spill;
-  box = Box{};
-}
-
-// Drops cached free blocks of `r` (all of them, or all but those of slab `keep`): they
-// are about to be reset or unmapped. One walk of the spill and of the box; the spill's
-// blocks of `keep` go back on its slab's list (region_reset_except keeps it).
-void purge_caches(Context* ctx, Region* r, int keep) {
-  FreeBlock* spill = r->spill;
-  r->spill = nullptr;
-  if (keep >= 0) {
-    for (FreeBlock* b = spill; b;) {
-      FreeBlock* next = link_next(b);
-      if (((reinterpret_cast<uintptr_t>(b) - r->base()) >> kSlabShift) ==
-          static_cast<uintptr_t>(keep))
-        region_put(r, b);
-      b = next;
-    }
-  }
-  Box& box = ctx->box[r->slot];
-  if (box.seg != r) return;
-  if (keep < 0) {
-    box_clear(box);
-    return;
-  }
-  FreeBlock* kept = nullptr;
-  for (FreeBlock* b = box.free; b;) {
-    FreeBlock* next = link_next(b);
-    if (((reinterpret_cast<uintptr_t>(b) - r->base()) >> kSlabShift) ==
-        static_cast<uintptr_t>(keep)) {
-      link_set(b, kept);
-      kept = b;
-    }
-    b = next;
-  }
-  box.free = kept;
-}
-
-// The purge list (Context::purge_head): regions whose pages wait for the delay since
-// they became warm. A region that left the warm state stays listed (unlisting it there
-// would cost the malloc that takes its first block): the purge skips it, and it is
-// unlisted before it is released.
-void purge_unlist(Context* ctx, Region* r) {
-  if (!r->purge_listed) return;
-  (r->purge_prev ? r->purge_prev->purge_next : ctx->purge_head) = r->purge_next;
-  (r->purge_next ? r->purge_next->purge_prev : ctx->purge_tail) = r->purge_prev;
-  r->purge_next = r->purge_prev = nullptr;
-  r->purge_listed = false;
-}
-void purge_list(Context* ctx, Region* r) {
-  purge_unlist(ctx, r);  // a later due time: to the tail
-  r->purge_at_ms = os_now_ms() + g_config.purge_delay_ms;
-  r->purge_prev = ctx->purge_tail;
-  r->purge_next = nullptr;
-  (ctx->purge_tail ? ctx->purge_tail->purge_next : ctx->purge_head) = r;
-  ctx->purge_tail = r;
-  r->purge_listed = true;
-}
-
-// Gives back the pages of the warm region r, except those of the slab ctx carves from
-// (so a malloc/free ping-pong costs no system call); its cached blocks go first.
-void give_back_pages(Context* ctx, Region* r) {
-  SlotState& sl = ctx->slots[r->slot];
-  purge_unlist(ctx, r);
-  if (r == sl.cur) {
-    purge_caches(ctx, r, static_cast<int>(sl.cur_slab));
-    region_reset_except(r, sl.cur_slab);
-  } else {
-    purge_caches(ctx, r, -1);
-    region_reset(r, true);
-  }
-  relist(sl, r);
-}
-
-// How a region that became empty is kept warm.
-enum class Pages : bool {
-  kGiveBack,  // pages given back after the purge delay (at once when it is 0)
-  kKeep,      // found empty by a refill's collection: it is about to be carved again
-};
-
-// The owner's region has no live block and no pending remote free. keep_pages: when
-// released, its pages wait in the large-run cache for the purge delay (the owner emptied
-// it with its own frees: it allocates the size, a new region is near). A collection gives
-// them back at once: a thread that no longer allocates the size may make no purge point for
-// long (bench stranded kept 100 MB), and a producer whose blocks other threads free took
-// the dirty pages into regions that carved a few blocks before emptying again (bench
-// prodcons: peak RSS 7.7 -> 16-19 MB).
-// Out of line: region_check_empty tail-calls it and keeps its short path frameless.
-HAK_NOINLINE void region_became_empty(Context* ctx, Region* r, Pages pages,
-                                      bool keep_pages = true) {
-  SlotState& sl = ctx->slots[r->slot];
-  if (r->warm) return;
-  if (sl.warm_count < g_config.warm_regions) {
-    // Kept: it stays mapped in this context, and its pages go back after the purge delay
-    // (a program that empties and refills a region in a loop faulted them in again at
-    // once). A refill keeps them until its next purge point even when the delay is 0: a
-    // producer whose blocks another thread frees finds its regions empty at every refill,
-    // and giving the pages back there made it fault them in again at once (docs/DESIGN.md
-    // section 10: hysteresis).
-    ++sl.warm_count;
-    r->warm = 1;
-    if (pages == Pages::kGiveBack && g_config.purge_delay_ms == 0) return give_back_pages(ctx, r);
-    purge_list(ctx, r);
-    relist(sl, r);
-    return;
-  }
-  purge_unlist(ctx, r);
-  purge_caches(ctx, r, -1);
-  if (sl.cur == r) sl.cur = nullptr;
-  list_unlink(sl, r);
-  region_release(r, keep_pages);
-}
-
-// The region queue of a slot (SlotState::remote_regions). The remote free whose push
-// finds a region's remote list empty pushes the region on its owner's queue, after its
-// block (free_remote). So an owned region is on the queue, or its push is under
-// way, exactly while its remote list is not empty, and a collection visits those regions
-// only, however many the slot has. Until the owner takes a region off the queue it cannot
-// collect its list (the exit waits for the push: region_queue_leave), and a region whose
-// list is not empty has a pending free and a live block: it stays mapped while its pusher
-// still touches it. The owner takes the whole queue at once (no ABA: nobody else pops).
-
-// acquire: the pushers' links (and their blocks' bits, through the lists' own releases).
-Region* queue_take(SlotState& sl) {
-  return sl.remote_regions.exchange(nullptr, std::memory_order_acquire);
-}
-
-// Pushes the chain first..last (linked through queue_next).
-void queue_push(SlotState& sl, Region* first, Region* last) {
-  Region* top = sl.remote_regions.load(std::memory_order_relaxed);
-  do {
-    last->queue_next.store(top, std::memory_order_relaxed);
-    // release: the owner's queue_take sees the link.
-  } while (!sl.remote_regions.compare_exchange_weak(top, first, std::memory_order_release,
-                                                    std::memory_order_relaxed));
-}
-
-// A region the owner took off its queue: its remote frees come back, then the empty
-// rule if it is empty. acq_rel: acquire orders the blocks; release, because the next free
-// finds the list empty and writes queue_next, which the caller read before.
-void collect_queued(Context* ctx, Region* r, Pages pages) {
-  uintptr_t list = r->remote_head.exchange(0, std::memory_order_acq_rel);
-  region_collect(r, list);
-  relist(ctx->slots[r->slot], r);
-  if (r->active_local.load(std::memory_order_relaxed) == 0 && !r->warm)
-    region_became_empty(ctx, r, pages, false);
-}
-
-// A collection point of slot c: the regions on its queue, the only ones with remote frees
-// to collect (no other owned region is empty and not warm: the free that empties one
-// applies the empty rule). Returns the number of regions visited.
-uint64_t collect_class(Context* ctx, unsigned c, Pages pages) {
-  SlotState& sl = ctx->slots[c];
-  // No owned region, none queued: no atomic operation for the slots a context does not use
-  // (hak_collect runs every slot).
-  if (!sl.partial && !sl.full) return 0;
-  uint64_t visits = 0;
-  for (Region* r = queue_take(sl); r; ++visits) {
-    // Read first: once its list is taken, a free may push the region again.
-    Region* next = r->queue_next.load(std::memory_order_relaxed);
-    collect_queued(ctx, r, pages);
-    r = next;
-  }
-  return visits;
-}
-
-// The fork child: a lost thread may have stopped between a push on a remote list and the
-// region's push on the queue. Each queue is rebuilt from the lists.
-void requeue_after_fork(Context* t) {
-  for (unsigned c = 0; c < kNumSlots; ++c) {
-    SlotState& sl = t->slots[c];
-    sl.remote_regions.store(nullptr, std::memory_order_relaxed);
-    for (RegionList l : {RegionList::kFull, RegionList::kPartial}) {
-      for (Region* r = list_head(sl, l); r; r = r->next) {
-        r->dequeued = 0;
-        if (r->remote_head.load(std::memory_order_relaxed) != 0) queue_push(sl, r, r);
-      }
-    }
-  }
-}
 
 // Owner only: a relaxed load and store, no locked instruction.
 void add_relaxed(std::atomic<uint64_t>& counter, uint64_t n) {
@@ -353,7 +144,7 @@ void fork_child() {
   SpinGuard g(g_registry_lock);
   for (Context* t = g_registry; t;) {
     Context* next = t->reg_next;
-    if (!lost_in_fork(t)) requeue_after_fork(t);
+    if (!lost_in_fork(t)) region_queues_rebuild(t);
     if (lost_in_fork(t)) {
       if (t->reg_prev)
         t->reg_prev->reg_next = next;
@@ -378,7 +169,7 @@ bool context_ensure_slab(Context* ctx, unsigned slot) noexcept {
   // back first (a thread whose blocks are freed elsewhere otherwise carves new pages
   // while its old ones wait on remote lists: 4x the peers' RSS in the server benchmark).
   // It visits the regions on the slot's queue only: no cost that grows with the heap.
-  uint64_t visits = collect_class(ctx, slot, Pages::kKeep);
+  uint64_t visits = collect_slot(ctx, slot, Pages::kKeep);
   add_relaxed(ctx->refill_collections, 1);
   add_relaxed(ctx->refill_region_visits, visits);
   for (;;) {
@@ -406,7 +197,7 @@ bool context_ensure_slab(Context* ctx, unsigned slot) noexcept {
         if (!pick) return false;
         pick->owner.store(ctx, std::memory_order_relaxed);
       }
-      list_push(sl, pick, pick->has_free_space() ? RegionList::kPartial : RegionList::kFull);
+      slot_list_push(sl, pick, pick->has_free_space() ? RegionList::kPartial : RegionList::kFull);
     }
     sl.cur = pick;
     // A region with a spill alone: any slab (the refill takes the spill).
@@ -465,23 +256,7 @@ Context* context_create(ContextKind kind) noexcept {
 }
 
 void context_exit(Context* ctx) noexcept {
-  while (Region* r = ctx->purge_head) purge_unlist(ctx, r);  // pooled regions give all back
-  for (unsigned c = 0; c < kNumSlots; ++c) {
-    SlotState& sl = ctx->slots[c];
-    box_flush(ctx->box[c]);
-    sl.cur = nullptr;
-    for (RegionList l : {RegionList::kPartial, RegionList::kFull}) {
-      while (Region* r = list_head(sl, l)) {
-        list_unlink(sl, r);
-        spill_flush(r);
-        if (r->warm) {
-          r->warm = 0;
-          --sl.warm_count;
-        }
-        orphan_abandon(r);
-      }
-    }
-  }
+  context_leave_regions(ctx);
   SpinGuard g(g_registry_lock);
   g_exited_refills.collections += ctx->refill_collections.load(std::memory_order_relaxed);
   g_exited_refills.region_visits += ctx->refill_region_visits.load(std::memory_order_relaxed);
@@ -508,42 +283,6 @@ Context* context_current() noexcept {
   // Its destructor runs context_exit; a late context exits at once (box_refill_slow).
   if (!tl_exiting) pthread_setspecific(g_key, ctx);
   return ctx;
-}
-
-void context_collect(Context* ctx) noexcept {
-  for (unsigned c = 0; c < kNumSlots; ++c) collect_class(ctx, c, Pages::kGiveBack);
-  context_purge(ctx, true);  // hak_collect gives back at once, whatever the delay
-  orphan_purge(0, true);
-}
-
-void context_purge(Context* ctx, bool force) noexcept {
-  if (!ctx->purge_head) return;
-  uint64_t now = force ? 0 : os_now_ms();
-  while (Region* r = ctx->purge_head) {
-    if (!r->warm) {  // in use again since it was listed: its pages are wanted
-      purge_unlist(ctx, r);
-      continue;
-    }
-    if (!force && r->purge_at_ms > now) return;
-    give_back_pages(ctx, r);
-  }
-}
-
-void context_trim(Context* ctx) noexcept {
-  context_collect(ctx);
-  for (unsigned c = 0; c < kNumSlots; ++c) {
-    SlotState& sl = ctx->slots[c];
-    for (Region* r = sl.partial; r; r = r->next) {
-      // Nothing carved since its last reset: no page to give back (fuzz_api trims after
-      // every input: about 37 warm regions were reset each time, their ASan shadow too).
-      if (!r->warm || !r->slab_carved_mask) continue;
-      // All its pages, the slab being carved from included (the empty rule keeps those).
-      purge_unlist(ctx, r);
-      purge_caches(ctx, r, -1);
-      if (sl.cur == r) sl.cur = nullptr;
-      region_reset(r, true);
-    }
-  }
 }
 
 // The box is empty. Cheapest first: another slab of the box's region whose free list is
@@ -576,7 +315,7 @@ void refill_tick(Context* ctx, unsigned c) {
     uint32_t every = g_config.purge_delay_ms;
     ctx->collect_at_ms = now + (every > kCollectEveryMinMs ? every : kCollectEveryMinMs);
     for (unsigned s = 0; s < kNumSlots; ++s)
-      if (s != c) collect_class(ctx, s, Pages::kGiveBack);
+      if (s != c) collect_slot(ctx, s, Pages::kGiveBack);
   }
   context_purge(ctx, false);
   orphan_purge(now, false);
@@ -703,111 +442,6 @@ void box_flush(Box& box) noexcept {
 void spill_flush(Region* r) noexcept {
   put_list(r, r->spill);
   r->spill = nullptr;
-}
-
-void* region_left_empty(Context* ctx, Region* r, void* p) noexcept {
-  if (r->warm) {
-    r->warm = 0;
-    --ctx->slots[r->slot].warm_count;
-  }
-  return p;
-}
-
-void free_list_started(Context* ctx, Region* r, uint32_t left) noexcept {
-  // The box's list (r is its region): nothing to do. A spill: a full region has a free
-  // block again, back to the partial list.
-  if (r->local_head == &r->spill && r->list == RegionList::kFull) {
-    SlotState& sl = ctx->slots[r->slot];
-    list_unlink(sl, r);
-    list_push(sl, r, RegionList::kPartial);
-  }
-  if (left == 0) region_check_empty(ctx, r);
-}
-
-void region_check_empty(Context* ctx, Region* r) noexcept {
-  // active_local == 0: no live block, and no remote free on its way either (active_local
-  // counts those until they are collected), so nothing to collect here: the empty rule.
-  // The common case, a malloc/free ping-pong on the current region, in short: room in the
-  // warm reserve, no other slab to decommit. The same steps region_became_empty takes
-  // for it.
-  SlotState& sl = ctx->slots[r->slot];
-  if (r == sl.cur && !r->warm && sl.warm_count < g_config.warm_regions &&
-      (r->slab_carved_mask & ~(1u << sl.cur_slab)) == 0) {
-    ++sl.warm_count;
-    r->warm = 1;
-    relist(sl, r);
-    return;
-  }
-  region_became_empty(ctx, r, Pages::kGiveBack);
-}
-
-namespace {
-
-// After the block's push that found the list empty. The owner is the context that wrote
-// that empty list (the CAS's acquire): it stays the owner until its exit, which waits for
-// this push (region_queue_leave).
-void region_queue_push(Region* r) {
-  Context* ctx = r->owner.load(std::memory_order_relaxed);
-  queue_push(ctx->slots[r->slot], r, r);
-}
-
-}  // namespace
-
-void region_queue_leave(Context* ctx, Region* r) noexcept {
-  SlotState& sl = ctx->slots[r->slot];
-  // Each take marks every region it finds; each of them is abandoned in turn (their lists
-  // are not empty) and clears its mark here: one pass over the queue per exit.
-  for (unsigned spins = 0; !r->dequeued; ++spins) {
-    for (Region* q = queue_take(sl); q;) {
-      Region* next = q->queue_next.load(std::memory_order_relaxed);
-      q->dequeued = 1;
-      q = next;
-    }
-    if (!r->dequeued) wait_pause(spins);
-  }
-  r->dequeued = 0;
-}
-
-void free_remote(Region* r, void* p, uintptr_t off, const char* call) noexcept {
-  Atomic<uint8_t>& st = region_state(r, off);
-  for (;;) {
-    // One step from live to freed: a second free of the block, here or by the owner, sees
-    // kRemote until the owner's collection makes it kFree. relaxed: the block's state is
-    // one location (its own entry), and the push below publishes the link.
-    uint8_t seen = kLive;
-    if (!st.compare_exchange_strong(seen, kRemote, std::memory_order_relaxed,
-                                    std::memory_order_relaxed)) {
-      if (seen == kRemote)
-        return report_error(call, p, "double free (block already freed by another thread)");
-      return report_error(call, p,
-                          region_state_reason(r, off, "double free (block is not allocated)"));
-    }
-    // Counted before the push, so remote_pending >= the list's length and the owner
-    // cannot release the region while this block is still on its way.
-    r->remote_pending.fetch_add(1, std::memory_order_relaxed);
-    HAK_MEM_FREED(p, r->block_size);  // before the push: once pushed the owner may reuse it
-    uintptr_t head = r->remote_head.load(std::memory_order_relaxed);
-    while (!(head & kAbandonedTag)) {
-      link_set(static_cast<FreeBlock*>(p), reinterpret_cast<FreeBlock*>(head));
-      // release: the owner's acquire exchange sees the link written above. acquire: when
-      // the list was empty, the 0 read was written by the owner's collection or adoption,
-      // after it set the owner that region_queue_push reads.
-      if (r->remote_head.compare_exchange_weak(head, reinterpret_cast<uintptr_t>(p),
-                                               std::memory_order_acq_rel,
-                                               std::memory_order_relaxed)) {
-        // This free found the list empty: it queues the region with its owner, whose next
-        // collection of the slot then visits it.
-        if (head == 0) region_queue_push(r);
-        return;
-      }
-    }
-    // Abandoned: undone (the block is live again to the lock holder), then freed as its
-    // owner would, under the orphan lock.
-    r->remote_pending.fetch_sub(1, std::memory_order_relaxed);
-    HAK_MEM_ALLOCATED(p, r->usable());
-    st.store(kLive, std::memory_order_relaxed);
-    if (free_abandoned(r, p, off, call)) return;
-  }
 }
 
 }  // namespace hak

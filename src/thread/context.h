@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "common/base.h"
+#include "region/lifecycle.h"
 #include "region/region.h"
 #include "tiny/size_class.h"
 
@@ -85,34 +86,12 @@ void* calloc_mid(unsigned slot, size_t bytes) noexcept;
 void box_flush(Box& box) noexcept;
 // Gives the spill's blocks back to their slabs (thread exit: the region loses its owner).
 void spill_flush(Region* r) noexcept;
-// First live block of a region whose count was zero (it leaves the warm reserve);
-// returns p.
-void* region_left_empty(Context* ctx, Region* r, void* p) noexcept;
-// After a local free found active_local == 0: the region is empty (release or keep).
-void region_check_empty(Context* ctx, Region* r) noexcept;
-// A local free found its list (the box, or r's spill) empty: a region on the full list
-// whose spill starts moves back to the partial list, so refills never walk the full list;
-// then, with `left` (active_local after the free) 0, region_check_empty.
-void free_list_started(Context* ctx, Region* r, uint32_t left) noexcept;
-// A free by a context that does not own the region (or of an ownerless region).
-void free_remote(Region* r, void* p, uintptr_t off, const char* call) noexcept;
-// The exiting owner of `r` closed its remote list, which was not empty: waits until `r`
-// is on ctx's region queue (its pusher may be under way) and takes it off. Orphan lock held.
-void region_queue_leave(Context* ctx, Region* r) noexcept;
-
 // Contexts.
 Context* context_create(ContextKind kind) noexcept;
 // Flushes caches, releases empty regions, abandons the rest; then frees the context.
 void context_exit(Context* ctx) noexcept;
 // The calling OS thread's context, created on first use (nullptr if out of memory).
 Context* context_current() noexcept;
-// Collection point: takes every remote free back and releases regions that are empty.
-void context_collect(Context* ctx) noexcept;
-// malloc_trim: collect, then give back every page of ctx's warm regions.
-void context_trim(Context* ctx) noexcept;
-// Purge point: gives back the pages of ctx's warm regions whose delay has passed (all of
-// them with `force`). Reads the clock only when a region waits.
-void context_purge(Context* ctx, bool force) noexcept;
 // How often a refill also collects the thread's other slots: the purge delay, at least
 // 10 ms (a full collection visits every owned region).
 inline constexpr uint32_t kCollectEveryMinMs = 10;
@@ -137,20 +116,39 @@ void context_for_each(Fn&& fn) {
 // adopts, takes from the pool or maps). False when out of memory.
 bool context_ensure_slab(Context* ctx, unsigned slot) noexcept;
 
-// --- orphans (orphans.cc): ownerless regions, under one lock ---
-// A region with free space from the abandoned list (adopted) or the warm pool, now owned
-// by ctx; nullptr if none.
-Region* orphan_take(unsigned slot, Context* ctx) noexcept;
-// The exiting owner gives up `r`: released if empty, else abandoned.
-void orphan_abandon(Region* r) noexcept;
-// A free into an abandoned region. False if the region was adopted meanwhile (retry).
-bool free_abandoned(Region* r, void* p, uintptr_t off, const char* call) noexcept;
-SpinLock& orphan_lock() noexcept;
-// Purge point of the pool: pooled regions whose delay has passed at `now` (all of them
-// with `force`) give their pages back. Takes the lock only when one is due.
-void orphan_purge(uint64_t now, bool force) noexcept;
-// Releases pool regions beyond the configured reserve (after a config change).
-void orphan_trim_pool() noexcept;
+// The context's region lists of a slot (SlotState::partial and full).
+inline Region*& slot_list(SlotState& sl, RegionList l) {
+  return l == RegionList::kPartial ? sl.partial : sl.full;
+}
+
+inline void slot_list_unlink(SlotState& sl, Region* r) {
+  region_list_unlink(slot_list(sl, r->list), r);
+}
+
+inline void slot_list_push(SlotState& sl, Region* r, RegionList l) {
+  region_list_push(slot_list(sl, l), r, l);
+}
+
+// Keeps a region on the list that matches whether it has blocks to give.
+inline void relist(SlotState& sl, Region* r) {
+  RegionList want = r->has_free_space() ? RegionList::kPartial : RegionList::kFull;
+  if (r->list == want) return;
+  slot_list_unlink(sl, r);
+  slot_list_push(sl, r, want);
+}
+
+// The box of a slot hands out blocks of r from now on (its spill is empty): the frees of
+// r push on the box, those of the box's previous region on its own spill again.
+inline void box_set_region(Box& box, Region* r) {
+  if (box.seg == r) return;
+  if (Region* old = box.seg) old->local_head = &old->spill;
+  r->local_head = &box.free;
+  box.seg = r;
+}
+inline void box_clear(Box& box) {
+  if (Region* old = box.seg) old->local_head = &old->spill;
+  box = Box{};
+}
 
 // ---------------------------------------------------------------------------------------
 HAK_INLINE void* box_pop(Context* ctx, Box& box) {
