@@ -12,7 +12,7 @@ params=${MUTANTS_RC_PARAMS:-max_success=500}
 
 # name | file | perl substitution (one match required)
 mutants=(
-  "no-purge-before-release|src/region/lifecycle.cc|s{  purge_caches\(ctx, r, -1\);\n  if \(sl.cur == r\) sl.cur = nullptr;}{  if (sl.cur == r) sl.cur = nullptr;}"
+  "no-purge-before-release|src/region/lifecycle.cc|s{  purge_caches\(ctx, r, -1\);  // the box leaves it, if it was the box.s region\n}{}"
   "remote-free-not-counted|src/region/remote.cc|s{    r->remote_pending.fetch_add\(1, std::memory_order_relaxed\);\n}{}"
   # The seed's unchecked ULTRA free, on the one fast path: a double free of a 1024-byte
   # block with ULTRA on is no longer caught.

@@ -36,7 +36,7 @@
 #define NR 2
 #define NB 2
 #define NBLK 4           /* NR * NB; block b is block b % NB (slab b % NB) of region b / NB */
-#define NOBODY 255       /* owner == nullptr; box.seg / cur == nullptr */
+#define NOBODY 255       /* owner == nullptr; box.region == nullptr */
 
 #define REG(b) ((b) / NB)
 #define BLKOF(r, i) ((r) * NB + (i))
@@ -107,9 +107,8 @@ byte lock = NOBODY;
 byte pool_count;
 
 /* --- context.h: per thread, the one slot's Box and SlotState --- */
-byte box_seg[NT];
-byte cur[NT];
-byte cur_slab[NT];
+byte box_region[NT];
+byte box_slab[NT];       /* SlotState::box_slab */
 byte warm_count[NT];
 /* every list in one array qs[]: thread t's partial and full lists, the pool, the
  * abandoned list; a list is qs[base] (head), qs[base + 1] */
@@ -303,7 +302,7 @@ inline purge_caches(t, r, all, slab) {
   }
   xi = 0;
   if
-  :: box_seg[t] == r ->
+  :: box_region[t] == r ->
      for (xi : 0 .. NB - 1) {
        if
        :: loc[BLKOF(r, xi)] == BOX && (all || xi != slab) -> BLK(BLKOF(r, xi)); loc[BLKOF(r, xi)] = DROPPED
@@ -313,7 +312,7 @@ inline purge_caches(t, r, all, slab) {
      xi = 0;
      if
 #if !defined(BUG_BOX_KEEPS_REGION)
-     :: all -> box_seg[t] = NOBODY; lbox[r] = 0
+     :: all -> box_region[t] = NOBODY; lbox[r] = 0
 #else
      :: all -> skip  /* bug: the box's blocks dropped, box.seg kept */
 #endif
@@ -541,11 +540,11 @@ inline orphan_take(t) {
 #if !defined(BUG_TAKE_KEEPS_TAG)
      /* orphan_take: remote_head.store(0, release); unlock; then (owner-side) the
       * region joins t's lists and the refill */
-     d_step { HDR(pick); remote_head[pick] = 0; UNLOCK(t); adopt_cur(t); refill_pop(t); OP_END }
+     d_step { HDR(pick); remote_head[pick] = 0; UNLOCK(t); adopt_box_region(t); refill_pop(t); OP_END }
 #else
      /* bug: the tag is left on: a remote free into the adopted region takes the locked
       * path, which trusts the tag */
-     d_step { UNLOCK(t); adopt_cur(t); refill_pop(t); OP_END }
+     d_step { UNLOCK(t); adopt_box_region(t); refill_pop(t); OP_END }
 #endif
   :: else -> skip
   fi
@@ -603,18 +602,18 @@ inline free_abandoned(t, fr, fb) {
 
 /* ---------------------------------------------------------------------------------
  * src/region/lifecycle.cc give_back_pages (owner t, r warm): purge_unlist; the region t
- * carves from keeps its cur_slab (purge_caches(ctx, r, cur_slab), region_reset_except),
+ * carves from (the box's) keeps its box_slab (purge_caches(ctx, r, box_slab), region_reset_except),
  * any other gives back every carved slab (purge_caches(ctx, r, -1), region_reset). */
 inline give_back_pages(t, r) {
   plisted[r] = 0;
   if
-  :: r == cur[t] ->
+  :: r == box_region[t] ->
 #if !defined(BUG_NO_PURGE)
-     d_step { purge_caches(t, r, 0, cur_slab[t]) }
+     d_step { purge_caches(t, r, 0, box_slab[t]) }
 #endif
-     region_reset_except(r, cur_slab[t]);
+     region_reset_except(r, box_slab[t]);
      d_step { relist(t, r) }
-  :: r != cur[t] ->
+  :: r != box_region[t] ->
 #if !defined(BUG_NO_PURGE)
      d_step { purge_caches(t, r, 1, 0) }
 #endif
@@ -640,15 +639,11 @@ inline region_became_empty(t, r, keep) {
      :: d_step { plisted[r] = 1; relist(t, r) }
      fi
   :: else ->
-     /* purge_unlist; purge_caches(ctx, r, -1); sl.cur = nullptr; list_unlink
-      * (owner-side), then region_release: one step */
+     /* purge_unlist; purge_caches(ctx, r, -1) (the box leaves r if it is the box's region);
+      * list_unlink (owner-side), then region_release: one step */
      d_step {
        plisted[r] = 0;
        purge_caches(t, r, 1, 0);
-       if
-       :: cur[t] == r -> cur[t] = NOBODY
-       :: else -> skip
-       fi;
        list_unlink(t, r);
        region_release_body(r)
      }
@@ -726,7 +721,7 @@ inline collect_slot(t, keep) {
  * words: one step, the malloc's linearization point. (The box's order is not modelled:
  * the lowest block.) */
 inline box_pop(t) {
-  mr = box_seg[t];
+  mr = box_region[t];
   HDR(mr);
   assert(owner[mr] == t);
   mb = (loc[BLKOF(mr, 0)] == BOX -> BLKOF(mr, 0) : BLKOF(mr, 1));
@@ -746,27 +741,47 @@ inline box_pop(t) {
   mb = 0
 }
 
-#define BOX_HAS(t) (box_seg[t] != NOBODY && \
-  (loc[BLKOF(box_seg[t], 0)] == BOX || loc[BLKOF(box_seg[t], 1)] == BOX))
+#define BOX_HAS(t) (box_region[t] != NOBODY && \
+  (loc[BLKOF(box_region[t], 0)] == BOX || loc[BLKOF(box_region[t], 1)] == BOX))
 
-/* src/thread/context.cc context_ensure_slab's owner-side part: keep cur if
- * it has a spill or its slab (or another) has a block, else relist it and pick a partial
- * region with free space, preferring one not warm. ok = 1: cur is set. (No walk of the
+/* src/thread/context.h box_set_region: the box hands out blocks of r (its spill
+ * is empty); the previous box region's frees go to its own spill again */
+inline box_set_region(t, r) {
+  if
+  :: box_region[t] != r ->
+     if
+#if !defined(BUG_SWITCH_KEEPS_HEAD)
+     :: box_region[t] != NOBODY -> assert(!HAS_SPILL(box_region[t])); lbox[box_region[t]] = 0
+#else
+     :: box_region[t] != NOBODY -> skip  /* bug: the old region's frees still go to the box */
+#endif
+     :: else -> skip
+     fi;
+     lbox[r] = 1;
+     box_region[t] = r
+  :: else -> skip
+  fi
+}
+
+/* src/thread/context.cc context_ensure_slab's owner-side part: keep the box's
+ * region if it has a spill or its slab (or another) has a block, else relist it and pick a
+ * partial region with free space, preferring one not warm (the box moves to it: an
+ * exhausted region stays the box's until then). ok = 1: the box's region has a block. (No walk of the
  * full list: a region that gets a block back leaves it at that free, free_fast's
  * free_list_started, and collection.) */
 inline ensure_decide(t) {
   ok = 0;
   if
-  :: cur[t] != NOBODY && HAS_SPILL(cur[t]) -> ok = 1
-  :: cur[t] != NOBODY && !HAS_SPILL(cur[t]) ->
+  :: box_region[t] != NOBODY && HAS_SPILL(box_region[t]) -> ok = 1
+  :: box_region[t] != NOBODY && !HAS_SPILL(box_region[t]) ->
      if
-     :: !SLAB_HAS_FREE(cur[t], cur_slab[t]) && HAS_FREE_SPACE(cur[t]) ->
-        cur_slab[t] = FIRST_FREE_SLAB(cur[t])
+     :: !SLAB_HAS_FREE(box_region[t], box_slab[t]) && HAS_FREE_SPACE(box_region[t]) ->
+        box_slab[t] = FIRST_FREE_SLAB(box_region[t])
      :: else -> skip
      fi;
      if
-     :: SLAB_HAS_FREE(cur[t], cur_slab[t]) -> ok = 1
-     :: else -> relist(t, cur[t]); cur[t] = NOBODY
+     :: SLAB_HAS_FREE(box_region[t], box_slab[t]) -> ok = 1
+     :: else -> relist(t, box_region[t])
      fi
   :: else -> skip
   fi;
@@ -783,50 +798,31 @@ inline ensure_decide(t) {
   :: else -> skip
   fi;
   if
-  :: pick != NOBODY -> set_cur(t)
+  :: pick != NOBODY -> set_box_region(t)
   :: else -> skip
   fi
 }
-/* ensure_slab's loop: sl.cur = pick, cur_slab = ctz(free | uncarved); the next round
- * returns true */
-inline set_cur(t) {
+/* ensure_slab's loop: box_set_region(box, pick), box_slab = ctz(free | uncarved); the
+ * next round returns true */
+inline set_box_region(t) {
   assert(HAS_FREE_SPACE(pick));
-  cur[t] = pick;
+  box_set_region(t, pick);
   /* a spill alone: slab 0 */
-  cur_slab[t] = (FIRST_FREE_SLAB(pick) == NB -> 0 : FIRST_FREE_SLAB(pick));
+  box_slab[t] = (FIRST_FREE_SLAB(pick) == NB -> 0 : FIRST_FREE_SLAB(pick));
   pick = 0;
   ok = 1
 }
-/* a region from orphan_take or region_create joins t's lists, then becomes cur */
-inline adopt_cur(t) {
+/* a region from orphan_take or region_create joins t's lists, then the box moves to it */
+inline adopt_box_region(t) {
   list_push(t, pick, (HAS_FREE_SPACE(pick) -> L_PARTIAL : L_FULL));
-  set_cur(t)
+  set_box_region(t)
 }
 
-/* src/thread/context.h box_set_region: the box hands out blocks of r (its spill
- * is empty); the previous box region's frees go to its own spill again */
-inline box_set_region(t, r) {
-  if
-  :: box_seg[t] != r ->
-     if
-#if !defined(BUG_SWITCH_KEEPS_HEAD)
-     :: box_seg[t] != NOBODY -> assert(!HAS_SPILL(box_seg[t])); lbox[box_seg[t]] = 0
-#else
-     :: box_seg[t] != NOBODY -> skip  /* bug: the old region's frees still go to the box */
-#endif
-     :: else -> skip
-     fi;
-     lbox[r] = 1;
-     box_seg[t] = r
-  :: else -> skip
-  fi
-}
-
-/* src/thread/context.cc box_refill_slow after ensure_slab, box_fill: cur's spill (all of it),
- * else the slab's free list or a carved batch, into the box; box_set_region; then
+/* src/thread/context.cc box_refill_slow after ensure_slab, box_fill: the box region's
+ * spill (all of it), else the box slab's free list or a carved batch, into the box; then
  * box_pop. Owner-side: one step. */
 inline refill_pop(t) {
-  mr = cur[t];
+  mr = box_region[t];
   HDR(mr);
   if
   :: HAS_SPILL(mr) ->
@@ -838,14 +834,13 @@ inline refill_pop(t) {
      }
      xi = 0
   :: else ->
-     mb = BLKOF(mr, cur_slab[t]);
+     mb = BLKOF(mr, box_slab[t]);
      if
      :: loc[mb] == SLAB -> skip
      :: else -> assert(loc[mb] == UNCARVED); committed[mb] = 1  /* carving touches it */
      fi;
      loc[mb] = BOX
   fi;
-  box_set_region(t, mr);
   mr = 0;
   mb = 0;
   ok = 0;
@@ -860,11 +855,11 @@ inline do_malloc(t) {
     OP_BEGIN;
     if
     :: BOX_HAS(t) -> box_pop(t); OP_END
-    :: !BOX_HAS(t) && box_seg[t] != NOBODY && HAS_SLAB_LIST(box_seg[t]) ->
-       mr = box_seg[t];
+    :: !BOX_HAS(t) && box_region[t] != NOBODY && HAS_SLAB_LIST(box_region[t]) ->
+       mr = box_region[t];
        mb = (loc[BLKOF(mr, 0)] == SLAB -> BLKOF(mr, 0) : BLKOF(mr, 1));
        loc[mb] = BOX;
-       cur_slab[t] = mb % NB;
+       box_slab[t] = mb % NB;
        mr = 0;
        mb = 0;
        box_pop(t);
@@ -890,7 +885,7 @@ inline do_malloc(t) {
      }
      if
      :: !ok && done == 0 ->
-        orphan_take(t);   /* its last step runs adopt_cur, refill_pop, OP_END */
+        orphan_take(t);   /* its last step runs adopt_box_region, refill_pop, OP_END */
         if
         :: pick == NOBODY ->
            /* region_create (a fresh mapping, or a released region from the large-run
@@ -903,7 +898,7 @@ inline do_malloc(t) {
              :: pick != NOBODY ->
                 mem[pick] = MAPPED;
                 owner[pick] = t;
-                adopt_cur(t);
+                adopt_box_region(t);
                 refill_pop(t)
              :: else -> skip  /* out of memory: NULL, ENOMEM */
              fi;
@@ -922,8 +917,9 @@ inline do_malloc(t) {
 /* src/region/lifecycle.cc region_check_empty (after a local free found
  * active_local == 0: nothing pending either, so no collection) */
 inline region_check_empty(t, r) {
-  /* region_check_empty: the short path's tests (owner-side) */
-  ch = (r == cur[t] && !warm[r] && warm_count[t] < W && !(CARVED(BLKOF(r, 1 - cur_slab[t]))));
+  /* region_check_empty: the short path's tests (owner-side); the box's region is the one
+   * whose local_head points at the box */
+  ch = (lbox[r] && !warm[r] && warm_count[t] < W && !(CARVED(BLKOF(r, 1 - box_slab[t]))));
   if
   :: ch ->
      d_step {
@@ -1074,7 +1070,7 @@ inline free_remote(t, fr, fb) {
  * free_list_started when the list was empty): folded in; the state store is the free's
  * linearization point. */
 #if !defined(BUG_SWITCH_KEEPS_HEAD)
-#define LBOX_FREE_ASSERT assert(lbox[fr] == (box_seg[t] == fr))
+#define LBOX_FREE_ASSERT assert(lbox[fr] == (box_region[t] == fr))
 #else
 #define LBOX_FREE_ASSERT skip  /* the bug's consequence is what must be caught */
 #endif
@@ -1085,7 +1081,7 @@ inline free_remote(t, fr, fb) {
        loc[b] = FREEING; fb = b; fr = REG(b); \
        printf("OPBEGIN free %d %d\n", t, b); \
        HDR(fr); \
-       assert(box_seg[t] != fr || owner[fr] == t); \
+       assert(box_region[t] != fr || owner[fr] == t); \
        fo = owner[fr]; \
        if \
        :: fo == t -> \
@@ -1140,23 +1136,23 @@ inline do_free_rest(t) {
 inline box_flush(t) {
   for (xi : 0 .. NBLK - 1) {
     if
-    :: loc[xi] == BOX && REG(xi) == box_seg[t] -> BLK(xi); loc[xi] = SLAB
+    :: loc[xi] == BOX && REG(xi) == box_region[t] -> BLK(xi); loc[xi] = SLAB
     :: else -> skip
     fi
   }
   xi = 0;
   if
-  :: box_seg[t] != NOBODY -> lbox[box_seg[t]] = 0
+  :: box_region[t] != NOBODY -> lbox[box_region[t]] = 0
   :: else -> skip
   fi;
-  box_seg[t] = NOBODY
+  box_region[t] = NOBODY
 }
 
 /* src/thread/context.cc context_exit, in src/region/lifecycle.cc context_leave_regions:
  * partial list, then full list, from the head: unlink, spill_flush (the spill's blocks back to their slabs), leave the warm
  * reserve, orphan_abandon. */
 inline context_exit(t) {
-  /* box_flush and cur = nullptr: in the exit's first step (proctype thread) */
+  /* box_flush: in the exit's first step (proctype thread) */
   do
   :: qs[PART(t)] != 0 || qs[FULL(t)] != 0 ->
      d_step {
@@ -1198,13 +1194,13 @@ inline quiescent_check() {
       :: else -> skip
       fi;
       if
-      :: loc[xb] == BOX -> assert(owner[xi] != NOBODY && box_seg[owner[xi]] == xi)
+      :: loc[xb] == BOX -> assert(owner[xi] != NOBODY && box_region[owner[xi]] == xi)
       :: else -> skip
       fi;
       /* a spill: owned, not the box's region, on the partial list */
       if
       :: loc[xb] == SPILL ->
-         assert(owner[xi] != NOBODY && box_seg[owner[xi]] != xi && rlist[xi] == L_PARTIAL)
+         assert(owner[xi] != NOBODY && box_region[owner[xi]] != xi && rlist[xi] == L_PARTIAL)
       :: else -> skip
       fi
     }
@@ -1239,7 +1235,7 @@ inline quiescent_check() {
           assert((remote_head[xi] & TAG) == 0);
           /* local_head: the box's list exactly in the box's region */
 #if !defined(BUG_SWITCH_KEEPS_HEAD)
-          assert(lbox[xi] == (box_seg[owner[xi]] == xi))
+          assert(lbox[xi] == (box_region[owner[xi]] == xi))
 #else
           skip
 #endif
@@ -1362,7 +1358,7 @@ proctype thread(byte t) {
   :: else -> break
   od;
   skip;
-  d_step { nbusy++; box_flush(t); cur[t] = NOBODY }
+  d_step { nbusy++; box_flush(t) }
   context_exit(t);
   skip;  /* a loop's exit may not jump into a d_step */
   d_step { printf("OP exit %d\n", t); OP_END }
@@ -1404,7 +1400,7 @@ init {
   atomic {
     byte i;
     for (i : 0 .. NR - 1) { owner[i] = NOBODY }
-    for (i : 0 .. NT - 1) { box_seg[i] = NOBODY; cur[i] = NOBODY }
+    for (i : 0 .. NT - 1) { box_region[i] = NOBODY }
     i = 0;
     run thread(0);
     run thread(1);

@@ -34,7 +34,7 @@ void purge_caches(Context* ctx, Region* r, int keep) {
     }
   }
   Box& box = ctx->box[r->slot];
-  if (box.seg != r) return;
+  if (box.region != r) return;
   if (keep < 0) {
     box_clear(box);
     return;
@@ -80,9 +80,9 @@ void purge_list(Context* ctx, Region* r) {
 void give_back_pages(Context* ctx, Region* r) {
   SlotState& sl = ctx->slots[r->slot];
   purge_unlist(ctx, r);
-  if (r == sl.cur) {
-    purge_caches(ctx, r, static_cast<int>(sl.cur_slab));
-    region_reset_except(r, sl.cur_slab);
+  if (r == ctx->box[r->slot].region) {
+    purge_caches(ctx, r, static_cast<int>(sl.box_slab));
+    region_reset_except(r, sl.box_slab);
   } else {
     purge_caches(ctx, r, -1);
     region_reset(r, true);
@@ -134,8 +134,7 @@ HAK_NOINLINE void region_became_empty(Context* ctx, Region* r, Pages pages,
     return;
   }
   purge_unlist(ctx, r);
-  purge_caches(ctx, r, -1);
-  if (sl.cur == r) sl.cur = nullptr;
+  purge_caches(ctx, r, -1);  // the box leaves it, if it was the box's region
   slot_list_unlink(sl, r);
   region_release(r, keep_pages);
 }
@@ -162,12 +161,14 @@ void free_list_started(Context* ctx, Region* r, uint32_t left) noexcept {
 void region_check_empty(Context* ctx, Region* r) noexcept {
   // active_local == 0: no live block, and no remote free on its way either (active_local
   // counts those until they are collected), so nothing to collect here: the empty rule.
-  // The common case, a malloc/free ping-pong on the current region, in short: room in the
+  // The common case, a malloc/free ping-pong on the box's region, in short: room in the
   // warm reserve, no other slab to decommit. The same steps region_became_empty takes
   // for it.
   SlotState& sl = ctx->slots[r->slot];
-  if (r == sl.cur && !r->warm && sl.warm_count < g_config.warm_regions &&
-      (r->slab_carved_mask & ~(1u << sl.cur_slab)) == 0) {
+  // The box's region is the one whose frees push on the box (local_head, on the header
+  // line free_fast read), which spares the load of the box.
+  if (r->local_head != &r->spill && !r->warm && sl.warm_count < g_config.warm_regions &&
+      (r->slab_carved_mask & ~(1u << sl.box_slab)) == 0) {
     ++sl.warm_count;
     r->warm = 1;
     relist(sl, r);
@@ -313,7 +314,6 @@ void context_leave_regions(Context* ctx) noexcept {
   for (unsigned c = 0; c < kNumSlots; ++c) {
     SlotState& sl = ctx->slots[c];
     box_flush(ctx->box[c]);
-    sl.cur = nullptr;
     for (RegionList l : {RegionList::kPartial, RegionList::kFull}) {
       while (Region* r = slot_list(sl, l)) {
         slot_list_unlink(sl, r);
@@ -347,7 +347,6 @@ void context_trim(Context* ctx) noexcept {
       // All its pages, the slab being carved from included (the empty rule keeps those).
       purge_unlist(ctx, r);
       purge_caches(ctx, r, -1);
-      if (sl.cur == r) sl.cur = nullptr;
       region_reset(r, true);
     }
   }

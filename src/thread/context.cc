@@ -107,7 +107,7 @@ void repair_surviving_regions() {
     Context* owner = r->owner.load(std::memory_order_relaxed);
     if (owner) {  // the forking thread's: its box may hold blocks the rebuild lists again
       Box& box = owner->box[r->slot];
-      if (box.seg == r) box_flush(box);
+      if (box.region == r) box_flush(box);
       region_rebuild(r);
       relist(owner->slots[r->slot], r);
     } else {  // abandoned: adopted (then collected) like any other once it has room
@@ -164,6 +164,7 @@ void fork_child() {
 
 bool context_ensure_slab(Context* ctx, unsigned slot) noexcept {
   SlotState& sl = ctx->slots[slot];
+  Box& box = ctx->box[slot];
   // Collection point: the box is empty and no slab of its region has a free list, so
   // the next blocks would be carved from fresh memory. What other threads freed comes
   // back first (a thread whose blocks are freed elsewhere otherwise carves new pages
@@ -173,15 +174,14 @@ bool context_ensure_slab(Context* ctx, unsigned slot) noexcept {
   add_relaxed(ctx->refill_collections, 1);
   add_relaxed(ctx->refill_region_visits, visits);
   for (;;) {
-    if (Region* r = sl.cur) {
+    if (Region* r = box.region) {
       if (r->spill) return true;  // the refill takes it
-      if (!region_slab_has_free(r, sl.cur_slab)) {
+      if (!region_slab_has_free(r, sl.box_slab)) {
         uint32_t m = r->slab_free_mask | r->slab_uncarved_mask;
-        if (m) sl.cur_slab = __builtin_ctz(m);
+        if (m) sl.box_slab = __builtin_ctz(m);
       }
-      if (region_slab_has_free(r, sl.cur_slab)) return true;
-      relist(sl, r);  // exhausted: to the full list
-      sl.cur = nullptr;
+      if (region_slab_has_free(r, sl.box_slab)) return true;
+      relist(sl, r);  // exhausted: to the full list (the box leaves it below)
     }
     // Prefer a region in use over a warm one, so warm regions stay empty.
     Region* pick = nullptr;
@@ -199,10 +199,10 @@ bool context_ensure_slab(Context* ctx, unsigned slot) noexcept {
       }
       slot_list_push(sl, pick, pick->has_free_space() ? RegionList::kPartial : RegionList::kFull);
     }
-    sl.cur = pick;
+    box_set_region(box, pick);  // its spill (if any) goes into the box at the fill
     // A region with a spill alone: any slab (the refill takes the spill).
     uint32_t m = pick->slab_free_mask | pick->slab_uncarved_mask;
-    sl.cur_slab = m ? __builtin_ctz(m) : 0;
+    sl.box_slab = m ? __builtin_ctz(m) : 0;
   }
 }
 
@@ -290,13 +290,13 @@ Context* context_current() noexcept {
 void* malloc_slot_slow(unsigned c) noexcept {
   Context* ctx = tl_context;
   Box& box = ctx->box[c];
-  if (Region* r = box.seg; r && r->slab_free_mask) {
+  if (Region* r = box.region; r && r->slab_free_mask) {
     unsigned i = __builtin_ctz(r->slab_free_mask);
     SlabMeta& m = r->slabs[i];
     box.free = m.free;
     m.free = nullptr;
     r->slab_free_mask &= ~(1u << i);
-    ctx->slots[c].cur_slab = i;
+    ctx->slots[c].box_slab = i;
     return box_pop(ctx, box);
   }
   return box_refill_slow(c);
@@ -326,14 +326,13 @@ void refill_tick(Context* ctx, unsigned c) {
 
 namespace {
 
-// The empty box of slot c takes blocks of the slot's current region (context_ensure_slab
-// made one): the region's spill (its latest frees, most likely still in cache), else the
-// current slab's whole free list, else up to carve_max blocks carved. True when carved.
+// The empty box of slot c takes blocks of its region (context_ensure_slab made one with a
+// block to give): the region's spill (its latest frees, most likely still in cache), else
+// the box slab's whole free list, else up to carve_max blocks carved. True when carved.
 bool box_fill(Context* ctx, unsigned c, uint32_t carve_max) {
   Box& box = ctx->box[c];
-  SlotState& sl = ctx->slots[c];
-  Region* r = sl.cur;
-  unsigned i = sl.cur_slab;
+  Region* r = box.region;
+  unsigned i = ctx->slots[c].box_slab;
   SlabMeta& m = r->slabs[i];
   bool carved = false;
   if (r->spill) {
@@ -347,7 +346,6 @@ bool box_fill(Context* ctx, unsigned c, uint32_t carve_max) {
     box.free = region_carve_list(r, i, carve_max);
     carved = true;
   }
-  box_set_region(box, r);
   return carved;
 }
 
@@ -409,12 +407,12 @@ void* calloc_mid(unsigned c, size_t bytes) noexcept {
   if (!box.free) {
     // As malloc_slot_slow / box_refill_slow, but a carve takes one block, not a batch
     // (every block carved would have its link written: a page faulted in each).
-    if (Region* r = box.seg; r && r->slab_free_mask) {
+    if (Region* r = box.region; r && r->slab_free_mask) {
       unsigned i = __builtin_ctz(r->slab_free_mask);
       box.free = r->slabs[i].free;
       r->slabs[i].free = nullptr;
       r->slab_free_mask &= ~(1u << i);
-      ctx->slots[c].cur_slab = i;
+      ctx->slots[c].box_slab = i;
     } else {
       if (!context_ensure_slab(ctx, c)) {
         errno = ENOMEM;
@@ -435,7 +433,7 @@ void* calloc_mid(unsigned c, size_t bytes) noexcept {
 }
 
 void box_flush(Box& box) noexcept {
-  put_list(box.seg, box.free);
+  put_list(box.region, box.free);
   box_clear(box);
 }
 

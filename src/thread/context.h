@@ -13,23 +13,25 @@
 
 namespace hak {
 
-// The thread's cache of one slot: free blocks of one owned region (`seg`), any slab, in
-// a LIFO list (the block reused next is the one just freed, still in cache). malloc pops
-// it; a free into `seg` pushes on it, a free into another owned region pushes on that
-// region's spill (both through the region's local_head: region.h), which a refill
-// takes whole into the box when it picks the region. Every slot works the same way, so
-// the fast paths have no branch on the class (the seed's ULTRA box, for every class).
+// The thread's cache of one slot: free blocks of one owned region, the box's region, any
+// slab, in a LIFO list (the block reused next is the one just freed, still in cache).
+// malloc pops it; a free into the box's region pushes on it, a free into another owned
+// region pushes on that region's spill (both through the region's local_head: region.h),
+// which a refill takes whole into the box when it picks the region. The box's region is
+// also the one its refills carve from. Every slot works the same way, so the fast paths
+// have no branch on the class (the seed's ULTRA box, for every class).
 struct Box {
   FreeBlock* free = nullptr;  // nullptr in the sentinel context: every pop misses
-  Region* seg = nullptr;
+  Region* region = nullptr;   // nullptr until the first refill, or after a release
 };
 
 // Blocks carved into a box at once from a fresh slab (the rest stay uncarved).
 inline constexpr uint32_t kCarveBatch = 64;
 
 struct SlotState {
-  Region* cur = nullptr;
-  uint32_t cur_slab = 0;
+  // The slab of the box's region that the box was last filled from, and that a refill
+  // carves from next (its pages stay when the region's other pages are given back).
+  uint32_t box_slab = 0;
   uint32_t warm_count = 0;
   Region* partial = nullptr;  // owned, with free or uncarved blocks
   Region* full = nullptr;     // owned, neither
@@ -112,8 +114,8 @@ void context_for_each(Fn&& fn) {
   for (Context* t = context_registry_head(); t; t = t->reg_next) fn(t);
 }
 
-// Makes ctx->slots[slot].cur / cur_slab a slab with a block to give (refill: collects,
-// adopts, takes from the pool or maps). False when out of memory.
+// Makes the box's region and ctx->slots[slot].box_slab a slab with a block to give (refill:
+// collects, adopts, takes from the pool or maps). False when out of memory.
 bool context_ensure_slab(Context* ctx, unsigned slot) noexcept;
 
 // The context's region lists of a slot (SlotState::partial and full).
@@ -140,13 +142,13 @@ inline void relist(SlotState& sl, Region* r) {
 // The box of a slot hands out blocks of r from now on (its spill is empty): the frees of
 // r push on the box, those of the box's previous region on its own spill again.
 inline void box_set_region(Box& box, Region* r) {
-  if (box.seg == r) return;
-  if (Region* old = box.seg) old->local_head = &old->spill;
+  if (box.region == r) return;
+  if (Region* old = box.region) old->local_head = &old->spill;
   r->local_head = &box.free;
-  box.seg = r;
+  box.region = r;
 }
 inline void box_clear(Box& box) {
-  if (Region* old = box.seg) old->local_head = &old->spill;
+  if (Region* old = box.region) old->local_head = &old->spill;
   box = Box{};
 }
 
@@ -154,7 +156,7 @@ inline void box_clear(Box& box) {
 HAK_INLINE void* box_pop(Context* ctx, Box& box) {
   FreeBlock* b = box.free;
   box.free = link_next(b);
-  Region* r = box.seg;
+  Region* r = box.region;
   HAK_MEM_ALLOCATED(b, r->usable());
   region_mark_live(r, reinterpret_cast<uintptr_t>(b) - r->base());
   uint32_t a = r->active_local.load(std::memory_order_relaxed);
