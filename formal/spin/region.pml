@@ -1066,9 +1066,9 @@ inline free_remote(t, fr, fb) {
  * picks a live block (ghost: it becomes FREEING); region_kind_of and region_on_grid
  * (the region map and header constants); owner.load(). When t owns the region, the rest
  * touches t's block and t's owner-side words (the state entry's load and store, the push
- * through local_head on the box or the region's spill, active_local load/store, and
- * free_list_started when the list was empty): folded in; the state store is the free's
- * linearization point. */
+ * through local_head on the box or the region's spill, active_local's -1 (one
+ * read-modify-write, OwnerCount::decrement_is_zero, in free_fast or in free_list_started
+ * when the list was empty): folded in; the state store is the free's linearization point. */
 #if !defined(BUG_SWITCH_KEEPS_HEAD)
 #define LBOX_FREE_ASSERT assert(lbox[fr] == (box_region[t] == fr))
 #else
@@ -1112,7 +1112,7 @@ inline free_remote(t, fr, fb) {
 inline do_free_rest(t) {
   if
   :: fo == t ->
-     /* free_fast: left == 0 */
+     /* free_fast (or free_list_started): decrement_is_zero */
      d_step {
        HDR(fr);
        ch = (active_local[fr] == 0);

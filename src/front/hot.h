@@ -56,8 +56,7 @@ HAK_INLINE void free_fast(void* p, const char* call) noexcept {
     Atomic<uint8_t>& st = r->states()[i];
     // relaxed: a kRemote set by another context only needs to be seen once a free that
     // happened before this one in the program set it (the double-free case).
-    if (HAK_UNLIKELY(st.load(std::memory_order_relaxed) != kLive))
-      return free_bad_state(r, p, off, call);
+    if (HAK_UNLIKELY(state_not_live(st))) return free_bad_state(r, p, off, call);
     st.store(kFree, std::memory_order_relaxed);
     HAK_MEM_FREED(p, r->block_size);
     FreeBlock* fb = static_cast<FreeBlock*>(p);
@@ -65,16 +64,15 @@ HAK_INLINE void free_fast(void* p, const char* call) noexcept {
     FreeBlock* next = *head;
     link_set(fb, next);
     *head = fb;
+    // The list was empty: a spill that starts may bring its region back from the full
+    // list; free_list_started counts the free and tests for empty itself. Tail calls: the
+    // path keeps no frame.
+    if (HAK_UNLIKELY(next == nullptr)) return free_list_started(ctx, r);
     // active_local counts live blocks and pending remote frees alike: 0 means empty with
     // nothing on its way. A region emptied while remote frees are pending waits for the
     // next collection point (SPEC section 3), so a local free never reads remote_pending,
-    // on the line remote freers write.
-    uint32_t left = r->active_local.load(std::memory_order_relaxed) - 1;
-    r->active_local.store(left, std::memory_order_relaxed);
-    // The list was empty: a spill that starts may bring its region back from the full
-    // list (then the empty test). Tail calls: the path keeps no frame.
-    if (HAK_UNLIKELY(next == nullptr)) return free_list_started(ctx, r, left);
-    if (HAK_UNLIKELY(left == 0)) region_check_empty(ctx, r);
+    // on the line remote freers write. One instruction counts and tests (OwnerCount).
+    if (HAK_UNLIKELY(r->active_local.decrement_is_zero())) region_check_empty(ctx, r);
     return;
   }
   free_slow(p, call);

@@ -147,7 +147,7 @@ void* region_left_empty(Context* ctx, Region* r, void* p) noexcept {
   return p;
 }
 
-void free_list_started(Context* ctx, Region* r, uint32_t left) noexcept {
+void free_list_started(Context* ctx, Region* r) noexcept {
   // The box's list (r is its region): nothing to do. A spill: a full region has a free
   // block again, back to the partial list.
   if (r->local_head == &r->spill && r->list == RegionList::kFull) {
@@ -155,7 +155,7 @@ void free_list_started(Context* ctx, Region* r, uint32_t left) noexcept {
     slot_list_unlink(sl, r);
     slot_list_push(sl, r, RegionList::kPartial);
   }
-  if (left == 0) region_check_empty(ctx, r);
+  if (r->active_local.decrement_is_zero()) region_check_empty(ctx, r);
 }
 
 void region_check_empty(Context* ctx, Region* r) noexcept {
@@ -253,7 +253,7 @@ void orphan_abandon(Region* r) noexcept {
   if (list) region_queue_leave(r->owner.load(std::memory_order_relaxed), r);
   region_collect(r, list);
   r->owner.store(nullptr, std::memory_order_relaxed);
-  if (r->active_local.load(std::memory_order_relaxed) == 0) return release_empty_locked(r);
+  if (r->active_local.load() == 0) return release_empty_locked(r);
   region_list_push(g_abandoned[r->slot], r, RegionList::kAbandoned);
 }
 
@@ -268,9 +268,7 @@ bool free_abandoned(Region* r, void* p, uintptr_t off, const char* call) noexcep
   st.store(kFree, std::memory_order_relaxed);
   HAK_MEM_FREED(p, r->block_size);
   region_put(r, p);
-  uint32_t left = r->active_local.load(std::memory_order_relaxed) - 1;
-  r->active_local.store(left, std::memory_order_relaxed);
-  if (left == 0) {
+  if (r->active_local.decrement_is_zero()) {  // the lock holder is its one writer
     region_list_unlink(g_abandoned[r->slot], r);
     release_empty_locked(r);
   }

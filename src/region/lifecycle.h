@@ -29,10 +29,10 @@ enum class Pages : bool {
 void region_became_empty(Context* ctx, Region* r, Pages pages, bool keep_pages = true) noexcept;
 // After a local free found active_local == 0: the empty rule, its common case inline.
 void region_check_empty(Context* ctx, Region* r) noexcept;
-// A local free found its list (the box, or r's spill) empty: a region on the full list
+// A local free pushed on an empty list (the box, or r's spill): a region on the full list
 // whose spill starts moves back to the partial list, so refills never walk the full list;
-// then, with `left` (active_local after the free) 0, region_check_empty.
-void free_list_started(Context* ctx, Region* r, uint32_t left) noexcept;
+// then the free is counted (active_local), and region_check_empty if that was the last.
+void free_list_started(Context* ctx, Region* r) noexcept;
 // First live block of a region whose count was zero (it leaves the warm reserve);
 // returns p.
 void* region_left_empty(Context* ctx, Region* r, void* p) noexcept;

@@ -31,7 +31,7 @@ void init_layout(Region* r, unsigned slot) {
   r->inv = l.inv;
   r->data_begin = l.data_begin;
   r->data_end = l.data_end;
-  r->active_local.store(0, std::memory_order_relaxed);
+  r->active_local.store(0);
   r->owner.store(nullptr, std::memory_order_relaxed);
   r->spill = nullptr;
   r->local_head = &r->spill;
@@ -221,8 +221,7 @@ uint32_t region_collect(Region* r, uintptr_t list) noexcept {
     b = next;
   }
   if (n + lost) {
-    r->active_local.store(r->active_local.load(std::memory_order_relaxed) - n,
-                          std::memory_order_relaxed);
+    r->active_local.store(r->active_local.load() - n);
     r->remote_pending.fetch_sub(n + lost, std::memory_order_relaxed);
   }
   return n;
@@ -255,7 +254,7 @@ uint32_t region_rebuild(Region* r) noexcept {
   // A spill's blocks are kFree: listed again above.
   r->spill = nullptr;
   r->local_head = &r->spill;
-  r->active_local.store(live, std::memory_order_relaxed);
+  r->active_local.store(live);
   r->remote_pending.store(0, std::memory_order_relaxed);
   r->remote_head.store(0, std::memory_order_relaxed);
   return live;

@@ -29,6 +29,7 @@
 
 #include "common/base.h"
 #include "common/memtool.h"
+#include "common/owner_count.h"
 #include "regionmap/region_map.h"
 #include "regionmap/registry.h"
 #include "tiny/size_class.h"
@@ -100,8 +101,9 @@ struct alignas(64) Region {
 
   // --- written by the owner on its mallocs and frees: a line of its own, so line 0 (which
   // remote frees read) stays shared instead of moving to the owner on each of them ---
-  // Owner-written (relaxed atomic so inspect and other threads may read it).
-  alignas(64) Atomic<uint32_t> active_local;
+  // Live blocks and pending remote frees (those count until collected). Written by the
+  // owner (or the orphan lock's holder); inspect and other threads may read it.
+  alignas(64) OwnerCount active_local;
   // The owner's frees while this is not its box's region (LIFO), taken whole into the box
   // by the refill that picks the region (context.cc). Empty in a box's region and in
   // a region without owner.
@@ -144,8 +146,7 @@ struct alignas(64) Region {
   uint32_t usable() const { return static_cast<uint32_t>(class_size(cls)); }
   uint32_t active() const {
     // relaxed: a snapshot; exact whenever no free is in flight.
-    return active_local.load(std::memory_order_relaxed) -
-           remote_pending.load(std::memory_order_relaxed);
+    return active_local.load() - remote_pending.load(std::memory_order_relaxed);
   }
   bool has_free_space() const {
     return (slab_free_mask | slab_uncarved_mask) != 0 || spill != nullptr;
@@ -278,6 +279,21 @@ HAK_INLINE Atomic<uint8_t>& region_state(Region* r, uintptr_t off) {
 HAK_INLINE uint8_t region_state_of(const Region* r, uintptr_t off) {
   // relaxed: a value; the owner's own writes, or a remote free's that reached it.
   return r->states()[region_block_index(r, off)].load(std::memory_order_relaxed);
+}
+
+// True unless the state entry is kLive: the free path's test. A relaxed load, written as
+// one compare with a memory operand (a relaxed atomic load is never folded into the
+// compare by the compilers: an address computation and a load more on every free).
+// Inline assembly, so ThreadSanitizer does not see this read (the remote frees' compare-
+// and-swaps on the entry it sees); the Relacy checks see an atomic load.
+HAK_INLINE bool state_not_live(const Atomic<uint8_t>& st) {
+#if HAKMEM_RELACY
+  return st.load(std::memory_order_relaxed) != kLive;
+#else
+  bool not_live;
+  asm volatile("cmpb %2, %1" : "=@ccne"(not_live) : "m"(st), "i"(kLive));
+  return not_live;
+#endif
 }
 
 // The owner hands the block at `off` out (relaxed: only the owner writes kLive; readers

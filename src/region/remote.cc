@@ -50,8 +50,7 @@ void collect_queued(Context* ctx, Region* r, Pages pages) {
   uintptr_t list = r->remote_head.exchange(0, std::memory_order_acq_rel);
   region_collect(r, list);
   relist(ctx->slots[r->slot], r);
-  if (r->active_local.load(std::memory_order_relaxed) == 0 && !r->warm)
-    region_became_empty(ctx, r, pages, false);
+  if (r->active_local.load() == 0 && !r->warm) region_became_empty(ctx, r, pages, false);
 }
 
 }  // namespace

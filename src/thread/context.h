@@ -159,9 +159,7 @@ HAK_INLINE void* box_pop(Context* ctx, Box& box) {
   Region* r = box.region;
   HAK_MEM_ALLOCATED(b, r->usable());
   region_mark_live(r, reinterpret_cast<uintptr_t>(b) - r->base());
-  uint32_t a = r->active_local.load(std::memory_order_relaxed);
-  r->active_local.store(a + 1, std::memory_order_relaxed);
-  if (HAK_UNLIKELY(a == 0)) return region_left_empty(ctx, r, b);
+  if (HAK_UNLIKELY(r->active_local.increment_was_zero())) return region_left_empty(ctx, r, b);
   return b;
 }
 
