@@ -279,14 +279,15 @@ inline RegionCensus census(Region* r, const Context* owner) {
       if (++c.on_free_lists[k] > 1) return;
     }
   };
-  if (owner && owner->box[r->slot].region == r) count(owner->box[r->slot].free);
+  if (owner && owner->slots[r->slot].box_region == r) count(owner->box[r->slot].free);
   count(r->spill);
   // local_head: the box's list in the box's region, else the spill (front/hot.h free_fast).
   if (owner) {
     const Box& box = owner->box[r->slot];
-    const void* want = box.region == r ? static_cast<const void*>(&box.free) : &r->spill;
+    bool boxed = owner->slots[r->slot].box_region == r;
+    const void* want = boxed ? static_cast<const void*>(&box.free) : &r->spill;
     RL_ASSERT(static_cast<const void*>(r->local_head) == want);
-    RL_ASSERT(box.region != r || r->spill == nullptr);
+    RL_ASSERT(!boxed || r->spill == nullptr);
   }
   for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
     const SlabMeta& m = r->slabs[i];

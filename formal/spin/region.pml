@@ -36,7 +36,7 @@
 #define NR 2
 #define NB 2
 #define NBLK 4           /* NR * NB; block b is block b % NB (slab b % NB) of region b / NB */
-#define NOBODY 255       /* owner == nullptr; box.region == nullptr */
+#define NOBODY 255       /* owner == nullptr; SlotState::box_region == nullptr */
 
 #define REG(b) ((b) / NB)
 #define BLKOF(r, i) ((r) * NB + (i))
@@ -107,7 +107,7 @@ byte lock = NOBODY;
 byte pool_count;
 
 /* --- context.h: per thread, the one slot's Box and SlotState --- */
-byte box_region[NT];
+byte box_region[NT];     /* SlotState::box_region (box_pop finds it from the block) */
 byte box_slab[NT];       /* SlotState::box_slab */
 byte warm_count[NT];
 /* every list in one array qs[]: thread t's partial and full lists, the pool, the

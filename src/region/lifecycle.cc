@@ -33,12 +33,12 @@ void purge_caches(Context* ctx, Region* r, int keep) {
       b = next;
     }
   }
-  Box& box = ctx->box[r->slot];
-  if (box.region != r) return;
+  if (ctx->slots[r->slot].box_region != r) return;
   if (keep < 0) {
-    box_clear(box);
+    box_clear(ctx, r->slot);
     return;
   }
+  Box& box = ctx->box[r->slot];
   FreeBlock* kept = nullptr;
   for (FreeBlock* b = box.free; b;) {
     FreeBlock* next = link_next(b);
@@ -80,7 +80,7 @@ void purge_list(Context* ctx, Region* r) {
 void give_back_pages(Context* ctx, Region* r) {
   SlotState& sl = ctx->slots[r->slot];
   purge_unlist(ctx, r);
-  if (r == ctx->box[r->slot].region) {
+  if (r == sl.box_region) {
     purge_caches(ctx, r, static_cast<int>(sl.box_slab));
     region_reset_except(r, sl.box_slab);
   } else {
@@ -311,7 +311,7 @@ void context_leave_regions(Context* ctx) noexcept {
   while (Region* r = ctx->purge_head) purge_unlist(ctx, r);  // pooled regions give all back
   for (unsigned c = 0; c < kNumSlots; ++c) {
     SlotState& sl = ctx->slots[c];
-    box_flush(ctx->box[c]);
+    box_flush(ctx, c);
     for (RegionList l : {RegionList::kPartial, RegionList::kFull}) {
       while (Region* r = slot_list(sl, l)) {
         slot_list_unlink(sl, r);

@@ -106,8 +106,7 @@ void repair_surviving_regions() {
     if (pending == remote_list_length(head)) return;
     Context* owner = r->owner.load(std::memory_order_relaxed);
     if (owner) {  // the forking thread's: its box may hold blocks the rebuild lists again
-      Box& box = owner->box[r->slot];
-      if (box.region == r) box_flush(box);
+      if (owner->slots[r->slot].box_region == r) box_flush(owner, r->slot);
       region_rebuild(r);
       relist(owner->slots[r->slot], r);
     } else {  // abandoned: adopted (then collected) like any other once it has room
@@ -164,7 +163,6 @@ void fork_child() {
 
 bool context_ensure_slab(Context* ctx, unsigned slot) noexcept {
   SlotState& sl = ctx->slots[slot];
-  Box& box = ctx->box[slot];
   // Collection point: the box is empty and no slab of its region has a free list, so
   // the next blocks would be carved from fresh memory. What other threads freed comes
   // back first (a thread whose blocks are freed elsewhere otherwise carves new pages
@@ -174,7 +172,7 @@ bool context_ensure_slab(Context* ctx, unsigned slot) noexcept {
   add_relaxed(ctx->refill_collections, 1);
   add_relaxed(ctx->refill_region_visits, visits);
   for (;;) {
-    if (Region* r = box.region) {
+    if (Region* r = sl.box_region) {
       if (r->spill) return true;  // the refill takes it
       if (!region_slab_has_free(r, sl.box_slab)) {
         uint32_t m = r->slab_free_mask | r->slab_uncarved_mask;
@@ -199,7 +197,7 @@ bool context_ensure_slab(Context* ctx, unsigned slot) noexcept {
       }
       slot_list_push(sl, pick, pick->has_free_space() ? RegionList::kPartial : RegionList::kFull);
     }
-    box_set_region(box, pick);  // its spill (if any) goes into the box at the fill
+    box_set_region(ctx, slot, pick);  // its spill (if any) goes into the box at the fill
     // A region with a spill alone: any slab (the refill takes the spill).
     uint32_t m = pick->slab_free_mask | pick->slab_uncarved_mask;
     sl.box_slab = m ? __builtin_ctz(m) : 0;
@@ -290,7 +288,7 @@ Context* context_current() noexcept {
 void* malloc_slot_slow(unsigned c) noexcept {
   Context* ctx = tl_context;
   Box& box = ctx->box[c];
-  if (Region* r = box.region; r && r->slab_free_mask) {
+  if (Region* r = ctx->slots[c].box_region; r && r->slab_free_mask) {
     unsigned i = __builtin_ctz(r->slab_free_mask);
     SlabMeta& m = r->slabs[i];
     box.free = m.free;
@@ -331,7 +329,7 @@ namespace {
 // the box slab's whole free list, else up to carve_max blocks carved. True when carved.
 bool box_fill(Context* ctx, unsigned c, uint32_t carve_max) {
   Box& box = ctx->box[c];
-  Region* r = box.region;
+  Region* r = ctx->slots[c].box_region;
   unsigned i = ctx->slots[c].box_slab;
   SlabMeta& m = r->slabs[i];
   bool carved = false;
@@ -407,7 +405,7 @@ void* calloc_mid(unsigned c, size_t bytes) noexcept {
   if (!box.free) {
     // As malloc_slot_slow / box_refill_slow, but a carve takes one block, not a batch
     // (every block carved would have its link written: a page faulted in each).
-    if (Region* r = box.region; r && r->slab_free_mask) {
+    if (Region* r = ctx->slots[c].box_region; r && r->slab_free_mask) {
       unsigned i = __builtin_ctz(r->slab_free_mask);
       box.free = r->slabs[i].free;
       r->slabs[i].free = nullptr;
@@ -432,9 +430,9 @@ void* calloc_mid(unsigned c, size_t bytes) noexcept {
   return p;
 }
 
-void box_flush(Box& box) noexcept {
-  put_list(box.region, box.free);
-  box_clear(box);
+void box_flush(Context* ctx, unsigned slot) noexcept {
+  put_list(ctx->slots[slot].box_region, ctx->box[slot].free);
+  box_clear(ctx, slot);
 }
 
 void spill_flush(Region* r) noexcept {

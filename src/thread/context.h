@@ -13,22 +13,26 @@
 
 namespace hak {
 
-// The thread's cache of one slot: free blocks of one owned region, the box's region, any
-// slab, in a LIFO list (the block reused next is the one just freed, still in cache).
-// malloc pops it; a free into the box's region pushes on it, a free into another owned
-// region pushes on that region's spill (both through the region's local_head: region.h),
-// which a refill takes whole into the box when it picks the region. The box's region is
-// also the one its refills carve from. Every slot works the same way, so the fast paths
-// have no branch on the class (the seed's ULTRA box, for every class).
+// The thread's cache of one slot: free blocks of one owned region, the box's region
+// (SlotState::box_region), any slab, in a LIFO list (the block reused next is the one just
+// freed, still in cache). malloc pops it; a free into the box's region pushes on it, a free
+// into another owned region pushes on that region's spill (both through the region's
+// local_head: region.h), which a refill takes whole into the box when it picks the region.
+// Every slot works the same way, so the fast paths have no branch on the class (the seed's
+// ULTRA box, for every class). One pointer: malloc_fast indexes the boxes with a scaled
+// load, and finds a block's region from the block's address (every block of a box is in
+// the box's region), so the boxes of all 41 slots take 6 cache lines.
 struct Box {
   FreeBlock* free = nullptr;  // nullptr in the sentinel context: every pop misses
-  Region* region = nullptr;   // nullptr until the first refill, or after a release
 };
 
 // Blocks carved into a box at once from a fresh slab (the rest stay uncarved).
 inline constexpr uint32_t kCarveBatch = 64;
 
 struct SlotState {
+  // The region the box hands out blocks of, which its refills also carve from: nullptr
+  // until the first refill, or after a release.
+  Region* box_region = nullptr;
   // The slab of the box's region that the box was last filled from, and that a refill
   // carves from next (its pages stay when the region's other pages are given back).
   uint32_t box_slab = 0;
@@ -85,7 +89,7 @@ void* box_refill_slow(unsigned slot) noexcept;
 // pages calloc would fault in for nothing stay untouched. nullptr: errno = ENOMEM.
 void* calloc_mid(unsigned slot, size_t bytes) noexcept;
 // Gives the box's blocks back to their slabs (thread exit).
-void box_flush(Box& box) noexcept;
+void box_flush(Context* ctx, unsigned slot) noexcept;
 // Gives the spill's blocks back to their slabs (thread exit: the region loses its owner).
 void spill_flush(Region* r) noexcept;
 // Contexts.
@@ -139,24 +143,28 @@ inline void relist(SlotState& sl, Region* r) {
   slot_list_push(sl, r, want);
 }
 
-// The box of a slot hands out blocks of r from now on (its spill is empty): the frees of
+// The box of `slot` hands out blocks of r from now on (its spill is empty): the frees of
 // r push on the box, those of the box's previous region on its own spill again.
-inline void box_set_region(Box& box, Region* r) {
-  if (box.region == r) return;
-  if (Region* old = box.region) old->local_head = &old->spill;
-  r->local_head = &box.free;
-  box.region = r;
+inline void box_set_region(Context* ctx, unsigned slot, Region* r) {
+  Region*& region = ctx->slots[slot].box_region;
+  if (region == r) return;
+  if (Region* old = region) old->local_head = &old->spill;
+  r->local_head = &ctx->box[slot].free;
+  region = r;
 }
-inline void box_clear(Box& box) {
-  if (Region* old = box.region) old->local_head = &old->spill;
-  box = Box{};
+// The box of `slot` drops its blocks and leaves its region.
+inline void box_clear(Context* ctx, unsigned slot) {
+  Region*& region = ctx->slots[slot].box_region;
+  if (Region* old = region) old->local_head = &old->spill;
+  region = nullptr;
+  ctx->box[slot] = Box{};
 }
 
 // ---------------------------------------------------------------------------------------
 HAK_INLINE void* box_pop(Context* ctx, Box& box) {
   FreeBlock* b = box.free;
   box.free = link_next(b);
-  Region* r = box.region;
+  Region* r = region_of(b);  // the box's region
   HAK_MEM_ALLOCATED(b, r->usable());
   region_mark_live(r, reinterpret_cast<uintptr_t>(b) - r->base());
   if (HAK_UNLIKELY(r->active_local.increment_was_zero())) return region_left_empty(ctx, r, b);
