@@ -278,6 +278,39 @@ TEST_F(Large, ReusePrefersIdlePagesToFaults) {
   hak_free(spacer);
 }
 
+// Pages moved in from cached runs leave no hole below the block's end while whole resident
+// regions can fill it: a run resident over part of its last region gives its full regions
+// (keeping the rest), not all of it. A 6 MiB block assembled from runs of 4 MiB (3 resident)
+// and 2 + 2 MiB (resident): the 4 MiB run moved whole left its fourth MiB to fault in.
+TEST_F(Large, AssembledBlockTakesWholeResidentRegionsFirst) {
+  set_delay(0);
+  hak::large_set_keep_committed(64 * kMiB);
+  // Live blocks between the runs keep them from merging in the cache.
+  char* three = written(3 * kMiB - 4096);  // a 4 MiB run, 3 MiB of it resident
+  char* spacer1 = written(kMiB);
+  char* two_a = written(kRegionSize - 4096);  // 2 MiB runs, resident
+  char* spacer2 = written(kMiB);
+  char* two_b = written(kRegionSize - 4096);
+  char* spacer3 = written(kMiB);
+  ASSERT_TRUE(three && spacer1 && two_a && spacer2 && two_b && spacer3);
+  hak_free(three);
+  hak_free(two_a);
+  hak_free(two_b);
+  // 6 MiB with its header page: bigger than any cached run, so a fresh run gets their pages.
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  char* p = written(3 * kRegionSize - 4096);
+  getrusage(RUSAGE_SELF, &after);
+  ASSERT_NE(p, nullptr);
+  if (!RUNNING_ON_VALGRIND) {
+    EXPECT_LT(after.ru_minflt - before.ru_minflt, 64) << "a hole in the assembled block";
+  }
+  hak_free(p);
+  hak_free(spacer1);
+  hak_free(spacer2);
+  hak_free(spacer3);
+}
+
 // calloc of a reused run that kept its pages reads zero on every page, whether the run is
 // reused whole, split, or assembled from the pages of other runs.
 TEST_F(Large, CallocOfAReusedCommittedRunReadsZero) {
