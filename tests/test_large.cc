@@ -311,6 +311,32 @@ TEST_F(Large, AssembledBlockTakesWholeResidentRegionsFirst) {
   hak_free(spacer3);
 }
 
+// A full cache unmaps the run with the fewest resident pages, not the oldest: a run freed
+// first with 3 MiB of pages outlives 70 later ones of 300 KiB, and a block of its size
+// reuses it without a fault (the oldest, unmapped, made its 3 MiB fault in again).
+TEST_F(Large, FullCacheUnmapsTheRunWithTheFewestPages) {
+  set_delay(100000);  // the manual clock stands still: nothing is purged
+  hak::large_set_keep_committed(256 * kMiB);
+  char* big = written(3 * kMiB);
+  ASSERT_NE(big, nullptr);
+  uintptr_t big_run = run_of(big);
+  std::vector<char*> small;
+  for (int i = 0; i < 70; ++i) small.push_back(written(300 << 10));
+  for (char* p : small) ASSERT_NE(p, nullptr);
+  hak_free(big);
+  for (char* p : small) hak_free(p);  // more than the cache holds
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  char* p = written(3 * kMiB);
+  getrusage(RUSAGE_SELF, &after);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(run_of(p), big_run) << "the run with the most pages was unmapped";
+  if (!RUNNING_ON_VALGRIND) {
+    EXPECT_LT(after.ru_minflt - before.ru_minflt, 64) << "faulted in";
+  }
+  hak_free(p);
+}
+
 // calloc of a reused run that kept its pages reads zero on every page, whether the run is
 // reused whole, split, or assembled from the pages of other runs.
 TEST_F(Large, CallocOfAReusedCommittedRunReadsZero) {

@@ -189,9 +189,10 @@ void release_run(uintptr_t base, size_t bytes, size_t touched, bool dirty, size_
     size_t total = run.bytes;
     for (unsigned i = 0; i < g_cached; ++i) total += g_cache[i].bytes;
     while (g_cached && (g_cached == kCacheSlots || total > kCacheMaxBytes)) {
+      // The run with the fewest resident pages (clean ones: none), the oldest on ties.
       unsigned v = 0;
-      while (v < g_cached && g_cache[v].dirty) ++v;
-      if (v == g_cached) v = 0;
+      for (unsigned i = 1; i < g_cached && g_cache[v].dirty; ++i)
+        if (!g_cache[i].dirty || g_cache[i].touched < g_cache[v].touched) v = i;
       total -= g_cache[v].bytes;
       d.unmap[d.unmaps++] = {g_cache[v].base, g_cache[v].bytes};
       remove_slot(v);
