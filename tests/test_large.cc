@@ -278,6 +278,65 @@ TEST_F(Large, ReusePrefersIdlePagesToFaults) {
   hak_free(spacer);
 }
 
+// Pages moved in from cached runs leave no hole below the block's end while whole resident
+// regions can fill it: a run resident over part of its last region gives its full regions
+// (keeping the rest), not all of it. A 6 MiB block assembled from runs of 4 MiB (3 resident)
+// and 2 + 2 MiB (resident): the 4 MiB run moved whole left its fourth MiB to fault in.
+TEST_F(Large, AssembledBlockTakesWholeResidentRegionsFirst) {
+  set_delay(0);
+  hak::large_set_keep_committed(64 * kMiB);
+  // Live blocks between the runs keep them from merging in the cache.
+  char* three = written(3 * kMiB - 4096);  // a 4 MiB run, 3 MiB of it resident
+  char* spacer1 = written(kMiB);
+  char* two_a = written(kRegionSize - 4096);  // 2 MiB runs, resident
+  char* spacer2 = written(kMiB);
+  char* two_b = written(kRegionSize - 4096);
+  char* spacer3 = written(kMiB);
+  ASSERT_TRUE(three && spacer1 && two_a && spacer2 && two_b && spacer3);
+  hak_free(three);
+  hak_free(two_a);
+  hak_free(two_b);
+  // 6 MiB with its header page: bigger than any cached run, so a fresh run gets their pages.
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  char* p = written(3 * kRegionSize - 4096);
+  getrusage(RUSAGE_SELF, &after);
+  ASSERT_NE(p, nullptr);
+  if (!RUNNING_ON_VALGRIND) {
+    EXPECT_LT(after.ru_minflt - before.ru_minflt, 64) << "a hole in the assembled block";
+  }
+  hak_free(p);
+  hak_free(spacer1);
+  hak_free(spacer2);
+  hak_free(spacer3);
+}
+
+// A full cache unmaps the run with the fewest resident pages, not the oldest: a run freed
+// first with 3 MiB of pages outlives 70 later ones of 300 KiB, and a block of its size
+// reuses it without a fault (the oldest, unmapped, made its 3 MiB fault in again).
+TEST_F(Large, FullCacheUnmapsTheRunWithTheFewestPages) {
+  set_delay(100000);  // the manual clock stands still: nothing is purged
+  hak::large_set_keep_committed(256 * kMiB);
+  char* big = written(3 * kMiB);
+  ASSERT_NE(big, nullptr);
+  uintptr_t big_run = run_of(big);
+  std::vector<char*> small;
+  for (int i = 0; i < 70; ++i) small.push_back(written(300 << 10));
+  for (char* p : small) ASSERT_NE(p, nullptr);
+  hak_free(big);
+  for (char* p : small) hak_free(p);  // more than the cache holds
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  char* p = written(3 * kMiB);
+  getrusage(RUSAGE_SELF, &after);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(run_of(p), big_run) << "the run with the most pages was unmapped";
+  if (!RUNNING_ON_VALGRIND) {
+    EXPECT_LT(after.ru_minflt - before.ru_minflt, 64) << "faulted in";
+  }
+  hak_free(p);
+}
+
 // calloc of a reused run that kept its pages reads zero on every page, whether the run is
 // reused whole, split, or assembled from the pages of other runs.
 TEST_F(Large, CallocOfAReusedCommittedRunReadsZero) {

@@ -189,9 +189,10 @@ void release_run(uintptr_t base, size_t bytes, size_t touched, bool dirty, size_
     size_t total = run.bytes;
     for (unsigned i = 0; i < g_cached; ++i) total += g_cache[i].bytes;
     while (g_cached && (g_cached == kCacheSlots || total > kCacheMaxBytes)) {
+      // The run with the fewest resident pages (clean ones: none), the oldest on ties.
       unsigned v = 0;
-      while (v < g_cached && g_cache[v].dirty) ++v;
-      if (v == g_cached) v = 0;
+      for (unsigned i = 1; i < g_cached && g_cache[v].dirty; ++i)
+        if (!g_cache[i].dirty || g_cache[i].touched < g_cache[v].touched) v = i;
       total -= g_cache[v].bytes;
       d.unmap[d.unmaps++] = {g_cache[v].base, g_cache[v].bytes};
       remove_slot(v);
@@ -287,30 +288,55 @@ void* acquire_run(size_t bytes, size_t align, size_t want, bool* dirty, size_t* 
       host = h.base;
       filled = h.touched;
     }
-    // The rest of the block's pages from other runs, whole regions at a time; a piece
-    // not resident to its end leaves a hole that faults.
+    // The rest of the block's pages from other runs, whole regions at a time. A piece
+    // not resident to its end would leave a hole that faults: a run gives its fully
+    // resident regions (the rest stays cached, its partly resident region first), or all
+    // it can hold when resident past what the block wants; only when none gives enough
+    // does one with a hole go, as the last piece.
     size_t off = align_up(filled, kRegionSize);
     while (npieces < kMaxPieces && off < want) {
+      size_t need = want - off, min_gain = kCallBytes * (host || npieces ? 1 : 4);
       unsigned pick = kCacheSlots;
-      size_t gain = 0;
+      size_t gain = 0, take = 0;
+      bool holed = false;
       for (unsigned i = 0; i < g_cached; ++i) {
         const CachedRun& r = g_cache[i];
         if (!r.dirty) continue;
         size_t ps = r.bytes < bytes - off ? r.bytes : bytes - off;
-        size_t gi = r.touched < ps ? r.touched : ps;
-        if (gi > want - off) gi = want - off;
+        size_t res = r.touched < ps ? r.touched : ps;
+        size_t cover = ps < need ? ps : need;
+        size_t tk = res >= cover ? ps : res & ~kRegionMask;
+        size_t gi = tk < need ? tk : need;
         if (gi > gain) {
           pick = i;
           gain = gi;
+          take = tk;
         }
       }
+      if (gain < min_gain) {
+        pick = kCacheSlots;
+        gain = 0;
+        for (unsigned i = 0; i < g_cached; ++i) {
+          const CachedRun& r = g_cache[i];
+          if (!r.dirty) continue;
+          size_t ps = r.bytes < bytes - off ? r.bytes : bytes - off;
+          size_t gi = r.touched < ps ? r.touched : ps;
+          if (gi > need) gi = need;
+          if (gi > gain) {
+            pick = i;
+            gain = gi;
+            take = ps;
+          }
+        }
+        holed = true;
+      }
       // Worth a call (four for the first into a fresh mapping: it costs the mapping).
-      if (pick == kCacheSlots || gain < kCallBytes * (host || npieces ? 1 : 4)) break;
-      size_t ps = g_cache[pick].bytes < bytes - off ? g_cache[pick].bytes : bytes - off;
-      CachedRun r = take_prefix(pick, ps);
+      if (pick == kCacheSlots || gain < min_gain) break;
+      CachedRun r = take_prefix(pick, take);
       pieces[npieces++] = {r.base, r.bytes, r.touched, off};
       filled = off + r.touched;
       off += r.bytes;
+      if (holed) break;
     }
     if (now >= g_purge_at.load(std::memory_order_relaxed)) purge_locked(false, now, &d);
   }
