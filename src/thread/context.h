@@ -163,7 +163,9 @@ inline void box_clear(Context* ctx, unsigned slot) {
 // ---------------------------------------------------------------------------------------
 HAK_INLINE void* box_pop(Context* ctx, Box& box) {
   FreeBlock* b = box.free;
-  box.free = link_next(b);
+  FreeBlock* next = link_next(b);
+  box.free = next;
+  __builtin_prefetch(next);  // the next malloc reads its link
   Region* r = region_of(b);  // the box's region
   HAK_MEM_ALLOCATED(b, r->usable());
   region_mark_live(r, reinterpret_cast<uintptr_t>(b) - r->base());
