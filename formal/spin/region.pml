@@ -923,9 +923,11 @@ inline region_check_empty(t, r) {
   if
   :: ch ->
      d_step {
+       /* no relist: only its box slab is carved, so it has free space and is on the
+        * partial list already (the box's region leaves it only when exhausted) */
+       assert(rlist[r] == L_PARTIAL && HAS_FREE_SPACE(r));
        warm_count[t]++;
        warm[r] = 1;
-       relist(t, r);
        ch = 0
      }
   :: else -> region_became_empty(t, r, 0)

@@ -169,9 +169,12 @@ void region_check_empty(Context* ctx, Region* r) noexcept {
   // line free_fast read), which spares the load of the box.
   if (r->local_head != &r->spill && !r->warm && sl.warm_count < g_config.warm_regions &&
       (r->slab_carved_mask & ~(1u << sl.box_slab)) == 0) {
+    // No relist: it is on the partial list already. Only its box slab is carved, so its
+    // other slabs are uncarved (it has blocks to give), and the box's region leaves the
+    // partial list only when exhausted, when every slab is carved (formal/spin asserts
+    // it here).
     ++sl.warm_count;
     r->warm = 1;
-    relist(sl, r);
     return;
   }
   region_became_empty(ctx, r, Pages::kGiveBack);
