@@ -314,7 +314,7 @@ inline purge_caches(t, r, all, slab) {
 #if !defined(BUG_BOX_KEEPS_REGION)
      :: all -> box_region[t] = NOBODY; lbox[r] = 0
 #else
-     :: all -> skip  /* bug: the box's blocks dropped, box.seg kept */
+     :: all -> skip  /* bug: the box's blocks dropped, box_region kept */
 #endif
      :: else -> skip
      fi
@@ -848,7 +848,7 @@ inline refill_pop(t) {
 }
 
 /* src/front/hot.h malloc_fast -> box_pop; src/thread/context.cc malloc_slot_slow
- * (a slab list of box.seg into the box) -> box_pop; else box_refill_slow ->
+ * (a slab list of the box's region into the box (box_take_slab_list)) -> box_pop; else box_refill_slow ->
  * context_ensure_slab (collect_slot(kKeep), relist, orphan_take, region_create). */
 inline do_malloc(t) {
   d_step {

@@ -72,7 +72,7 @@ RUNS.update({
     "bug-abandon-no-wait": (["-DW=1", "-DBUG_ABANDON_NO_WAIT"], SAFETY, [], "error",
                             "the exit does not wait for a region's push on its queue"),
     "bug-box-keeps-region": (["-DW=0", "-DBUG_BOX_KEEPS_REGION"], SAFETY, [], "error",
-                             "purge_caches drops the box's blocks but keeps box.seg (and "
+                             "purge_caches drops the box's blocks but keeps box_region (and "
                              "the region's local_head on the box)"),
     "bug-switch-keeps-head": (["-DW=1", "-DBUG_SWITCH_KEEPS_HEAD"], SAFETY, [], "error",
                               "box_set_region leaves the old region's local_head on the "

@@ -21,7 +21,7 @@ constexpr size_t kMoveMin = size_t{4} << 20;
 // Usable bytes of a live block, or 0 after reporting a bad pointer (report mode).
 size_t usable_checked(void* p, const char* call) {
   RegionKind k = region_kind_of(p);
-  if (k == RegionKind::kSuperSlab || k == RegionKind::kMid || k == RegionKind::kUltra) {
+  if (is_class_region(k)) {
     Region* r = region_of(p);
     uintptr_t off = reinterpret_cast<uintptr_t>(p) - r->base();
     if (r->magic != kRegionMagic || !region_is_block_start(r, off)) {

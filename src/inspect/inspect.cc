@@ -37,8 +37,7 @@ uint64_t owner_id(hak::Context* ctx) {
 // Registry lock held. describe(base).bytes, reading no more than that needs.
 size_t bytes_of(uintptr_t base) {
   RegionKind k = region_kind_of(reinterpret_cast<void*>(base));
-  if (k == RegionKind::kSuperSlab || k == RegionKind::kMid || k == RegionKind::kUltra)
-    return kRegionSize;
+  if (is_class_region(k)) return kRegionSize;
   if (k == RegionKind::kLargeHead) return reinterpret_cast<LargeHeader*>(base)->run_bytes;
   return 0;
 }
@@ -49,7 +48,7 @@ RegionInfo describe(uintptr_t base) {
   info.base = base;
   RegionKind k = region_kind_of(reinterpret_cast<void*>(base));
   info.kind = kind_of(k);
-  if (k == RegionKind::kSuperSlab || k == RegionKind::kMid || k == RegionKind::kUltra) {
+  if (is_class_region(k)) {
     Region* r = reinterpret_cast<Region*>(base);
     info.bytes = kRegionSize;
     info.cls = r->cls;

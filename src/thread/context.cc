@@ -283,20 +283,29 @@ Context* context_current() noexcept {
   return ctx;
 }
 
+namespace {
+
+// The empty box of slot c takes the free list of a slab of its region, if one has a list
+// (no collection, no carve): the cheapest refill. False if none has.
+bool box_take_slab_list(Context* ctx, unsigned c) {
+  Region* r = ctx->slots[c].box_region;
+  if (!r || !r->slab_free_mask) return false;
+  unsigned i = __builtin_ctz(r->slab_free_mask);
+  SlabMeta& m = r->slabs[i];
+  ctx->box[c].free = m.free;
+  m.free = nullptr;
+  r->slab_free_mask &= ~(1u << i);
+  ctx->slots[c].box_slab = i;
+  return true;
+}
+
+}  // namespace
+
 // The box is empty. Cheapest first: another slab of the box's region whose free list is
 // not empty; then the full refill (collection, other regions, adoption, mapping).
 void* malloc_slot_slow(unsigned c) noexcept {
   Context* ctx = tl_context;
-  Box& box = ctx->box[c];
-  if (Region* r = ctx->slots[c].box_region; r && r->slab_free_mask) {
-    unsigned i = __builtin_ctz(r->slab_free_mask);
-    SlabMeta& m = r->slabs[i];
-    box.free = m.free;
-    m.free = nullptr;
-    r->slab_free_mask &= ~(1u << i);
-    ctx->slots[c].box_slab = i;
-    return box_pop(ctx, box);
-  }
+  if (box_take_slab_list(ctx, c)) return box_pop(ctx, ctx->box[c]);
   return box_refill_slow(c);
 }
 
@@ -405,13 +414,7 @@ void* calloc_mid(unsigned c, size_t bytes) noexcept {
   if (!box.free) {
     // As malloc_slot_slow / box_refill_slow, but a carve takes one block, not a batch
     // (every block carved would have its link written: a page faulted in each).
-    if (Region* r = ctx->slots[c].box_region; r && r->slab_free_mask) {
-      unsigned i = __builtin_ctz(r->slab_free_mask);
-      box.free = r->slabs[i].free;
-      r->slabs[i].free = nullptr;
-      r->slab_free_mask &= ~(1u << i);
-      ctx->slots[c].box_slab = i;
-    } else {
+    if (!box_take_slab_list(ctx, c)) {
       if (!context_ensure_slab(ctx, c)) {
         errno = ENOMEM;
         return nullptr;
