@@ -83,8 +83,26 @@ enum BlockState : uint8_t { kFree = 0, kLive = 1, kRemote = 2 };
 enum class RegionList : uint8_t { kNone, kPartial, kFull, kPool, kAbandoned };
 
 struct alignas(64) Region {
-  // --- read on every free; written at (re)initialisation only ---
-  uint32_t magic;
+  // The lines the fast paths touch are lines 1, 2 and 4, not line 0: page offset 0 is
+  // that of every region's base, of every block start of the 4 KiB-aligned mid classes,
+  // and of every page-aligned structure (4K aliasing, cache set 0). bench_churn --size 16
+  // --keep 1 1.07-1.10x, bench_mixed 513..4096 B 1.08x, bench_stranded 1.19x; no
+  // instruction more (displacements only).
+  // --- owner-side cold state: line 0 ---
+  Region* next;
+  Region* prev;
+  RegionList list;
+  uint8_t dequeued;             // taken off the queue by its exiting owner (context.cc)
+  uint32_t slab_free_mask;      // slabs whose free list is non-empty
+  uint32_t slab_uncarved_mask;  // slabs with blocks never carved
+  uint32_t slab_carved_mask;    // slabs touched since the last reset (carved or cleared)
+  // Bytes from the base that region_create cleared in a region taken from the large-run
+  // cache (0 for a fresh one): resident though not carved; the slabs they reach count as
+  // carved, so the pages go back as carved ones do.
+  uint32_t cleared_end;
+
+  // --- line 1: read on every free; written at (re)initialisation only ---
+  alignas(64) uint32_t magic;
   RegionKind kind;
   uint8_t cls;
   uint8_t warm;         // empty and kept in a warm reserve (owner's, or the pool)
@@ -99,8 +117,8 @@ struct alignas(64) Region {
   // by the owner only (free_fast tests the owner first).
   FreeBlock** local_head;
 
-  // --- written by the owner on its mallocs and frees: a line of its own, so line 0 (which
-  // remote frees read) stays shared instead of moving to the owner on each of them ---
+  // --- line 2: written by the owner on its mallocs and frees: a line of its own, so line 1
+  // (which remote frees read) stays shared instead of moving to the owner on each of them ---
   // Live blocks and pending remote frees (those count until collected). Written by the
   // owner (or the orphan lock's holder); inspect and other threads may read it.
   alignas(64) OwnerCount active_local;
@@ -109,32 +127,25 @@ struct alignas(64) Region {
   // a region without owner.
   FreeBlock* spill;
 
-  // --- written by remote frees ---
+  // --- line 3, owner-side cold state (continued): line 2's pair in the 128-byte blocks the
+  // L2 prefetcher fetches together, so that pair is the owner's alone (with the remote
+  // line there, bench_prodcons lost 3-5%); the remote line's pair is the slab metas',
+  // written at refills only ---
+  // Warm with pages still to give back: on its owner's purge list, due at purge_at_ms.
+  alignas(64) bool purge_listed;
+  uint64_t purge_at_ms;
+  Region* purge_next;
+  Region* purge_prev;
+  RegionLink link;
+
+  // --- line 4: written by remote frees ---
   alignas(64) Atomic<uint32_t> remote_pending;
   Atomic<uintptr_t> remote_head;
   // The link of the owner's region queue of this slot (context.cc): written by the
   // remote free that found remote_head empty, read by the owner that took the queue.
   Atomic<Region*> queue_next;
 
-  // --- owner-side cold state ---
-  alignas(64) Region* next;
-  Region* prev;
-  RegionList list;
-  uint8_t dequeued;             // taken off the queue by its exiting owner (context.cc)
-  uint32_t slab_free_mask;      // slabs whose free list is non-empty
-  uint32_t slab_uncarved_mask;  // slabs with blocks never carved
-  uint32_t slab_carved_mask;    // slabs touched since the last reset (carved or cleared)
-  // Bytes from the base that region_create cleared in a region taken from the large-run
-  // cache (0 for a fresh one): resident though not carved; the slabs they reach count as
-  // carved, so the pages go back as carved ones do.
-  uint32_t cleared_end;
-  // Warm with pages still to give back: on its owner's purge list, due at purge_at_ms.
-  bool purge_listed;
-  uint64_t purge_at_ms;
-  Region* purge_next;
-  Region* purge_prev;
-  RegionLink link;
-  SlabMeta slabs[kSlabsPerRegion];
+  alignas(64) SlabMeta slabs[kSlabsPerRegion];
 
   // The state map, right after the struct: entry k is block k's BlockState.
   Atomic<uint8_t>* states() { return reinterpret_cast<Atomic<uint8_t>*>(this + 1); }
