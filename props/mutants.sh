@@ -13,7 +13,7 @@ params=${MUTANTS_RC_PARAMS:-max_success=500}
 # name | file | perl substitution (one match required)
 mutants=(
   "no-purge-before-release|src/region/lifecycle.cc|s{  purge_caches\(ctx, r, -1\);  // the box leaves it, if it was the box.s region\n}{}"
-  "remote-free-not-counted|src/region/remote.cc|s{    r->remote_pending.fetch_add\(1, std::memory_order_relaxed\);\n}{}"
+  "remote-pending-not-reported|src/region/region.cc|s{  return region_remote_blocks\(r\);\n}{  return 0;\n}"
   # The seed's unchecked ULTRA free, on the one fast path: a double free of a 1024-byte
   # block with ULTRA on is no longer caught.
   "ultra-free-unchecked|src/front/hot.h|s{if \(HAK_UNLIKELY\(st.load\(std::memory_order_relaxed\) != kLive\)\)}{if (HAK_UNLIKELY(k != RegionKind::kUltra && st.load(std::memory_order_relaxed) != kLive))}"

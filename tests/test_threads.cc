@@ -201,9 +201,9 @@ TEST(Threads, ForkWhileOtherThreadsAllocate) {
 }
 
 namespace {
-// Block p as a remote free leaves it when its thread stops after counting it and before
-// pushing it (free_remote: kLive -> kRemote, remote_pending raised). The
-// destructor undoes both: in the parent that free never happened.
+// Block p as a remote free leaves it when its thread stops after its state step and
+// before pushing it (free_remote: kLive -> kRemote). The destructor undoes it: in the
+// parent that free never happened.
 class CaughtMidPush {
  public:
   explicit CaughtMidPush(void* p)
@@ -211,12 +211,8 @@ class CaughtMidPush {
         state_(hak::region_state(ss_, reinterpret_cast<uintptr_t>(p) - ss_->base())) {
     uint8_t live = hak::kLive;
     EXPECT_TRUE(state_.compare_exchange_strong(live, hak::kRemote));
-    ss_->remote_pending.fetch_add(1);
   }
-  ~CaughtMidPush() {
-    ss_->remote_pending.fetch_sub(1);
-    state_.store(hak::kLive);
-  }
+  ~CaughtMidPush() { state_.store(hak::kLive); }
   CaughtMidPush(const CaughtMidPush&) = delete;
   CaughtMidPush& operator=(const CaughtMidPush&) = delete;
 
@@ -272,9 +268,9 @@ TEST(Threads, ForkChildReleasesTheRegionsOfThreadsItLost) {
 }
 
 // The same race into the forking thread's own region: a thread the child lost had counted
-// its remote free of blocks[0] (remote bit, remote_pending) but not pushed it. The child
-// completes that free, so its own frees empty the region (without it, remote_pending stayed
-// 1 and the region was never empty again).
+// its remote free of blocks[0] (the kRemote state) but not pushed it. The child completes
+// that free, so its own frees empty the region (without it, active_local kept counting the
+// block and the region was never empty again).
 TEST(Threads, ForkChildCompletesAFreeCaughtMidPushIntoItsOwnRegion) {
   fresh_settings(1);
   constexpr size_t kSize = 3000;

@@ -133,8 +133,8 @@ TEST(Region, HeaderHotLinesAreApartAndOffPageOffsetZero) {
     EXPECT_EQ(line(f), 1u);
   EXPECT_EQ(line(&r->active_local), 2u);
   EXPECT_EQ(line(&r->spill), 2u);
-  EXPECT_EQ(line(&r->remote_pending), 4u);
   EXPECT_EQ(line(&r->remote_head), 4u);
+  EXPECT_EQ(line(&r->queue_next), 4u);
   EXPECT_NE(line(&r->active_local) / 2, line(&r->remote_head) / 2);
   region_release(r);
 }

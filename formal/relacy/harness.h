@@ -299,7 +299,7 @@ inline RegionCensus census(Region* r, const Context* owner) {
 
 // The region's books balance: `live` (block indices the program holds) are kLive and on no
 // free list; every other carved block is kFree and on exactly one free list; no block is
-// left kRemote; nothing is pending; the exact count holds.
+// left kRemote (nothing is pending); the exact count holds.
 inline void check_region(Region* r, const Context* owner, std::initializer_list<void*> live) {
   RegionCensus c = census(r, owner);
   bool is_live[RegionCensus::kMaxBlocks] = {};
@@ -319,19 +319,20 @@ inline void check_region(Region* r, const Context* owner, std::initializer_list<
       RL_ASSERT(state == kFree && c.on_free_lists[k] == 0);
     }
   }
-  RL_ASSERT(r->remote_pending.debug_value() == 0);
   RL_ASSERT(r->active_local.debug_value() == live.size());
   // Collected: the owner's region queue of the slot is empty too.
   if (owner) RL_ASSERT(owner->slots[r->slot].remote_regions.debug_value() == nullptr);
 }
 
-// At a stub unmap or decommit: the program holds no block of the region, no remote free
-// is counted pending, and the remote list is empty or closed (tagged). A push still in
-// flight would touch the region after this point: the poisoned header reports it.
+// At a stub unmap or decommit: the program holds no block of the region, no block is
+// kRemote (no remote free pending or on its way: active_local counted each until its
+// collection), and the remote list is empty or closed (tagged). A push still in flight
+// would touch the region after this point: the poisoned header reports it.
 inline void check_release(Region* r, bool unmap) {
   (void)unmap;
   RL_ASSERT(g_world.held[region_index(r)] == 0);
-  RL_ASSERT(r->remote_pending.debug_value() == 0);
+  for (unsigned k = 0; k < r->data_end / r->block_size; ++k)
+    RL_ASSERT(r->states()[k].debug_value() != kRemote);
   uintptr_t head = r->remote_head.debug_value();
   RL_ASSERT(head == 0 || head == kAbandonedTag);
 }

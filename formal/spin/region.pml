@@ -4,7 +4,7 @@
  *
  * Granularity. One Promela step per access to a location that another thread may access
  * at that moment in a conflicting way, in program order: remote_head (every load, store,
- * exchange, CAS), remote_pending (every load and fetch-op), owner (loads and stores), the
+ * exchange, CAS), owner (loads and stores), the
  * orphan lock, the mapping and the pages (region_create, region_release, os_decommit).
  * free_remote keeps every one of its atomic operations as a step, the alloc-bit
  * load and the remote-bit fetch_or / fetch_and included. Accesses only the running thread
@@ -78,7 +78,6 @@
 byte mem[NR];
 byte owner[NR];
 byte active_local[NR];
-byte remote_pending[NR];
 byte remote_head[NR];
 bit warm[NR];
 byte rlist[NR];
@@ -195,6 +194,10 @@ inline list_push(t, r, l) {
  * those of any slab, or a spill */
 #define SLAB_HAS_FREE(r, i) (loc[BLKOF(r, i)] == SLAB || loc[BLKOF(r, i)] == UNCARVED)
 #define HAS_SPILL(r) (loc[BLKOF(r, 0)] == SPILL || loc[BLKOF(r, 1)] == SPILL)
+/* region_pending / region_remote_blocks: the blocks in state kRemote (no counter keeps
+ * them); PENDING(r): those on its remote list (ghost) */
+#define NREMOTE(r) ((st[BLKOF(r, 0)] == ST_REMOTE) + (st[BLKOF(r, 1)] == ST_REMOTE))
+#define PENDING(r) ((loc[BLKOF(r, 0)] == RLIST) + (loc[BLKOF(r, 1)] == RLIST))
 #define HAS_FREE_SPACE(r) (SLAB_HAS_FREE(r, 0) || SLAB_HAS_FREE(r, 1) || HAS_SPILL(r))
 /* the lowest slab with a free list or uncarved blocks (ctz of the mask); NB if none */
 #define FIRST_FREE_SLAB(r) (SLAB_HAS_FREE(r, 0) -> 0 : (SLAB_HAS_FREE(r, 1) -> 1 : NB))
@@ -259,7 +262,7 @@ inline region_release(r) {
 }
 inline region_release_body(r) {
     HDR(r);
-    assert(nlive[r] == 0 && remote_pending[r] == 0 && inflight[r] == 0);
+    assert(nlive[r] == 0 && PENDING(r) == 0 && inflight[r] == 0);
     assert(!queued[r] && !qpush[r]);  /* on no queue, no push of it under way */
 #if defined(COVER)
     cov_released_remote = cov_released_remote || remote_freed[r];
@@ -277,7 +280,6 @@ inline region_release_body(r) {
     mem[r] = UNMAPPED;
     owner[r] = NOBODY;
     active_local[r] = 0;
-    remote_pending[r] = 0;
     remote_head[r] = 0;
     qnext[r] = 0;
     warm[r] = 0;
@@ -324,9 +326,9 @@ inline purge_caches(t, r, all, slab) {
 
 /* collect_queued: active_local.load() == 0 && !warm (owner-side) */
 #if defined(BUG_EMPTY_BY_ACTIVE)
-/* bug: the exact count active() = active_local - remote_pending taken for "empty": it is
- * exact only when no free is in flight */
-#define EMPTY_TEST(r) cempty = (active_local[r] - remote_pending[r] == 0 && !warm[r])
+/* bug: the exact count active() = active_local - region_pending (the kRemote blocks) taken
+ * for "empty": it is exact only when no free is in flight */
+#define EMPTY_TEST(r) cempty = (active_local[r] - NREMOTE(r) == 0 && !warm[r])
 #else
 #define EMPTY_TEST(r) cempty = (active_local[r] == 0 && !warm[r])
 #endif
@@ -360,15 +362,13 @@ inline region_collect(ct, r, h) {
   :: else -> break
   od;
   skip;  /* (a loop's exit may not jump into a d_step) */
-  /* region_collect: active_local.store(load - n) (owner-side), then
-   * remote_pending.fetch_sub(n) */
+  /* region_collect: active_local.store(load - n) (owner-side) */
   d_step {
     h = 0;
     if
     :: cn > 0 ->
        HDR(r);
-       active_local[r] = active_local[r] - cn;
-       remote_pending[r] = remote_pending[r] - cn
+       active_local[r] = active_local[r] - cn
     :: else -> skip
     fi;
     cn = 0;
@@ -953,7 +953,7 @@ inline region_queue_push(fr) {
           qhead[fqo] = fr + 1;
           qpush[fr] = 0;
           queued[fr] = 1;
-#if !defined(BUG_PENDING_AFTER_PUSH) && !defined(BUG_WRITE_AFTER_PUSH)
+#if !defined(BUG_WRITE_AFTER_PUSH)
           inflight[fr]--;
 #endif
           fq = 0
@@ -977,10 +977,6 @@ inline free_remote(t, fr, fb) {
      /* free_remote: st.compare_exchange_strong(kLive, kRemote) (the block is
       * live: the program frees it once) */
      d_step { HDR(fr); assert(st[fb] == ST_LIVE); st[fb] = ST_REMOTE }
-#if !defined(BUG_PENDING_AFTER_PUSH)
-     /* free_remote: remote_pending.fetch_add(1) */
-     d_step { HDR(fr); remote_pending[fr]++ }
-#endif
      /* free_remote: remote_head.load() */
      d_step { HDR(fr); fh = remote_head[fr] }
      do
@@ -1009,7 +1005,7 @@ inline free_remote(t, fr, fb) {
              :: fq -> assert(!queued[fr] && !qpush[fr]); qpush[fr] = 1
              :: else -> skip
              fi;
-#if !defined(BUG_PENDING_AFTER_PUSH) && !defined(BUG_WRITE_AFTER_PUSH)
+#if !defined(BUG_WRITE_AFTER_PUSH)
              if
              :: !fq -> inflight[fr]--  /* else after the region's push */
              :: else -> skip
@@ -1037,10 +1033,6 @@ inline free_remote(t, fr, fb) {
         :: fq -> region_queue_push(fr)
         :: else -> skip
         fi;
-#if defined(BUG_PENDING_AFTER_PUSH)
-        /* bug (a): counted after the push */
-        d_step { HDR(fr); remote_pending[fr]++; inflight[fr]-- }
-#endif
 #if defined(BUG_WRITE_AFTER_PUSH)
         /* bug (a'): the block written after the push (e.g. cleared) */
         d_step { BLK(fb); assert(loc[fb] == RLIST); link[fb] = 0; inflight[fr]-- }
@@ -1048,10 +1040,6 @@ inline free_remote(t, fr, fb) {
         break
      :: else -> skip
      fi;
-#if !defined(BUG_PENDING_AFTER_PUSH)
-     /* free_remote: remote_pending.fetch_sub(1) */
-     d_step { HDR(fr); remote_pending[fr]-- }
-#endif
      /* free_remote: st.store(kLive) (undone: the lock holder frees it) */
      d_step { HDR(fr); st[fb] = ST_LIVE; fh = 0 }
      free_abandoned(t, fr, fb);
@@ -1181,8 +1169,8 @@ inline context_exit(t) {
 
 /* ---------------------------------------------------------------------------------
  * SPEC section 1 and the data structures, at every quiescent point (no thread inside an
- * operation): every block in exactly one place, live = active_local - remote_pending,
- * pending = remote_pending = the list's length, one owner at a time, the warm counts. */
+ * operation): every block in exactly one place, live = active_local - pending, pending
+ * (the kRemote blocks) = the list's length, one owner at a time, the warm counts. */
 inline quiescent_check() {
   for (xi : 0 .. NR - 1) {
     xn = 0;  /* pending blocks */
@@ -1215,10 +1203,10 @@ inline quiescent_check() {
        /* on a purge list: owned, on one of its owner's lists */
        assert(!plisted[xi] || (owner[xi] != NOBODY &&
                                (rlist[xi] == L_PARTIAL || rlist[xi] == L_FULL)));
-       /* SPEC section 1: live = active_local - remote_pending */
-       xk = active_local[xi] - remote_pending[xi];
+       /* SPEC section 1: live = active_local - pending (region_pending: the kRemote blocks) */
+       xk = active_local[xi] - NREMOTE(xi);
        assert(xk == nlive[xi]);
-       assert(remote_pending[xi] == xn);
+       assert(NREMOTE(xi) == xn);
        /* the remote list holds exactly the pending blocks (no loss, no cycle) */
        xh = remote_head[xi];
        xk = 0;

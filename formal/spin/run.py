@@ -46,8 +46,6 @@ for w in (0, 1):
         RUNS["ltl-%s-w%d" % (prop.replace("_", "-"), w)] = (
             ["-DW=%d" % w], LIVENESS, LTL + [prop], "ok", "%s under weak fairness" % prop)
 RUNS.update({
-    "bug-pending-after-push": (["-DW=1", "-DBUG_PENDING_AFTER_PUSH"], SAFETY, [], "error",
-                               "(a) remote_pending counted after the push"),
     "bug-write-after-push": (["-DW=1", "-DBUG_WRITE_AFTER_PUSH"], SAFETY, [], "error",
                              "(a) the freer writes the block after the push"),
     "bug-abandon-no-tag": (["-DW=1", "-DBUG_ABANDON_NO_TAG"], SAFETY, [], "error",

@@ -70,8 +70,8 @@ HAK_INLINE void free_fast(void* p, const char* call) noexcept {
     if (HAK_UNLIKELY(next == nullptr)) return free_list_started(ctx, r);
     // active_local counts live blocks and pending remote frees alike: 0 means empty with
     // nothing on its way. A region emptied while remote frees are pending waits for the
-    // next collection point (SPEC section 3), so a local free never reads remote_pending,
-    // on the line remote freers write. One instruction counts and tests (OwnerCount).
+    // next collection point (SPEC section 3), so a local free never reads the remote line,
+    // which remote freers write. One instruction counts and tests (OwnerCount).
     if (HAK_UNLIKELY(r->active_local.decrement_is_zero())) region_check_empty(ctx, r);
     return;
   }

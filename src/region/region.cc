@@ -35,7 +35,6 @@ void init_layout(Region* r, unsigned slot) {
   r->owner.store(nullptr, std::memory_order_relaxed);
   r->spill = nullptr;
   r->local_head = &r->spill;
-  r->remote_pending.store(0, std::memory_order_relaxed);
   r->remote_head.store(0, std::memory_order_relaxed);
   r->queue_next.store(nullptr, std::memory_order_relaxed);
   r->next = r->prev = nullptr;
@@ -204,7 +203,7 @@ FreeBlock* region_carve_list(Region* r, unsigned slab, uint32_t max) noexcept {
 }
 
 uint32_t region_collect(Region* r, uintptr_t list) noexcept {
-  uint32_t n = 0, lost = 0;
+  uint32_t n = 0;
   for (FreeBlock* b = reinterpret_cast<FreeBlock*>(list & ~kAbandonedTag); b;) {
     FreeBlock* next = link_next(b);
     Atomic<uint8_t>& st = region_state(r, reinterpret_cast<uintptr_t>(b) - r->base());
@@ -214,16 +213,13 @@ uint32_t region_collect(Region* r, uintptr_t list) noexcept {
       ++n;
     } else {
       // The owner freed the block too, at the same time as the remote free (a racing double
-      // free): it is already in a free list, or live again. Not listed twice, not counted.
+      // free): it is already in a free list, or live again, and the owner's free counted
+      // it. Not listed twice, not counted twice.
       report_error("free", b, "double free (block freed by two threads at once)");
-      ++lost;
     }
     b = next;
   }
-  if (n + lost) {
-    r->active_local.store(r->active_local.load() - n);
-    r->remote_pending.fetch_sub(n + lost, std::memory_order_relaxed);
-  }
+  if (n) r->active_local.store(r->active_local.load() - n);
   return n;
 }
 
@@ -255,9 +251,29 @@ uint32_t region_rebuild(Region* r) noexcept {
   r->spill = nullptr;
   r->local_head = &r->spill;
   r->active_local.store(live);
-  r->remote_pending.store(0, std::memory_order_relaxed);
   r->remote_head.store(0, std::memory_order_relaxed);
   return live;
+}
+
+uint32_t region_remote_blocks(const Region* r) noexcept {
+  arith::BlockRange<NativeWord> blocks = arith::region_blocks<NativeWord>(*r);
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < kSlabsPerRegion; ++i) {
+    const SlabMeta& m = r->slabs[i];
+    // Only carved blocks can be kRemote.
+    for (uint32_t k = m.first; k < m.carve_next && k < blocks.end; ++k)
+      n += r->states()[k].load(std::memory_order_relaxed) == kRemote;
+  }
+  return n;
+}
+
+uint32_t region_pending(const Region* r) noexcept {
+  if ((r->remote_head.load(std::memory_order_relaxed) & ~kAbandonedTag) == 0) return 0;
+  return region_remote_blocks(r);
+}
+
+uint32_t Region::active() const {
+  return active_local.load() - region_pending(this);
 }
 
 const char* region_bad_reason(const Region* r, uintptr_t off) noexcept {

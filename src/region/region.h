@@ -16,7 +16,7 @@
 //             list until the owner collects it (kRemote -> kFree).
 // An entry of its own per block: a free writes one byte, no other block's state shares
 // the store, and a remote free is a single atomic step from live to freed.
-// Exact active count: active = active_local - remote_pending (docs/DESIGN.md section 2).
+// Exact active count: active = active_local - the kRemote blocks (docs/DESIGN.md section 2).
 // Uncarved blocks read as zero except in their partial first and last pages: a region is
 // mapped zeroed, and every reset that uncarves blocks gives back each whole page of them
 // (pages shared with a neighbour block or the header keep their bytes). calloc_mid relies
@@ -139,8 +139,7 @@ struct alignas(64) Region {
   RegionLink link;
 
   // --- line 4: written by remote frees ---
-  alignas(64) Atomic<uint32_t> remote_pending;
-  Atomic<uintptr_t> remote_head;
+  alignas(64) Atomic<uintptr_t> remote_head;
   // The link of the owner's region queue of this slot (context.cc): written by the
   // remote free that found remote_head empty, read by the owner that took the queue.
   Atomic<Region*> queue_next;
@@ -155,10 +154,9 @@ struct alignas(64) Region {
   uintptr_t base() const { return reinterpret_cast<uintptr_t>(this); }
   // The usable bytes of a block: the class size (block_size past it for C6 and C7).
   uint32_t usable() const { return static_cast<uint32_t>(class_size(cls)); }
-  uint32_t active() const {
-    // relaxed: a snapshot; exact whenever no free is in flight.
-    return active_local.load() - remote_pending.load(std::memory_order_relaxed);
-  }
+  // Live blocks (SPEC's live): active_local less the pending remote frees. A snapshot;
+  // exact whenever no free is in flight.
+  uint32_t active() const;
   bool has_free_space() const {
     return (slab_free_mask | slab_uncarved_mask) != 0 || spill != nullptr;
   }
@@ -358,6 +356,13 @@ HAK_INLINE void region_put(Region* r, void* p) noexcept {
 // Takes the remote list back into the slabs. Returns the number of blocks collected.
 // Caller is the owner, or holds the orphan lock for an ownerless region.
 uint32_t region_collect(Region* r, uintptr_t list) noexcept;
+// SPEC's pending count: the remote frees not yet collected, the blocks in state kRemote.
+// No counter keeps it (a locked add on every remote free cost bench_xthread 10-12%): a
+// scan of the state map, skipped while the remote list is empty (0 then, but for a push
+// under way). For inspect and statistics; the empty rule reads active_local alone.
+uint32_t region_pending(const Region* r) noexcept;
+// The blocks in state kRemote, whatever the remote list holds (the fork repair).
+uint32_t region_remote_blocks(const Region* r) noexcept;
 // A fork child's repair of a region whose owner did not survive the fork (and may have
 // stopped in the middle of any owner operation): the slab lists, live count and remote
 // state are rebuilt from the state map alone. A block is live when it is kLive (a

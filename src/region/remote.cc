@@ -69,9 +69,9 @@ void free_remote(Region* r, void* p, uintptr_t off, const char* call) noexcept {
       return report_error(call, p,
                           region_state_reason(r, off, "double free (block is not allocated)"));
     }
-    // Counted before the push, so remote_pending >= the list's length and the owner
-    // cannot release the region while this block is still on its way.
-    r->remote_pending.fetch_add(1, std::memory_order_relaxed);
+    // No count here: active_local still counts the block (the owner's count, only its
+    // collection takes it off), so the owner cannot find the region empty, nor release
+    // it, while the block is on its way.
     HAK_MEM_FREED(p, r->block_size);  // before the push: once pushed the owner may reuse it
     uintptr_t head = r->remote_head.load(std::memory_order_relaxed);
     while (!(head & kAbandonedTag)) {
@@ -90,7 +90,6 @@ void free_remote(Region* r, void* p, uintptr_t off, const char* call) noexcept {
     }
     // Abandoned: undone (the block is live again to the lock holder), then freed as its
     // owner would, under the orphan lock.
-    r->remote_pending.fetch_sub(1, std::memory_order_relaxed);
     HAK_MEM_ALLOCATED(p, r->usable());
     st.store(kLive, std::memory_order_relaxed);
     if (free_abandoned(r, p, off, call)) return;

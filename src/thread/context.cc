@@ -97,19 +97,19 @@ uint32_t remote_list_length(uintptr_t head) {
 }
 
 // A lost thread may also have stopped inside a remote free into a region that survives
-// (the forking thread's, or an abandoned one), after counting it in remote_pending and
-// before pushing it: the count would never drop and the region never be empty again. With
-// no other thread left every pending free is on the list, so a region whose count differs
-// is rebuilt from its state map, which completes that free.
+// (the forking thread's, or an abandoned one), after its block became kRemote and before
+// pushing it: no collection would ever find the block, active_local would never drop and
+// the region never be empty again. With no other thread left every pending free is on the
+// list, so a region with more kRemote blocks than its list holds is rebuilt from its state
+// map, which completes that free (a scan of the surviving regions' maps, in the child).
 void repair_surviving_regions() {
   SpinGuard g(orphan_lock());
   registry_for_each([&](uintptr_t base) {
     RegionKind k = region_kind_of(reinterpret_cast<void*>(base));
     if (!is_class_region(k)) return;  // class regions only
     Region* r = reinterpret_cast<Region*>(base);
-    uint32_t pending = r->remote_pending.load(std::memory_order_relaxed);
     uintptr_t head = r->remote_head.load(std::memory_order_relaxed);
-    if (pending == remote_list_length(head)) return;
+    if (region_remote_blocks(r) == remote_list_length(head)) return;
     Context* owner = r->owner.load(std::memory_order_relaxed);
     if (owner) {  // the forking thread's: its box may hold blocks the rebuild lists again
       if (owner->slots[r->slot].box_region == r) box_flush(owner, r->slot);
