@@ -54,8 +54,8 @@ RegionInfo describe(uintptr_t base) {
     info.cls = r->cls;
     info.block_size = r->usable();
     info.owner = owner_id(r->owner.load(std::memory_order_relaxed));
-    info.active = r->active();
     info.pending = region_pending(r);
+    info.active = r->active_local.load() - info.pending;  // Region::active, one scan
     info.serial = r->link.serial;
     info.warm = r->warm;
     info.abandoned = r->list == RegionList::kAbandoned;

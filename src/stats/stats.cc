@@ -99,12 +99,14 @@ StatsSnapshot stats_snapshot() noexcept {
     ++s.regions_live[static_cast<unsigned>(k)];
     if (k == RegionKind::kSuperSlab || k == RegionKind::kMid) {
       Region* r = reinterpret_cast<Region*>(base);
-      s.active_blocks[r->cls] += r->active();
-      s.bytes_in_blocks += uint64_t{r->active()} * r->usable();
+      uint32_t active = r->active();
+      s.active_blocks[r->cls] += active;
+      s.bytes_in_blocks += uint64_t{active} * r->usable();
     } else if (k == RegionKind::kUltra) {
       Region* r = reinterpret_cast<Region*>(base);
-      s.active_ultra += r->active();
-      s.bytes_in_blocks += uint64_t{r->active()} * r->usable();
+      uint32_t active = r->active();
+      s.active_ultra += active;
+      s.bytes_in_blocks += uint64_t{active} * r->usable();
     } else if (k == RegionKind::kLargeHead) {
       const LargeHeader* h = reinterpret_cast<const LargeHeader*>(base);
       s.bytes_in_blocks += h->user_bytes;
