@@ -311,17 +311,44 @@ TEST_F(Large, AssembledBlockTakesWholeResidentRegionsFirst) {
   hak_free(spacer3);
 }
 
+// Beyond the budget, freed runs wait out the purge delay only while their pages add up to
+// twice the budget at most: a program that frees most of its large blocks at once gets
+// their pages back at those frees, however long the delay (the 128-slot cache kept 580 MB
+// of bench large-churn-256 after its free-all). With no live block the budget is 8 MiB: of
+// twelve freed 3 MiB runs the newest keep their pages (8 MiB of budget, 16 of hold), the
+// oldest give them back at once.
+TEST_F(Large, FreedRunsFarBeyondTheBudgetGoBackAtOnce) {
+  if (RUNNING_ON_VALGRIND) GTEST_SKIP() << "Valgrind keeps its own pages";
+  set_delay(100000);  // the manual clock stands still: no run ages past the delay
+  hak::large_set_keep_committed(256 * kMiB);
+  std::vector<char*> v;
+  for (int i = 0; i < 12; ++i) v.push_back(written(3 * kMiB - 4096));  // 2 regions each
+  for (char* p : v) ASSERT_NE(p, nullptr);
+  std::vector<uintptr_t> runs;
+  for (char* p : v) runs.push_back(run_of(p));
+  for (char* p : v) hak_free(p);
+  size_t resident = 0;
+  for (uintptr_t r : runs) resident += resident_pages(r, 2 * kRegionSize);
+  EXPECT_LE(resident, (24 * kMiB + 3 * kMiB) / 4096) << "kept beyond the budget and the hold";
+  EXPECT_EQ(resident_pages(runs[0], 2 * kRegionSize), 0u) << "the oldest kept its pages";
+  EXPECT_GE(resident_pages(runs[11], 2 * kRegionSize), 3 * 256u) << "the newest lost its pages";
+}
+
 // A full cache unmaps the run with the fewest resident pages, not the oldest: a run freed
-// first with 3 MiB of pages outlives 70 later ones of 300 KiB, and a block of its size
+// first with 3 MiB of pages outlives 140 later ones of 300 KiB, and a block of its size
 // reuses it without a fault (the oldest, unmapped, made its 3 MiB fault in again).
 TEST_F(Large, FullCacheUnmapsTheRunWithTheFewestPages) {
-  set_delay(100000);  // the manual clock stands still: nothing is purged
+  set_delay(100000);  // the manual clock stands still
   hak::large_set_keep_committed(256 * kMiB);
+  // A live block whose pages make the budget 4 x 64 MiB: every freed run fits it, so none
+  // is purged (with no live block, those beyond 8 + 8 MiB would be: the budget and the hold).
+  char* live = written(64 * kMiB);
+  ASSERT_NE(live, nullptr);
   char* big = written(3 * kMiB);
   ASSERT_NE(big, nullptr);
   uintptr_t big_run = run_of(big);
   std::vector<char*> small;
-  for (int i = 0; i < 70; ++i) small.push_back(written(300 << 10));
+  for (int i = 0; i < 140; ++i) small.push_back(written(300 << 10));
   for (char* p : small) ASSERT_NE(p, nullptr);
   hak_free(big);
   for (char* p : small) hak_free(p);  // more than the cache holds
@@ -335,6 +362,7 @@ TEST_F(Large, FullCacheUnmapsTheRunWithTheFewestPages) {
     EXPECT_LT(after.ru_minflt - before.ru_minflt, 64) << "faulted in";
   }
   hak_free(p);
+  hak_free(live);
 }
 
 // calloc of a reused run that kept its pages reads zero on every page, whether the run is

@@ -2,6 +2,7 @@
 // fresh memory collects its slot's remote frees first, and that collection visits only the
 // regions that got remote frees since the last one, however many regions the slot has.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <vector>
@@ -147,8 +148,8 @@ TEST(Refill, FreesIntoAnotherOwnedRegionGoOnItsSpillAndComeBack) {
     EXPECT_EQ(hk::error_count(), errors + 1);
     EXPECT_EQ(active_blocks(hk::Kind::kMid, cls), blocks.size() - 2);
     blocks[0] = blocks[1] = nullptr;
-    // The fourth region is carved first, then the refill takes the spill, last freed
-    // first, before a fifth region.
+    // The refill takes the spill, last freed first, before the fourth region carves more
+    // (a mid slot: Refill.MidRefillTakesFreedBlocksBeforeCarving) and before a fifth region.
     bool got_x = false, got_y = false;
     for (size_t i = 0; i < 2 * blocks.size() && !(got_x && got_y); ++i) {
       void* p = hak_malloc(kBlock);
@@ -177,4 +178,36 @@ TEST(Refill, FreesIntoAnotherOwnedRegionGoOnItsSpillAndComeBack) {
     EXPECT_EQ(active_blocks(hk::Kind::kMid), 0u);
   }
   hk::context_exit(b);
+}
+
+// A mid block carved from the box's region faults in every page; one freed in another owned
+// region has them resident. A refill that would carve takes the freed ones first (here the
+// first region's spill): the block comes back resident (mincore, not a fault count: the
+// sanitizers' shadow pages fault too), and nothing is carved while a freed block waits.
+TEST(Refill, MidRefillTakesFreedBlocksBeforeCarving) {
+  fresh_settings(1);
+  hk::Context* a = hk::context_create();
+  std::vector<void*> blocks;
+  {
+    hk::Use use(a);
+    grow_to(blocks, 2);  // the box is in the second region, most of it uncarved
+    int cls = class_of(blocks[0]);
+    for (void* p : blocks) memset(p, 0x5a, kBlock);
+    void* x = blocks[1];  // of the first region (full): its free goes on that one's spill
+    hak_free(x);
+    void* p = hak_malloc(kBlock);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p, x) << "carved a fresh block while a freed one waited";
+    if (!RUNNING_ON_VALGRIND) {
+      std::vector<unsigned char> v(kBlock / 4096);
+      ASSERT_EQ(mincore(p, kBlock, v.data()), 0);
+      size_t resident = 0;
+      for (unsigned char c : v) resident += c & 1;
+      EXPECT_EQ(resident, v.size()) << "a block with pages to fault in";
+    }
+    blocks[1] = p;
+    EXPECT_EQ(count_regions(hk::Kind::kMid, cls), 2u);
+    for (void* b : blocks) hak_free(b);
+  }
+  hk::context_exit(a);
 }

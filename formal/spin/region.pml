@@ -763,6 +763,35 @@ inline box_set_region(t, r) {
   fi
 }
 
+/* src/thread/context.cc mid_freed_elsewhere: the box's region has no freed block left (no
+ * spill, no slab list: its next block would be carved, every page of a mid block faulted
+ * in), so a region on t's partial list other than it with freed blocks (a spill or a slab
+ * list) takes the box, one not warm first. The model's class is a mid one (one block per
+ * slab, as in the 256 KiB class). */
+inline mid_freed_elsewhere(t) {
+  if
+  :: qs[PART(t)] != 0 && qs[PART(t)] - 1 != box_region[t] &&
+     (HAS_SPILL(qs[PART(t)] - 1) || HAS_SLAB_LIST(qs[PART(t)] - 1)) ->
+     pick = qs[PART(t)] - 1
+  :: else -> skip
+  fi;
+  if
+  :: qs[PART(t) + 1] != 0 && qs[PART(t) + 1] - 1 != box_region[t] &&
+     (HAS_SPILL(qs[PART(t) + 1] - 1) || HAS_SLAB_LIST(qs[PART(t) + 1] - 1)) &&
+     (pick == NOBODY || (warm[pick] && !warm[qs[PART(t) + 1] - 1])) ->
+     pick = qs[PART(t) + 1] - 1
+  :: else -> skip
+  fi
+}
+/* context_ensure_slab's switch to that region: box_set_region, box_slab = the ctz of its
+ * slab_free_mask (0 with a spill alone: the refill takes the spill) */
+inline set_box_region_freed(t) {
+  assert(HAS_SPILL(pick) || HAS_SLAB_LIST(pick));
+  box_set_region(t, pick);
+  box_slab[t] = (loc[BLKOF(pick, 0)] == SLAB -> 0 : (loc[BLKOF(pick, 1)] == SLAB -> 1 : 0));
+  pick = 0;
+  ok = 1
+}
 /* src/thread/context.cc context_ensure_slab's owner-side part: keep the box's
  * region if it has a spill or its slab (or another) has a block, else relist it and pick a
  * partial region with free space, preferring one not warm (the box moves to it: an
@@ -771,9 +800,16 @@ inline box_set_region(t, r) {
  * free_list_started, and collection.) */
 inline ensure_decide(t) {
   ok = 0;
+  pick = NOBODY;
   if
   :: box_region[t] != NOBODY && HAS_SPILL(box_region[t]) -> ok = 1
-  :: box_region[t] != NOBODY && !HAS_SPILL(box_region[t]) ->
+  :: box_region[t] != NOBODY && !HAS_SPILL(box_region[t]) && !HAS_SLAB_LIST(box_region[t]) ->
+     mid_freed_elsewhere(t)
+  :: else -> skip
+  fi;
+  if
+  :: pick != NOBODY -> relist(t, box_region[t]); set_box_region_freed(t)
+  :: pick == NOBODY && box_region[t] != NOBODY && !HAS_SPILL(box_region[t]) ->
      if
      :: !SLAB_HAS_FREE(box_region[t], box_slab[t]) && HAS_FREE_SPACE(box_region[t]) ->
         box_slab[t] = FIRST_FREE_SLAB(box_region[t])

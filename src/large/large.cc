@@ -15,8 +15,9 @@ namespace hak {
 namespace {
 
 // Freed runs are cached for reuse (docs/DESIGN.md section 6), bounded in number and address
-// space; runs above kCacheMaxRun are unmapped at free.
-constexpr unsigned kCacheSlots = 64;
+// space; runs above kCacheMaxRun are unmapped at free. 64 slots unmapped a dirty run every
+// 400 operations of bench large-churn-256-t2 (its pages faulted in again; commit message).
+constexpr unsigned kCacheSlots = 128;
 constexpr size_t kCacheMaxBytes = size_t{1} << 30;
 constexpr size_t kCacheMaxRun = size_t{32} << 20;
 // calloc of a dirty run at least this big gives its pages back rather than clearing them.
@@ -24,9 +25,17 @@ constexpr size_t kCallocGiveBackMin = size_t{1} << 20;
 // The cached runs' pages kept committed whatever the purge delay, the most recently freed
 // first: 4 times the live large blocks' pages, within [kKeepMin, kKeepMax], for kKeepMs.
 // The others go back to the OS once unused for purge_delay_ms (0: at free). Measured on bench
-// large-churn (commit message): 2 times left one reuse in ten faulting its pages in.
+// large-churn (commit message): 2 times left one reuse in ten faulting its pages in. At most
+// 256 MiB, large-churn-256-t2 (880 MB of live blocks) decommitted 60-75 MB of runs in its
+// timed phase on a loaded machine (a slower churn outlives the delay), to fault them in again.
 constexpr size_t kKeepFactor = 4;
-constexpr size_t kKeepMin = size_t{8} << 20, kKeepMax = size_t{256} << 20;
+constexpr size_t kKeepMin = size_t{8} << 20, kKeepMax = size_t{512} << 20;
+// Beyond the budget, dirty runs wait out the purge delay while their pages add up to twice
+// the budget at most (kKeepMin at least; released class regions are not counted and wait
+// it out, as before): a program freeing most of its large blocks at once gives their pages
+// back at those frees (the slot limit did so before: with 128 slots and no such bound
+// bench large-churn-256 kept 580 MB after freeing everything, 42 MB with 64; once the
+// budget bounded it, --ws 16 faulted 22.5K pages in instead of 17.4K).
 // The budget's hold: a program that stopped making large blocks gets their pages back
 // (the budget kept up to 256 MiB until malloc_trim).
 // A churn reuses its runs within milliseconds (bench large-churn: about 10 us an op).
@@ -95,11 +104,13 @@ void remove_slot(unsigned i) {
 }
 
 // Under g_lock. Newest first, dirty runs keep their pages while they fit the budget (for
-// kKeepMs at most) or were freed less than purge_delay_ms ago (force: none is kept); the
-// others are taken out to be decommitted. `now`: read before the lock (unused with force).
+// kKeepMs at most) or were freed less than purge_delay_ms ago and fit the hold beyond it
+// (force: none is kept); the others are taken out to be decommitted. `now`: read before the lock
+// (unused with force).
 void purge_locked(bool force, uint64_t now, Deferred* d) {
   uint32_t delay = g_config.purge_delay_ms;
   size_t kept = 0, budget = keep_budget(), region_budget = keep_budget(false);
+  size_t held = 0, hold_max = 2 * budget > kKeepMin ? 2 * budget : kKeepMin;
   uint64_t next = UINT64_MAX;
   for (unsigned i = g_cached; i-- > 0;) {
     CachedRun& r = g_cache[i];
@@ -112,7 +123,8 @@ void purge_locked(bool force, uint64_t now, Deferred* d) {
         if (r.freed_ms + kKeepMs < next) next = r.freed_ms + kKeepMs;
         continue;
       }
-      if (age < delay) {
+      if (age < delay && (r.region || held + c <= hold_max)) {
+        if (!r.region) held += c;
         if (r.freed_ms + delay < next) next = r.freed_ms + delay;
         continue;
       }

@@ -2,7 +2,7 @@
 // its own run of regions. Freed runs are cached (merged with cached neighbours) and
 // reused by any request they can hold (split when bigger); their pages stay committed
 // within a budget of the most recently freed ones, and go back to the OS once unused
-// for purge_delay_ms beyond it (docs/DESIGN.md section 6).
+// for purge_delay_ms beyond it (at once past twice as many: docs/DESIGN.md section 6).
 #pragma once
 
 #include <cstddef>
