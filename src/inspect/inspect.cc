@@ -55,7 +55,7 @@ RegionInfo describe(uintptr_t base) {
     info.block_size = r->usable();
     info.owner = owner_id(r->owner.load(std::memory_order_relaxed));
     info.pending = region_pending(r);
-    info.active = r->active_local.load() - info.pending;  // Region::active, one scan
+    info.active = r->active(info.pending);  // one scan
     info.serial = r->link.serial;
     info.warm = r->warm;
     info.abandoned = r->list == RegionList::kAbandoned;

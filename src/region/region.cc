@@ -256,14 +256,10 @@ uint32_t region_rebuild(Region* r) noexcept {
 }
 
 uint32_t region_remote_blocks(const Region* r) noexcept {
-  arith::BlockRange<NativeWord> blocks = arith::region_blocks<NativeWord>(*r);
   uint32_t n = 0;
-  for (uint32_t i = 0; i < kSlabsPerRegion; ++i) {
-    const SlabMeta& m = r->slabs[i];
-    // Only carved blocks can be kRemote.
-    for (uint32_t k = m.first; k < m.carve_next && k < blocks.end; ++k)
+  for (const SlabMeta& m : r->slabs)  // only carved blocks can be kRemote
+    for (uint32_t k = m.first; k < m.carve_next; ++k)
       n += r->states()[k].load(std::memory_order_relaxed) == kRemote;
-  }
   return n;
 }
 
@@ -273,7 +269,7 @@ uint32_t region_pending(const Region* r) noexcept {
 }
 
 uint32_t Region::active() const {
-  return active_local.load() - region_pending(this);
+  return active(region_pending(this));
 }
 
 const char* region_bad_reason(const Region* r, uintptr_t off) noexcept {

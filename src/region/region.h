@@ -154,9 +154,10 @@ struct alignas(64) Region {
   uintptr_t base() const { return reinterpret_cast<uintptr_t>(this); }
   // The usable bytes of a block: the class size (block_size past it for C6 and C7).
   uint32_t usable() const { return static_cast<uint32_t>(class_size(cls)); }
-  // Live blocks (SPEC's live): active_local less the pending remote frees. A snapshot;
-  // exact whenever no free is in flight.
+  // Live blocks (SPEC's live): active_local less the pending remote frees (region_pending,
+  // or `pending` when the caller has it). A snapshot; exact whenever no free is in flight.
   uint32_t active() const;
+  uint32_t active(uint32_t pending) const { return active_local.load() - pending; }
   bool has_free_space() const {
     return (slab_free_mask | slab_uncarved_mask) != 0 || spill != nullptr;
   }
