@@ -96,6 +96,10 @@ bool os_move(void* from, size_t size, void* to) noexcept {
   return true;
 }
 
+bool os_resident(const void* p, size_t size, unsigned char* vec) noexcept {
+  return mincore(const_cast<void*>(p), size, vec) == 0;
+}
+
 void os_decommit(void* p, size_t size) noexcept {
   os().decommit(p, size);
   g_decommits.fetch_add(1, std::memory_order_relaxed);

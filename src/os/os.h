@@ -39,6 +39,10 @@ OsCounters os_counters() noexcept;
 void* os_map(size_t size, size_t align) noexcept;
 void os_unmap(void* p, size_t size) noexcept;
 void os_decommit(void* p, size_t size) noexcept;
+// Which pages of [p, p + size) are resident (mincore: bit 0 of vec[i] for page i; p is
+// page-aligned, vec has a byte per page). A query, not a change: no Os call. False if the
+// kernel refused (then nothing is known).
+bool os_resident(const void* p, size_t size, unsigned char* vec) noexcept;
 // Counted as an unmap of `from` (the destination was counted when mapped).
 bool os_move(void* from, size_t size, void* to) noexcept;
 

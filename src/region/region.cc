@@ -84,6 +84,33 @@ size_t written_bytes(const Region* r) {
   return end < kRegionSize ? end : kRegionSize;
 }
 
+// Makes the first `dirty` bytes of a region taken from the large-run cache read as zero.
+// Resident pages are cleared (cheaper than the faults that giving them back would cost at
+// the next carve); the others, which a block in the cached run never wrote (a large block
+// whose pages were not all touched) or which were swapped out, are given back, one call
+// per run of them, so the clear does not fault in pages nothing wrote.
+void clear_dirty(char* mem, size_t dirty) {
+  static_assert(kRegionSize / kPageSize <= 512);
+  unsigned char vec[kRegionSize / kPageSize];
+  size_t pages = (dirty + kPageSize - 1) / kPageSize;
+  if (!pages) return;
+  if (!os_resident(mem, pages * kPageSize, vec)) {
+    memset(mem, 0, dirty);
+    return;
+  }
+  for (size_t i = 0; i < pages;) {
+    size_t j = i;
+    bool resident = vec[i] & 1;
+    while (j < pages && bool(vec[j] & 1) == resident) ++j;
+    size_t from = i * kPageSize, to = j * kPageSize < dirty ? j * kPageSize : dirty;
+    if (resident)
+      memset(mem + from, 0, to - from);
+    else
+      os_decommit(mem + from, j * kPageSize - from);
+    i = j;
+  }
+}
+
 }  // namespace
 
 void region_reset(Region* r, bool decommit_pages) noexcept {
@@ -116,7 +143,7 @@ Region* region_create(unsigned slot) noexcept {
   void* mem = large_cache_take_region(&dirty);
   if (mem) {
     HAK_MEM_USABLE(mem, kRegionSize);  // kept inaccessible in the cache
-    memset(mem, 0, dirty);
+    clear_dirty(static_cast<char*>(mem), dirty);
     HAK_MEM_ZEROED(mem, kRegionSize);  // memcheck: defined, as fresh pages are
   } else {
     mem = os_map(kRegionSize, kRegionSize);
