@@ -728,30 +728,38 @@ TEST(Lifecycle, ReleasedMidRegionsAreReusedFromTheCache) {
   fresh_settings(1);
 }
 
-// A region taken from the cache is cleared where its last use wrote (resident, though not
-// carved): those pages count as touched and go back as carved ones do. A thread that maps
-// such a region for a few small blocks, frees them and exits kept about 2 MiB resident per
-// region (bench thread-churn: 7-13 MB 100 ms after the loop instead of 3.5).
 // A region taken from the large-run cache clears the pages the cached block wrote, and only
 // those: a large block whose pages were not all written (here its first only) leaves the
 // others unfaulted, and the region that takes its run does not fault them in to clear them
 // (region.cc clear_dirty: 512 resident pages without it, a few with it).
-TEST(Lifecycle, ARegionFromTheCacheFaultsInNoPageTheCachedBlockNeverWrote) {
-  fresh_settings(1);
-  ManualClock clock;
-  set_purge_delay(10);
+// A context mallocs a 3 MiB block, lets `write` write it, frees it (the run goes to the
+// large-run cache with its pages, for the purge delay) and exits. Returns the run's base.
+template <class Write>
+static uintptr_t cache_large_block(Write write) {
   constexpr size_t kLargeBlock = size_t{3} << 20;
   hk::Context* a = hk::context_create();
   uintptr_t run = 0;
   {
     hk::Use use(a);
     char* p = static_cast<char*>(hak_malloc(kLargeBlock));
-    ASSERT_NE(p, nullptr);
-    p[0] = 1;  // one page written of 768
-    run = reinterpret_cast<uintptr_t>(p) & ~(uintptr_t{2 << 20} - 1);
-    hak_free(p);  // cached, its pages kept for the delay
+    if (!p) {
+      ADD_FAILURE() << "malloc of the large block failed";
+    } else {
+      write(p, kLargeBlock);
+      run = reinterpret_cast<uintptr_t>(p) & ~(uintptr_t{2 << 20} - 1);
+      hak_free(p);
+    }
   }
   hk::context_exit(a);
+  return run;
+}
+
+TEST(Lifecycle, ARegionFromTheCacheFaultsInNoPageTheCachedBlockNeverWrote) {
+  fresh_settings(1);
+  ManualClock clock;
+  set_purge_delay(10);
+  uintptr_t run = cache_large_block([](char* p, size_t) { p[0] = 1; });  // 1 page of 768
+  ASSERT_NE(run, 0u);
   hk::Context* b = hk::context_create();
   {
     hk::Use use(b);
@@ -776,16 +784,10 @@ TEST(Lifecycle, ARegionFromTheCacheReadsZeroWhereTheCachedBlockWrote) {
   fresh_settings(1);
   ManualClock clock;
   set_purge_delay(10);
-  constexpr size_t kLargeBlock = size_t{3} << 20;
-  hk::Context* a = hk::context_create();
-  {
-    hk::Use use(a);
-    char* p = static_cast<char*>(hak_malloc(kLargeBlock));
-    ASSERT_NE(p, nullptr);
-    for (size_t off = 0; off < kLargeBlock; off += 2 * 4096) memset(p + off, 0x5a, 4096);
-    hak_free(p);
-  }
-  hk::context_exit(a);
+  ASSERT_NE(cache_large_block([](char* p, size_t bytes) {
+              for (size_t off = 0; off < bytes; off += 2 * 4096) memset(p + off, 0x5a, 4096);
+            }),
+            0u);
   hk::Context* b = hk::context_create();
   {
     hk::Use use(b);
@@ -802,6 +804,10 @@ TEST(Lifecycle, ARegionFromTheCacheReadsZeroWhereTheCachedBlockWrote) {
   hk::context_exit(b);
 }
 
+// A region taken from the cache is cleared where its last use wrote (resident, though not
+// carved): those pages count as touched and go back as carved ones do. A thread that maps
+// such a region for a few small blocks, frees them and exits kept about 2 MiB resident per
+// region (bench thread-churn: 7-13 MB 100 ms after the loop instead of 3.5).
 TEST(Lifecycle, ClearedPagesOfARegionFromTheCacheGoBack) {
   fresh_settings(1);
   ManualClock clock;

@@ -165,18 +165,26 @@ void fork_child() {
   }
 }
 
+// The first region of the slot's partial list that `want` takes, preferring one in use over
+// a warm one (so warm regions stay empty); nullptr if none.
+template <class Want>
+Region* pick_partial(SlotState& sl, Want want) {
+  Region* pick = nullptr;
+  for (Region* q = sl.partial; q; q = q->next) {
+    if (!want(q)) continue;
+    if (!pick || (pick->warm && !q->warm)) pick = q;
+    if (!pick->warm) break;
+  }
+  return pick;
+}
+
 // The box's region r of a mid slot has no freed block left, so its next block would be
 // carved from memory never touched (a fault for each of its pages, 16 to 64): a region on
 // the slot's partial list holding freed blocks (a spill or a slab list, their pages still
 // resident) serves first, one in use before a warm one; nullptr if none.
 Region* mid_freed_elsewhere(SlotState& sl, const Region* r) {
-  Region* pick = nullptr;
-  for (Region* q = sl.partial; q; q = q->next) {
-    if (q == r || (!q->spill && !q->slab_free_mask)) continue;
-    if (!pick || (pick->warm && !q->warm)) pick = q;
-    if (!pick->warm) break;
-  }
-  return pick;
+  return pick_partial(sl,
+                      [r](const Region* q) { return q != r && (q->spill || q->slab_free_mask); });
 }
 
 }  // namespace
@@ -208,13 +216,7 @@ bool context_ensure_slab(Context* ctx, unsigned slot) noexcept {
       if (region_slab_has_free(r, sl.box_slab)) return true;
       relist(sl, r);  // exhausted: to the full list (the box leaves it below)
     }
-    // Prefer a region in use over a warm one, so warm regions stay empty.
-    Region* pick = nullptr;
-    for (Region* r = sl.partial; r; r = r->next) {
-      if (!r->has_free_space()) continue;
-      if (!pick || (pick->warm && !r->warm)) pick = r;
-      if (!pick->warm) break;
-    }
+    Region* pick = pick_partial(sl, [](const Region* q) { return q->has_free_space(); });
     if (!pick) {
       pick = orphan_take(slot, ctx);
       if (!pick) {
