@@ -473,13 +473,17 @@ class Runner {
           break;
         }
         if (reinterpret_cast<uintptr_t>(q) == b.p) {
-          std::string e = model_.on_resize(b.p, n, hak_malloc_usable_size(q));
+          size_t usable = hak_malloc_usable_size(q);
+          std::string e = model_.on_resize(b.p, n, usable);
           if (!e.empty()) {
             fail(e);
             break;
           }
           if (!intact(b, std::min(n, b.size))) fail("realloc in place changed the contents");
           live_[i].size = n;
+          // A large block shrunk in place gave back its run's tail: a "tail" bad free of
+          // the old usable size could name a block mapped there since.
+          live_[i].usable = usable;
           fill(live_[i]);
           break;
         }
