@@ -30,12 +30,12 @@ for t in fuzz_ops fuzz_bad_free fuzz_api; do
   else
     python3 -m zipfile -e "$OUT/${t}_seed_corpus.zip" "$tmp/seeds/$t"
   fi
-  # The runner's defaults: the .options max_len, the dictionary, a 25 s timeout.
-  max_len=$(sed -n 's/^max_len *= *//p' "$OUT/$t.options")
+  # The runner's defaults: the flags of the copied .options, the dictionary, a 25 s timeout.
+  mapfile -t flags < <("$repo/fuzz/options-flags.sh" "$OUT/$t.options")
   # Regression inputs of open bugs are in the seed zip too; run only the corpus here.
   rm -f "$tmp/seeds/$t"/oom-* "$tmp/seeds/$t"/crash-* "$tmp/seeds/$t"/timeout-*
   if (cd "$OUT" && HAKMEM_FUZZ_TRACE_DIR="$tmp/run/$t" \
-        "./$t" -runs=100 -seed=1 -timeout=25 -max_len="$max_len" -dict="$t.dict" \
+        "./$t" -runs=100 -seed=1 -timeout=25 "${flags[@]}" -dict="$t.dict" \
         -artifact_prefix="$tmp/run/$t/" "$tmp/run/$t" "$tmp/seeds/$t" >"$tmp/$t.log" 2>&1); then
     echo "ok: $t ($(grep -c . "$tmp/$t.log") log lines, $(ls "$tmp/seeds/$t" | wc -l) seeds)"
   else

@@ -14,7 +14,17 @@ opts=()
 name=$(basename "$fuzzer")
 dir=$(dirname "$0")
 [ -f "$dir/$name.dict" ] && opts+=("-dict=$dir/$name.dict")
-max_len=$(sed -n 's/^max_len *= *//p' "$dir/$name.options" 2>/dev/null || true)
-[ -n "$max_len" ] && opts+=("-max_len=$max_len")
-exec "$fuzzer" "${opts[@]}" -runs="$runs" -seed="${SEED:-1}" -max_total_time="$seconds" -timeout=25 \
-  -print_final_stats=1 -artifact_prefix="$work/" "$work/new" "$corpus"
+mapfile -t flags < <("$dir/options-flags.sh" "$dir/$name.options")
+# Every setting of the .options file is a flag, and libFuzzer knows each one.
+keys=$(grep -c '^[a-z_]* *=' "$dir/$name.options" 2>/dev/null || true)
+if [ "${keys:-0}" != "${#flags[@]}" ]; then
+  echo "FAIL: $name.options has ${keys:-0} settings, options-flags.sh made ${#flags[@]} flags"; exit 1
+fi
+status=0
+"$fuzzer" "${opts[@]}" "${flags[@]}" -runs="$runs" -seed="${SEED:-1}" -max_total_time="$seconds" \
+  -timeout=25 -print_final_stats=1 -artifact_prefix="$work/" "$work/new" "$corpus" 2>&1 |
+  tee "$work/log" || status=1
+if grep -q "unrecognized flag" "$work/log"; then
+  echo "FAIL: libFuzzer does not know a flag of $name.options"; exit 1
+fi
+exit $status

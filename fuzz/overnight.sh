@@ -51,9 +51,10 @@ bin=$repo/$build/fuzz
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 
-max_len_of() { sed -n 's/^max_len *= *//p' "$repo/fuzz/$1.options"; }
 common_flags() {  # target
-  local f=(-max_len="$(max_len_of "$1")" -timeout=25 -rss_limit_mb=3072 -print_final_stats=1)
+  local f
+  mapfile -t f < <("$repo/fuzz/options-flags.sh" "$repo/fuzz/$1.options")
+  f+=(-timeout=25 -rss_limit_mb=3072 -print_final_stats=1)
   [ -f "$repo/fuzz/$1.dict" ] && f+=(-dict="$repo/fuzz/$1.dict")
   printf '%s\n' "${f[@]}"
 }
