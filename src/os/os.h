@@ -13,6 +13,8 @@ class Os {
   // Maps `size` bytes of fresh zeroed read-write memory aligned to `align` (a power of
   // two >= the page size). Returns nullptr on failure.
   virtual void* map(size_t size, size_t align) = 0;
+  // [p, p + size) is usable to the memory checker (hakmem undoes its poisoning first), as
+  // a fresh mapping is: an Os may hand the range out again as it is.
   virtual void unmap(void* p, size_t size) = 0;
   // Gives the pages back (RSS drops) but keeps the address range; it reads as zero after.
   virtual void decommit(void* p, size_t size) = 0;
