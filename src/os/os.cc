@@ -11,12 +11,11 @@
 namespace hak {
 namespace {
 
-// ASan builds: the shadow pages of a range leaving the process go back to the kernel
-// (they read as zero again, "addressable", as the range's shadow reads already by
-// Os::unmap's contract; a moved range's too). ASan keeps the shadow of unmapped memory resident,
-// and large runs cached at ever new addresses (fuzz_api's huge requests move the kernel's
-// placement) grew it without bound: 400 MB of shadow after 40 s of fuzz_api, out of memory after 5
-// minutes.
+// ASan builds: the shadow pages of a range leaving the process go back to the kernel.
+// They read as zero ("addressable") again, as that shadow already does by Os::unmap's
+// contract. ASan keeps the shadow of unmapped memory resident, and large runs cached at
+// ever new addresses (fuzz_api's huge requests move the kernel's placement) grew it
+// without bound: 400 MB after 40 s of fuzz_api, out of memory after 5 minutes.
 void forget_shadow([[maybe_unused]] void* p, [[maybe_unused]] size_t size) {
 #if defined(HAK_ASAN)
   size_t scale, offset;
