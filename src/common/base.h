@@ -11,6 +11,13 @@
 #define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define HAK_NOINLINE __attribute__((noinline))
 #define HAK_INLINE inline __attribute__((always_inline))
+// Not instrumented for fuzzing coverage (clang): scans the lockstep harnesses run after
+// every op, whose per-element comparison callbacks cost more than the scan itself.
+#if defined(__clang__)
+#define HAK_NO_COVERAGE __attribute__((no_sanitize("coverage")))
+#else
+#define HAK_NO_COVERAGE
+#endif
 #define HAK_COLD __attribute__((cold, noinline))
 
 namespace hak {
