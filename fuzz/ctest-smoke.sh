@@ -21,8 +21,11 @@ if [ "${keys:-0}" != "${#flags[@]}" ]; then
   echo "FAIL: $name.options has ${keys:-0} settings, options-flags.sh made ${#flags[@]} flags"; exit 1
 fi
 status=0
+# -rss_limit_mb as overnight.sh's (3072) plus a margin: a fresh-clone CI run once saw
+# fuzz_api's peak RSS at 3128 MB (an input with a calloc of 25.3 GB, just past RAM), which
+# neither that input alone nor five reruns of the smoke reproduced (fuzz/README.md).
 "$fuzzer" "${opts[@]}" "${flags[@]}" -runs="$runs" -seed="${SEED:-1}" -max_total_time="$seconds" \
-  -timeout=25 -print_final_stats=1 -artifact_prefix="$work/" "$work/new" "$corpus" 2>&1 |
+  -timeout=25 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$work/" "$work/new" "$corpus" 2>&1 |
   tee "$work/log" || status=1
 if grep -q "unrecognized flag" "$work/log"; then
   echo "FAIL: libFuzzer does not know a flag of $name.options"; exit 1
