@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "stats/stats.h"
 #include "support.h"
 
 namespace {
@@ -48,6 +49,10 @@ TEST(Ultra, OnEveryC7AllocationComesFromUltraAndV3MapsNoC7) {
     EXPECT_EQ(v3_c7(), 0u);
     EXPECT_EQ(ultra_segments(), 1u);
     EXPECT_EQ(active_blocks(hk::Kind::kUltra), v.size());
+    // The statistics count them as ULTRA blocks, not as blocks of class 7.
+    hak::StatsSnapshot st = hak::stats_snapshot();
+    EXPECT_EQ(st.active_ultra, v.size());
+    EXPECT_EQ(st.active_blocks[kC7], 0u);
     // Per-page counts add up to the segment's.
     auto rs = hk::regions();
     for (auto& r : rs)

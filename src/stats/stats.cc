@@ -97,15 +97,10 @@ StatsSnapshot stats_snapshot() noexcept {
   registry_for_each([&](uintptr_t base) {
     RegionKind k = region_kind_of(reinterpret_cast<void*>(base));
     ++s.regions_live[static_cast<unsigned>(k)];
-    if (k == RegionKind::kSuperSlab || k == RegionKind::kMid) {
+    if (is_class_region(k)) {
       Region* r = reinterpret_cast<Region*>(base);
       uint32_t active = r->active();
-      s.active_blocks[r->cls] += active;
-      s.bytes_in_blocks += uint64_t{active} * r->usable();
-    } else if (k == RegionKind::kUltra) {
-      Region* r = reinterpret_cast<Region*>(base);
-      uint32_t active = r->active();
-      s.active_ultra += active;
+      (k == RegionKind::kUltra ? s.active_ultra : s.active_blocks[r->cls]) += active;
       s.bytes_in_blocks += uint64_t{active} * r->usable();
     } else if (k == RegionKind::kLargeHead) {
       const LargeHeader* h = reinterpret_cast<const LargeHeader*>(base);
